@@ -1,0 +1,91 @@
+import os from "node:os";
+import { Host, type HostOptions } from "./host/host.js";
+import { describeError } from "./host/root.js";
+import { type Facts, SCHEMA_VERSION, type Snapshot, type SourceName } from "./snapshot.js";
+import { criSource } from "./sources/cri.js";
+import { filesystemsSource } from "./sources/filesystems.js";
+import { imageStoresSource } from "./sources/image-stores.js";
+import { kubeletConfigSource } from "./sources/kubelet-config.js";
+import { Absent, type CollectOptions, type SourceDefinition, type SourceResult } from "./sources/source.js";
+import { storageConfigSource } from "./sources/storage-config.js";
+import { TOOL_NAME, VERSION } from "./version.js";
+
+type AnySource = { [K in SourceName]: SourceDefinition<Facts, K> }[SourceName];
+
+/** Every source, in the order they appear in a snapshot. */
+export const SOURCES: AnySource[] = [
+  storageConfigSource as SourceDefinition<Facts, "storage-config">,
+  kubeletConfigSource as SourceDefinition<Facts, "kubelet-config">,
+  filesystemsSource as SourceDefinition<Facts, "filesystems">,
+  criSource as SourceDefinition<Facts, "cri">,
+  imageStoresSource as SourceDefinition<Facts, "image-stores">,
+];
+
+export interface CollectRequest extends Partial<CollectOptions> {
+  hostRoot: string;
+  procRoot?: string;
+  /** Node name override; DaemonSets pass spec.nodeName through NODE_NAME. */
+  nodeName?: string;
+  guardedStatMs?: number;
+}
+
+/** Runs every source at once; each has its own deadline and none can stop the others. */
+export async function collect(request: CollectRequest): Promise<Snapshot> {
+  const hostOptions: HostOptions = { root: request.hostRoot, procRoot: request.procRoot, guardedStatMs: request.guardedStatMs };
+  const host = new Host(hostOptions);
+  const options: CollectOptions = { criEndpoint: request.criEndpoint, criTimeoutMs: request.criTimeoutMs ?? 5000 };
+  const results = new Map<SourceName, Promise<SourceResult<unknown>>>();
+  const context = {
+    host,
+    options,
+    result: <K extends SourceName>(name: K) => results.get(name)! as Promise<SourceResult<Facts[K]>>,
+  };
+  for (const source of SOURCES) results.set(source.name, runSource(source, context));
+  const sources = Object.fromEntries(
+    await Promise.all(SOURCES.map(async (source) => [source.name, await results.get(source.name)!] as const)),
+  ) as Snapshot["sources"];
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    node: request.nodeName ?? (await nodeName(host)),
+    collectedAt: new Date().toISOString(),
+    tool: { name: TOOL_NAME, version: VERSION },
+    host: { root: host.root.root },
+    sources,
+  };
+}
+
+async function runSource<K extends SourceName>(
+  source: SourceDefinition<Facts, K>,
+  context: Parameters<SourceDefinition<Facts, K>["collect"]>[0],
+): Promise<SourceResult<Facts[K]>> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), source.deadlineMs);
+  });
+  try {
+    // Microtask hop so a source that throws synchronously is still caught below.
+    const outcome = await Promise.race([Promise.resolve().then(() => source.collect(context)), deadline]);
+    if (outcome === "timeout") {
+      return { status: "timeout", durationMs: elapsed(), error: `no result within ${source.deadlineMs} ms`, facts: null };
+    }
+    if (outcome instanceof Absent) return { status: "absent", durationMs: elapsed(), reason: outcome.reason, facts: null };
+    return { status: "ok", durationMs: elapsed(), facts: outcome };
+  } catch (error) {
+    return { status: "error", durationMs: elapsed(), error: describeError(error), facts: null };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function nodeName(host: Host): Promise<string> {
+  if (process.env.NODE_NAME) return process.env.NODE_NAME;
+  try {
+    const name = (await host.readText("/etc/hostname", 4096)).text.trim();
+    if (name) return name;
+  } catch {
+    // fall through
+  }
+  return host.root.isSystemRoot ? os.hostname() : "unknown";
+}

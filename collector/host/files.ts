@@ -1,0 +1,83 @@
+import { constants } from "node:fs";
+import { open, readdir } from "node:fs/promises";
+import path from "node:path";
+
+export interface BoundedText {
+  text: string;
+  bytes: number;
+  truncated: boolean;
+  /** True when the bytes were not valid UTF-8 (they were decoded with U+FFFD replacements). */
+  invalidUtf8: boolean;
+}
+
+export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads at most `maxBytes` of a regular file. Opening with O_NONBLOCK and checking the type
+ * before reading means a FIFO or device planted where a config file should be cannot block us.
+ */
+export async function readBoundedText(localPath: string | Buffer, maxBytes = DEFAULT_MAX_FILE_BYTES) {
+  const handle = await open(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw Object.assign(new Error(`not a regular file: ${String(localPath)}`), { code: "ENOTREG" });
+    }
+    const buffer = Buffer.alloc(Math.min(maxBytes, Math.max(info.size, 0)) + 1);
+    let bytes = 0;
+    while (bytes < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, bytes, buffer.length - bytes, bytes);
+      if (bytesRead === 0) break;
+      bytes += bytesRead;
+    }
+    const truncated = bytes > maxBytes;
+    const body = buffer.subarray(0, Math.min(bytes, maxBytes));
+    return decodeUtf8(body, truncated);
+  } finally {
+    await handle.close();
+  }
+}
+
+function decodeUtf8(body: Buffer, truncated: boolean): BoundedText {
+  let invalidUtf8 = false;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    invalidUtf8 = true;
+    text = new TextDecoder("utf-8").decode(body);
+  }
+  return { text, bytes: body.length, truncated, invalidUtf8 };
+}
+
+export interface DirEntryName {
+  /** Printable form: invalid UTF-8 bytes appear as \xNN. */
+  display: string;
+  /** The exact bytes, so a name that is not UTF-8 can still be opened. */
+  raw: Buffer;
+  isDirectory: boolean;
+}
+
+/** Lists a directory by raw names, sorted bytewise (the order Go's sort.Strings gives). */
+export async function listDirectory(localDir: string): Promise<DirEntryName[]> {
+  const entries = await readdir(localDir, { encoding: "buffer", withFileTypes: true });
+  return entries
+    .map((entry) => {
+      const raw = entry.name as unknown as Buffer;
+      return { raw, display: displayName(raw), isDirectory: entry.isDirectory() };
+    })
+    .sort((a, b) => Buffer.compare(a.raw, b.raw));
+}
+
+export function displayName(raw: Buffer): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch {
+    return [...raw].map((byte) => (byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`)).join("");
+  }
+}
+
+/** Joins a directory and a raw name, keeping the name's bytes intact. */
+export function joinRaw(dir: string, raw: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(path.join(dir, "/")), raw]);
+}

@@ -1,0 +1,179 @@
+import { DEFAULT_MAX_FILE_BYTES, readBoundedText } from "./files.js";
+import { type FsUsage, statPath, statPathGuarded } from "./fsstat.js";
+import {
+  findMount,
+  isReadOnly,
+  longestPrefixMount,
+  type MountEntry,
+  type MountTable,
+  mayHang,
+  readMountTable,
+} from "./mountinfo.js";
+import { listProcesses, type ProcessInfo } from "./proc.js";
+import { describeError, HostRoot } from "./root.js";
+
+export interface MountFact {
+  /** Host path of the mount point (mountinfo paths outside the host root are kept as read). */
+  mountPoint: string;
+  fstype: string;
+  source: string;
+  readOnly: boolean;
+  options: string[];
+}
+
+export type PathInspection =
+  | {
+      status: "ok";
+      /** Host path after following symlinks. */
+      resolved: string;
+      device: string;
+      isDirectory: boolean;
+      /** True when the path itself is the mount point of its filesystem. */
+      isMountPoint: boolean;
+      mount: MountFact | null;
+      usage: FsUsage;
+    }
+  | { status: "missing"; resolved: string; error: string }
+  | { status: "error"; error: string; code?: string }
+  | { status: "unresponsive"; mount: MountFact; error: string };
+
+export interface HostOptions {
+  root: string;
+  /** Where the host's /proc is; it is never taken from under the host root in a container. */
+  procRoot?: string;
+  /** Deadline for a stat that runs in a child process because its filesystem may hang. */
+  guardedStatMs?: number;
+}
+
+/** The host model: paths under the host root, its mount table and processes, safe stat. */
+export class Host {
+  readonly root: HostRoot;
+  readonly procRoot: string;
+  readonly guardedStatMs: number;
+  #mounts?: Promise<MountTable>;
+  #processes?: Promise<ProcessInfo[]>;
+
+  constructor(options: HostOptions) {
+    this.root = new HostRoot(options.root);
+    this.procRoot = options.procRoot ?? "/proc";
+    this.guardedStatMs = options.guardedStatMs ?? 2000;
+  }
+
+  mounts(): Promise<MountTable> {
+    this.#mounts ??= readMountTable(this.procRoot);
+    return this.#mounts;
+  }
+
+  processes(): Promise<ProcessInfo[]> {
+    this.#processes ??= listProcesses(this.procRoot);
+    return this.#processes;
+  }
+
+  /** Reads a host file (following symlinks inside the host root), bounded in size. */
+  async readText(hostPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES) {
+    const { local } = await this.root.resolve(hostPath);
+    return readBoundedText(local, maxBytes);
+  }
+
+  toMountFact(entry: MountEntry): MountFact {
+    return {
+      mountPoint: this.root.toHost(entry.mountPoint) ?? entry.mountPoint,
+      fstype: entry.fstype,
+      source: entry.source,
+      readOnly: isReadOnly(entry),
+      options: entry.options,
+    };
+  }
+
+  /**
+   * Where a host path lives: its device, mount, and usage. A path on a FUSE or network
+   * filesystem is only ever touched from a child process with a deadline.
+   */
+  async inspectPath(hostPath: string): Promise<PathInspection> {
+    let table: MountTable | undefined;
+    try {
+      table = await this.mounts();
+    } catch {
+      table = undefined; // without a mount table we still report device and usage
+    }
+    const lexical = this.#riskyMount(table, hostPath);
+    if (lexical) return this.#inspectGuarded(hostPath, this.root.local(hostPath), lexical);
+
+    let resolved: { host: string; local: string };
+    try {
+      resolved = await this.root.resolve(hostPath);
+    } catch (error) {
+      return { status: "error", error: describeError(error), code: (error as { code?: string }).code };
+    }
+    const risky = this.#riskyMount(table, resolved.host);
+    if (risky) return this.#inspectGuarded(resolved.host, resolved.local, risky);
+
+    try {
+      const info = await statPath(resolved.local);
+      return this.#located(table, resolved, info.device, info.isDirectory, info.usage);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "ENOENT" || code === "ENOTDIR") {
+        return { status: "missing", resolved: resolved.host, error: describeError(error) };
+      }
+      return { status: "error", error: describeError(error), code };
+    }
+  }
+
+  #riskyMount(table: MountTable | undefined, hostPath: string): MountEntry | undefined {
+    if (!table) return undefined;
+    const mount = longestPrefixMount(table.entries, this.#seenAs(hostPath));
+    return mount && mayHang(mount.fstype) ? mount : undefined;
+  }
+
+  #seenAs(hostPath: string): string[] {
+    const local = this.root.local(hostPath);
+    return local === hostPath ? [hostPath] : [local, hostPath];
+  }
+
+  async #inspectGuarded(hostPath: string, localPath: string, mount: MountEntry): Promise<PathInspection> {
+    const probe = await statPathGuarded(localPath, this.guardedStatMs);
+    if (probe.outcome === "timeout") {
+      return {
+        status: "unresponsive",
+        mount: this.toMountFact(mount),
+        error: `no answer from ${mount.fstype} filesystem within ${probe.afterMs} ms (stat of ${hostPath})`,
+      };
+    }
+    if (probe.outcome === "error") {
+      if (probe.code === "ENOENT" || probe.code === "ENOTDIR") {
+        return { status: "missing", resolved: hostPath, error: probe.message };
+      }
+      // ENOTCONN: the FUSE server died and left its mount behind.
+      return { status: "error", error: probe.message, code: probe.code };
+    }
+    const { stat } = probe;
+    return this.#located(
+      await this.mounts(),
+      { host: hostPath, local: localPath },
+      stat.device,
+      stat.isDirectory,
+      stat.usage,
+    );
+  }
+
+  #located(
+    table: MountTable | undefined,
+    resolved: { host: string; local: string },
+    device: string,
+    isDirectory: boolean,
+    usage: FsUsage,
+  ): PathInspection {
+    const seenAs = this.#seenAs(resolved.host);
+    const entry = table ? findMount(table, device, seenAs) : undefined;
+    return {
+      status: "ok",
+      resolved: resolved.host,
+      device,
+      isDirectory,
+      isMountPoint: entry !== undefined && seenAs.includes(entry.mountPoint),
+      mount: entry ? this.toMountFact(entry) : null,
+      usage,
+    };
+  }
+}

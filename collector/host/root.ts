@@ -1,0 +1,107 @@
+import { lstat, readlink } from "node:fs/promises";
+import path from "node:path";
+
+/** Linux gives up after 40 symlinks in one lookup (MAXSYMLINKS); so do we. */
+const MAX_SYMLINKS = 40;
+
+export interface ResolvedPath {
+  /** The path as the host sees it after following symlinks, e.g. /run/crio/crio.sock. */
+  host: string;
+  /** Where that path is on this machine: the host path joined under the host root. */
+  local: string;
+}
+
+/**
+ * The host's filesystem as seen from here: the node itself (root "/"), a container with the
+ * host mounted at /host, or a test's temporary tree. Every path a source reads is a host path
+ * and goes through this object, so an absolute symlink such as /var/run -> /run resolves inside
+ * the host tree and never escapes into the tool's own container.
+ */
+export class HostRoot {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  get isSystemRoot(): boolean {
+    return this.root === "/";
+  }
+
+  /** Joins a host path under the root without touching the filesystem. */
+  local(hostPath: string): string {
+    const normal = normalizeHostPath(hostPath);
+    return this.isSystemRoot ? normal : path.join(this.root, normal);
+  }
+
+  /** Turns a path on this machine back into a host path, or undefined when it is outside the root. */
+  toHost(localPath: string): string | undefined {
+    if (this.isSystemRoot) return localPath;
+    if (localPath === this.root) return "/";
+    if (localPath.startsWith(`${this.root}/`)) return localPath.slice(this.root.length);
+    return undefined;
+  }
+
+  /**
+   * Follows symlinks component by component as if the host root were "/" (like chroot or
+   * openat2's RESOLVE_IN_ROOT). `..` never climbs above the root. A missing component ends the
+   * walk: the rest of the path is kept as written, so callers can still report where it points.
+   * Throws an ELOOP error after 40 links, as the kernel does.
+   */
+  async resolve(hostPath: string): Promise<ResolvedPath> {
+    const pending = splitComponents(normalizeHostPath(hostPath));
+    const done: string[] = [];
+    let links = 0;
+    while (pending.length > 0) {
+      const name = pending.shift()!;
+      if (name === "..") {
+        done.pop();
+        continue;
+      }
+      const candidate = `/${[...done, name].join("/")}`;
+      let target: string | undefined;
+      try {
+        const info = await lstat(this.local(candidate));
+        if (info.isSymbolicLink()) target = await readlink(this.local(candidate));
+      } catch (error) {
+        if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) {
+          done.push(name, ...pending);
+          break;
+        }
+        throw error;
+      }
+      if (target === undefined) {
+        done.push(name);
+        continue;
+      }
+      links += 1;
+      if (links > MAX_SYMLINKS) {
+        throw Object.assign(new Error(`ELOOP: too many levels of symbolic links, resolving ${hostPath}`), {
+          code: "ELOOP",
+        });
+      }
+      if (target.startsWith("/")) done.length = 0;
+      pending.unshift(...splitComponents(target));
+    }
+    const host = `/${done.join("/")}`;
+    return { host, local: this.local(host) };
+  }
+}
+
+export function normalizeHostPath(hostPath: string): string {
+  return path.posix.normalize(`/${hostPath}`);
+}
+
+function splitComponents(p: string): string[] {
+  return p.split("/").filter((part) => part !== "" && part !== ".");
+}
+
+export function isErrno(error: unknown, code: string): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === code;
+}
+
+/** A one-line message for an fs error, without the stack. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,32 @@
+import type { CriFacts } from "./sources/cri.js";
+import type { FilesystemsFacts } from "./sources/filesystems.js";
+import type { ImageStoresFacts } from "./sources/image-stores.js";
+import type { KubeletConfigFacts } from "./sources/kubelet-config.js";
+import type { SourceResult } from "./sources/source.js";
+import type { StorageConfigFacts } from "./sources/storage-config.js";
+
+/** The facts each source contributes, by source name. */
+export interface Facts {
+  "storage-config": StorageConfigFacts;
+  "kubelet-config": KubeletConfigFacts;
+  filesystems: FilesystemsFacts;
+  cri: CriFacts;
+  "image-stores": ImageStoresFacts;
+}
+
+export type SourceName = keyof Facts;
+
+export const SCHEMA_VERSION = 1;
+
+/**
+ * The one contract between collecting and judging: everything checks may look at. It is plain
+ * JSON, so a snapshot taken on a node judges the same offline, from a file or a support bundle.
+ */
+export interface Snapshot {
+  schemaVersion: typeof SCHEMA_VERSION;
+  node: string;
+  collectedAt: string;
+  tool: { name: string; version: string };
+  host: { root: string };
+  sources: { [K in SourceName]: SourceResult<Facts[K]> };
+}

@@ -1,0 +1,326 @@
+import { access, constants, stat } from "node:fs/promises";
+import http from "node:http";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { runCommand } from "../host/exec.js";
+import type { Host } from "../host/host.js";
+import { describeError } from "../host/root.js";
+import { type CriFsUsage, type ImageFsInfo, parseCrictlImageFsInfo } from "./crictl-output.js";
+import type { KubeletConfigFacts } from "./kubelet-config.js";
+import { factsOf, type SourceDefinition } from "./source.js";
+import type { StorageConfigFacts } from "./storage-config.js";
+
+export interface EndpointAttempt {
+  /** As configured, e.g. unix:///var/run/crio/crio.sock. */
+  endpoint: string;
+  /** Why we tried it: the --cri-endpoint flag, the kubelet's setting, or a runtime default. */
+  reason: string;
+  status: "ok" | "missing" | "error" | "timeout";
+  error?: string;
+  latencyMs?: number;
+}
+
+export interface CriFilesystem extends CriFsUsage {
+  /** stat().dev of the mountpoint on the host, to compare with the configured stores. */
+  device: string | null;
+}
+
+export interface CrioInfo {
+  storageDriver: string | null;
+  storageRoot: string | null;
+  /** The image store CRI-O really uses (empty when it has none). */
+  storageImage: string | null;
+}
+
+export interface CriFacts {
+  attempts: EndpointAttempt[];
+  /** The endpoint that answered, and how we asked it. */
+  answeredBy: { endpoint: string; via: "grpc" | "crictl" } | null;
+  runtime: { name: string; version: string; apiVersion: string } | null;
+  imageFilesystems: CriFilesystem[];
+  containerFilesystems: CriFilesystem[];
+  crioInfo: CrioInfo | null;
+  crioInfoError?: string;
+}
+
+type Inputs = { "storage-config": StorageConfigFacts; "kubelet-config": KubeletConfigFacts; cri: CriFacts };
+
+const CRIO_SOCKETS = ["/var/run/crio/crio.sock", "/run/crio/crio.sock"];
+const CONTAINERD_SOCKET = "/run/containerd/containerd.sock";
+/** sun_path holds 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export const criSource: SourceDefinition<Inputs, "cri"> = {
+  name: "cri",
+  deadlineMs: 15_000,
+  async collect({ host, options, result }) {
+    const [storage, kubelet] = await Promise.all([result("storage-config"), result("kubelet-config")]);
+    const candidates = endpointCandidates(options.criEndpoint, factsOf(kubelet), factsOf(storage));
+    const facts: CriFacts = {
+      attempts: [],
+      answeredBy: null,
+      runtime: null,
+      imageFilesystems: [],
+      containerFilesystems: [],
+      crioInfo: null,
+    };
+    const tried = new Set<string>();
+    for (const candidate of candidates) {
+      const attempt = await askEndpoint(host, candidate, options.criTimeoutMs);
+      // /var/run is usually a link to /run: one socket, reached by two names.
+      if (attempt.socket && tried.has(attempt.socket)) continue;
+      if (attempt.socket) tried.add(attempt.socket);
+      facts.attempts.push(attempt.summary);
+      if (!attempt.answer) continue;
+      facts.answeredBy = { endpoint: candidate.endpoint, via: "grpc" };
+      facts.runtime = attempt.answer.runtime;
+      await fillFilesystems(host, facts, attempt.answer.fsInfo);
+      if (attempt.answer.runtime.name === "cri-o") await fillCrioInfo(facts, attempt.socket, options.criTimeoutMs);
+      return facts;
+    }
+    await tryCrictl(host, facts, candidates, options.criTimeoutMs);
+    return facts;
+  },
+};
+
+interface Candidate {
+  endpoint: string;
+  reason: string;
+}
+
+function endpointCandidates(
+  override: string | undefined,
+  kubelet: KubeletConfigFacts | undefined,
+  storage: StorageConfigFacts | undefined,
+): Candidate[] {
+  if (override) return [{ endpoint: override, reason: "--cri-endpoint" }];
+  const candidates: Candidate[] = [];
+  const kubeletEndpoint = kubelet?.containerRuntimeEndpoint;
+  if (kubeletEndpoint && kubeletEndpoint.from !== "default") {
+    candidates.push({ endpoint: kubeletEndpoint.value, reason: `kubelet containerRuntimeEndpoint (${kubeletEndpoint.from})` });
+  }
+  for (const socket of CRIO_SOCKETS) candidates.push({ endpoint: `unix://${socket}`, reason: "CRI-O default socket" });
+  const containerd = storage?.containerd?.address;
+  candidates.push({
+    endpoint: `unix://${containerd?.value ?? CONTAINERD_SOCKET}`,
+    reason: containerd && containerd.from !== "default" ? `containerd grpc.address (${containerd.from})` : "containerd default socket",
+  });
+  const seen = new Set<string>();
+  return candidates.filter((c) => !seen.has(c.endpoint) && seen.add(c.endpoint));
+}
+
+/** unix:///run/crio/crio.sock or a bare absolute path; other schemes are not CRI endpoints on Linux. */
+function socketPathOf(endpoint: string): string | undefined {
+  if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
+  if (endpoint.startsWith("/")) return endpoint;
+  return undefined;
+}
+
+interface Answer {
+  runtime: NonNullable<CriFacts["runtime"]>;
+  fsInfo: ImageFsInfo;
+}
+
+async function askEndpoint(
+  host: Host,
+  candidate: Candidate,
+  timeoutMs: number,
+): Promise<{ summary: EndpointAttempt; answer?: Answer; socket: string }> {
+  const base = { endpoint: candidate.endpoint, reason: candidate.reason };
+  const hostSocket = socketPathOf(candidate.endpoint);
+  if (!hostSocket) {
+    return { summary: { ...base, status: "error", error: "only unix:// endpoints are supported" }, socket: "" };
+  }
+  let socket: string;
+  try {
+    socket = (await host.root.resolve(hostSocket)).local;
+    const info = await stat(socket);
+    if (!info.isSocket()) return { summary: { ...base, status: "error", error: "not a socket" }, socket };
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") {
+      return { summary: { ...base, status: "missing", error: `no socket at ${hostSocket}` }, socket: "" };
+    }
+    return { summary: { ...base, status: "error", error: describeError(error) }, socket: "" };
+  }
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+    return { summary: { ...base, status: "error", error: `socket path longer than ${MAX_SOCKET_PATH} bytes: ${socket}` }, socket };
+  }
+  const started = performance.now();
+  try {
+    const answer = await callCri(socket, timeoutMs);
+    return { summary: { ...base, status: "ok", latencyMs: Math.round(performance.now() - started) }, answer, socket };
+  } catch (error) {
+    const timedOut = (error as { code?: number }).code === grpc.status.DEADLINE_EXCEEDED;
+    const latencyMs = Math.round(performance.now() - started);
+    return { summary: { ...base, status: timedOut ? "timeout" : "error", error: describeError(error), latencyMs }, socket };
+  }
+}
+
+type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: unknown) => void) => void;
+type ServiceClient = grpc.Client & Record<string, Unary>;
+
+let packageDefinition: grpc.GrpcObject | undefined;
+
+function criPackage(): grpc.GrpcObject {
+  if (!packageDefinition) {
+    const protoPath = fileURLToPath(new URL("./cri-api.proto", import.meta.url));
+    const definition = protoLoader.loadSync(protoPath, { longs: String, defaults: true, keepCase: false });
+    packageDefinition = grpc.loadPackageDefinition(definition);
+  }
+  return packageDefinition;
+}
+
+async function callCri(socket: string, timeoutMs: number): Promise<Answer> {
+  const v1 = (criPackage().runtime as grpc.GrpcObject).v1 as grpc.GrpcObject;
+  const RuntimeService = v1.RuntimeService as unknown as new (address: string, credentials: grpc.ChannelCredentials) => ServiceClient;
+  const ImageService = v1.ImageService as unknown as new (address: string, credentials: grpc.ChannelCredentials) => ServiceClient;
+  const address = `unix:${socket}`;
+  const credentials = grpc.credentials.createInsecure();
+  const runtimeClient = new RuntimeService(address, credentials);
+  const imageClient = new ImageService(address, credentials);
+  const deadline = () => ({ deadline: new Date(Date.now() + timeoutMs) });
+  const call = <T>(client: ServiceClient, method: string, request: object) =>
+    new Promise<T>((resolve, reject) => {
+      client[method]!(request, deadline(), (error, response) => (error ? reject(error) : resolve(response as T)));
+    });
+  try {
+    const version = await call<{ runtimeName: string; runtimeVersion: string; runtimeApiVersion: string }>(
+      runtimeClient,
+      "Version",
+      { version: "v1" },
+    );
+    const fsInfo = await call<{ imageFilesystems: GrpcUsage[]; containerFilesystems: GrpcUsage[] }>(
+      imageClient,
+      "ImageFsInfo",
+      {},
+    );
+    return {
+      runtime: { name: version.runtimeName, version: version.runtimeVersion, apiVersion: version.runtimeApiVersion },
+      fsInfo: {
+        imageFilesystems: fsInfo.imageFilesystems.map(fromGrpc),
+        containerFilesystems: fsInfo.containerFilesystems.map(fromGrpc),
+      },
+    };
+  } finally {
+    runtimeClient.close();
+    imageClient.close();
+  }
+}
+
+interface GrpcUsage {
+  timestamp: string;
+  fsId?: { mountpoint: string } | null;
+  usedBytes?: { value: string } | null;
+  inodesUsed?: { value: string } | null;
+}
+
+function fromGrpc(usage: GrpcUsage): CriFsUsage {
+  return {
+    mountpoint: usage.fsId?.mountpoint ?? "",
+    usedBytes: usage.usedBytes ? Number(usage.usedBytes.value) : null,
+    inodesUsed: usage.inodesUsed ? Number(usage.inodesUsed.value) : null,
+    timestamp: usage.timestamp,
+  };
+}
+
+async function fillFilesystems(host: Host, facts: CriFacts, info: ImageFsInfo): Promise<void> {
+  const withDevice = async (usage: CriFsUsage): Promise<CriFilesystem> => {
+    if (!usage.mountpoint) return { ...usage, device: null };
+    const inspection = await host.inspectPath(usage.mountpoint);
+    return { ...usage, device: inspection.status === "ok" ? inspection.device : null };
+  };
+  facts.imageFilesystems = await Promise.all(info.imageFilesystems.map(withDevice));
+  facts.containerFilesystems = await Promise.all(info.containerFilesystems.map(withDevice));
+}
+
+/** CRI-O answers plain HTTP on its CRI socket: GET /info gives the storage it really uses (server/inspect.go). */
+async function fillCrioInfo(facts: CriFacts, socket: string, timeoutMs: number): Promise<void> {
+  try {
+    const body = await httpGetOverSocket(socket, "/info", timeoutMs);
+    const info = JSON.parse(body) as Record<string, unknown>;
+    const text = (key: string) => (typeof info[key] === "string" ? (info[key] as string) : null);
+    facts.crioInfo = { storageDriver: text("storage_driver"), storageRoot: text("storage_root"), storageImage: text("storage_image") };
+  } catch (error) {
+    facts.crioInfoError = describeError(error);
+  }
+}
+
+export function httpGetOverSocket(socket: string, path: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ socketPath: socket, path, headers: { Host: "localhost" }, timeout: timeoutMs }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        reject(new Error(`GET ${path} answered ${response.statusCode}`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > 1024 * 1024) request.destroy(new Error(`GET ${path}: answer larger than 1 MiB`));
+        else chunks.push(chunk);
+      });
+      response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    });
+    request.on("timeout", () => request.destroy(new Error(`GET ${path}: no answer within ${timeoutMs} ms`)));
+    request.on("error", reject);
+  });
+}
+
+const CRICTL_PATHS = ["/usr/bin/crictl", "/usr/local/bin/crictl"];
+
+/**
+ * When no socket answered over gRPC (an old runtime that only speaks v1alpha2, say), crictl may
+ * still get through: it negotiates the API version itself.
+ */
+async function tryCrictl(host: Host, facts: CriFacts, candidates: Candidate[], timeoutMs: number): Promise<void> {
+  const crictl = await findExecutable(host);
+  if (!crictl) return;
+  for (const candidate of candidates) {
+    const attempt = facts.attempts.find((a) => a.endpoint === candidate.endpoint);
+    const hostSocket = socketPathOf(candidate.endpoint);
+    if (!hostSocket || attempt?.status === "missing") continue;
+    const socket = (await host.root.resolve(hostSocket)).local;
+    const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+    const run = await runCommand(
+      crictl,
+      ["--runtime-endpoint", `unix://${socket}`, "--image-endpoint", `unix://${socket}`, "--timeout", `${seconds}s`, "imagefsinfo", "-o", "json"],
+      { timeoutMs: timeoutMs + 1000 },
+    );
+    const summary: EndpointAttempt = { endpoint: candidate.endpoint, reason: `crictl (${crictl})`, status: "error" };
+    facts.attempts.push(summary);
+    if (run.outcome === "timeout") {
+      summary.status = "timeout";
+      summary.error = `crictl gave no answer within ${run.afterMs} ms`;
+      continue;
+    }
+    if (run.outcome !== "ok") {
+      summary.error = run.outcome === "missing" ? run.message : `${run.message}: ${run.stderr.trim()}`;
+      continue;
+    }
+    try {
+      await fillFilesystems(host, facts, parseCrictlImageFsInfo(run.stdout));
+      summary.status = "ok";
+      delete summary.error;
+      facts.answeredBy = { endpoint: candidate.endpoint, via: "crictl" };
+      return;
+    } catch (error) {
+      summary.error = `could not parse crictl output: ${describeError(error)}`;
+    }
+  }
+}
+
+async function findExecutable(host: Host): Promise<string | undefined> {
+  // A host binary only runs here when we are on the host itself.
+  const paths = host.root.isSystemRoot ? CRICTL_PATHS : [];
+  for (const candidate of paths) {
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,176 @@
+import { access, readdir } from "node:fs/promises";
+import path from "node:path";
+import type { Host } from "../host/host.js";
+import { isWithin } from "../host/mountinfo.js";
+import { describeError, isErrno } from "../host/root.js";
+import { decideRuntime } from "./filesystems.js";
+import type { KubeletConfigFacts } from "./kubelet-config.js";
+import { Absent, factsOf, type SourceDefinition } from "./source.js";
+import type { StorageConfigFacts } from "./storage-config.js";
+
+export type StoreRole = "graphroot" | "imagestore" | "additional-image-store" | "unconfigured";
+
+export interface MetadataFile {
+  status: "ok" | "missing" | "error";
+  error?: string;
+  count: number;
+}
+
+export interface ImageStoreFact {
+  /** Store root (host path), e.g. /var/lib/containers/storage. */
+  path: string;
+  role: StoreRole;
+  /** `<driver>-images/images.json`: image records. */
+  images: MetadataFile & { names: string[] };
+  /** `<driver>-layers/layers.json`: layer records and the bytes they account for. */
+  layers: MetadataFile & { bytes: number };
+}
+
+export interface ImageStoresFacts {
+  driver: string;
+  stores: ImageStoreFact[];
+  /** Directories searched for image stores nobody configures any more. */
+  searched: string[];
+}
+
+type Inputs = { "storage-config": StorageConfigFacts; "kubelet-config": KubeletConfigFacts; "image-stores": ImageStoresFacts };
+
+const MAX_METADATA_BYTES = 64 * 1024 * 1024;
+const MAX_NAMES = 10;
+/** Children of a mount point checked for a store one level down (e.g. /var/lib/images/storage). */
+const MAX_CHILDREN = 50;
+
+export const imageStoresSource: SourceDefinition<Inputs, "image-stores"> = {
+  name: "image-stores",
+  deadlineMs: 10_000,
+  async collect({ host, result }) {
+    const [storage, kubelet] = await Promise.all([result("storage-config"), result("kubelet-config")]);
+    const facts = factsOf(storage);
+    if (!facts) return new Absent("storage configuration unavailable");
+    if (decideRuntime(storage, kubelet).kind === "containerd") {
+      return new Absent("containerd keeps images in its content store, not in containers/storage");
+    }
+    const cs = facts.containersStorage;
+    const driver = cs.driver.value || "overlay";
+    const configured: { path: string; role: StoreRole }[] = [{ path: cs.graphroot.value, role: "graphroot" }];
+    if (cs.imagestore.value) configured.push({ path: cs.imagestore.value, role: "imagestore" });
+    for (const store of cs.additionalImageStores.value) configured.push({ path: store, role: "additional-image-store" });
+
+    const { candidates, searched } = await findUnconfiguredStores(host, driver, configured.map((s) => s.path));
+    const all = [...configured, ...candidates.map((p) => ({ path: p, role: "unconfigured" as const }))];
+    const stores = await Promise.all(all.map((store) => readStore(host, driver, store.path, store.role)));
+    return { driver, stores, searched };
+  },
+};
+
+async function readStore(host: Host, driver: string, storePath: string, role: StoreRole): Promise<ImageStoreFact> {
+  const images = await readJsonArray(host, path.posix.join(storePath, `${driver}-images`, "images.json"));
+  const layers = await readJsonArray(host, path.posix.join(storePath, `${driver}-layers`, "layers.json"));
+  return {
+    path: storePath,
+    role,
+    images: { ...images.file, names: imageNames(images.records) },
+    layers: { ...layers.file, bytes: layerBytes(layers.records) },
+  };
+}
+
+type JsonRecord = Record<string, unknown>;
+
+async function readJsonArray(host: Host, hostPath: string): Promise<{ file: MetadataFile; records: JsonRecord[] }> {
+  let text: string;
+  try {
+    const read = await host.readText(hostPath, MAX_METADATA_BYTES);
+    if (read.truncated) {
+      return { file: { status: "error", error: `${hostPath} is larger than ${MAX_METADATA_BYTES} bytes`, count: 0 }, records: [] };
+    }
+    text = read.text;
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return { file: { status: "missing", count: 0 }, records: [] };
+    return { file: { status: "error", error: describeError(error), count: 0 }, records: [] };
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (!Array.isArray(parsed)) throw new Error("expected a JSON array");
+    const records = parsed.filter((item): item is JsonRecord => typeof item === "object" && item !== null);
+    return { file: { status: "ok", count: records.length }, records };
+  } catch (error) {
+    return { file: { status: "error", error: `${hostPath}: ${describeError(error)}`, count: 0 }, records: [] };
+  }
+}
+
+function imageNames(records: JsonRecord[]): string[] {
+  const names: string[] = [];
+  for (const record of records) {
+    const recordNames = Array.isArray(record.names) ? record.names : [];
+    names.push(typeof recordNames[0] === "string" ? recordNames[0] : String(record.id ?? "").slice(0, 12));
+    if (names.length >= MAX_NAMES) break;
+  }
+  return names;
+}
+
+/** Uncompressed size when containers/storage knows it (-1 for lazily pulled layers), else compressed. */
+function layerBytes(records: JsonRecord[]): number {
+  let total = 0;
+  for (const record of records) {
+    const diff = Number(record["diff-size"]);
+    const compressed = Number(record["compressed-size"]);
+    if (Number.isFinite(diff) && diff > 0) total += diff;
+    else if (Number.isFinite(compressed) && compressed > 0) total += compressed;
+  }
+  return total;
+}
+
+/**
+ * Looks for `<driver>-images/images.json` at the mount point of each disk-backed filesystem and
+ * one directory below it: the usual places for an image store left behind when imagestore was
+ * turned off or moved.
+ */
+async function findUnconfiguredStores(host: Host, driver: string, configured: string[]) {
+  const searched: string[] = [];
+  const candidates: string[] = [];
+  let mounts: Awaited<ReturnType<Host["mounts"]>>;
+  try {
+    mounts = await host.mounts();
+  } catch {
+    return { candidates, searched };
+  }
+  const roots = new Set<string>();
+  for (const entry of mounts.entries) {
+    if (!entry.source.startsWith("/dev/")) continue;
+    const hostPath = host.root.toHost(entry.mountPoint);
+    if (!hostPath || hostPath === "/" || isWithin(hostPath, "/boot")) continue;
+    roots.add(hostPath);
+  }
+  const isConfigured = (p: string) => configured.some((c) => path.posix.normalize(c) === p);
+  for (const root of [...roots].sort()) {
+    searched.push(root);
+    const places = [root, ...(await childDirectories(host, root))];
+    for (const place of places) {
+      if (isConfigured(place) || candidates.includes(place)) continue;
+      if (await hasImagesJson(host, place, driver)) candidates.push(place);
+    }
+  }
+  return { candidates, searched };
+}
+
+async function childDirectories(host: Host, hostDir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(host.root.local(hostDir), { withFileTypes: true });
+    return entries
+      .filter((e) => e.isDirectory())
+      .slice(0, MAX_CHILDREN)
+      .map((e) => path.posix.join(hostDir, e.name));
+  } catch {
+    return [];
+  }
+}
+
+/** Only disk-backed mounts are searched, so a plain access() cannot hang on a dead server. */
+async function hasImagesJson(host: Host, storePath: string, driver: string): Promise<boolean> {
+  try {
+    await access(host.root.local(path.posix.join(storePath, `${driver}-images`, "images.json")));
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,426 @@
+import { access, readdir } from "node:fs/promises";
+import path from "node:path";
+import type { Host } from "../host/host.js";
+import { findProcess, flagValue, flagValues, type ProcessInfo, readEnvironment } from "../host/proc.js";
+import {
+  type ConfigFileFact,
+  type LoadedConfig,
+  loadDropIns,
+  loadToml,
+  stringList,
+  stringValue,
+  type Table,
+  table,
+} from "./config-files.js";
+import type { SourceDefinition } from "./source.js";
+
+/** A resolved setting and where its value came from: a host file path, a flag, or "default". */
+export interface Setting<T> {
+  value: T;
+  from: string;
+}
+
+export interface LayerStoreEntry {
+  /** The entry as written, e.g. "/var/lib/stargz-store/store:ref". */
+  raw: string;
+  path: string;
+  /** The ":ref" suffix: layers are looked up under base64(image reference)/. */
+  ref: boolean;
+  /** Suffixes other than "ref", which containers/storage rejects. */
+  unknownOptions: string[];
+}
+
+/** The containers/storage settings CRI-O (and podman as root) really use. */
+export interface ContainersStorageFacts {
+  /** The storage.conf that was read, or null when none exists and built-in defaults apply. */
+  storageConf: string | null;
+  driver: Setting<string>;
+  graphroot: Setting<string>;
+  runroot: Setting<string>;
+  imagestore: Setting<string | null>;
+  transientStore: Setting<boolean>;
+  /** Driver options that decide the additional stores (CRI-O's storage_option replaces the list). */
+  driverOptions: Setting<string[]>;
+  additionalImageStores: Setting<string[]>;
+  additionalLayerStores: Setting<LayerStoreEntry[]>;
+  pullOptions: Setting<Record<string, string>>;
+}
+
+export interface ProcessFact {
+  pid: number;
+  argv: string[];
+}
+
+export interface ContainerdFacts {
+  process: ProcessFact | null;
+  configPath: string;
+  configVersion: number;
+  root: Setting<string>;
+  state: Setting<string>;
+  address: Setting<string>;
+  snapshotter: Setting<string>;
+  /** The directory containerd reports as its image filesystem in ImageFsInfo. */
+  snapshotterRoot: Setting<string>;
+}
+
+export interface StorageConfigFacts {
+  /** Every configuration file consulted, in the order it was applied. */
+  files: ConfigFileFact[];
+  runtimeGuess: { kind: "crio" | "containerd" | "unknown"; evidence: string };
+  crioProcess: ProcessFact | null;
+  containersStorage: ContainersStorageFacts;
+  registries: { authHelper: Setting<string | null> };
+  containerd: ContainerdFacts | null;
+}
+
+const STORAGE_DEFAULTS = {
+  driver: "overlay",
+  graphroot: "/var/lib/containers/storage",
+  runroot: "/run/containers/storage",
+};
+
+export const storageConfigSource: SourceDefinition<{ "storage-config": StorageConfigFacts }, "storage-config"> = {
+  name: "storage-config",
+  deadlineMs: 5000,
+  async collect({ host }) {
+    const processes = await host.processes();
+    const crio = findProcess(processes, ["crio"]);
+    const containerd = findProcess(processes, ["containerd"]);
+    const env = crio
+      ? await readEnvironment(host.procRoot, crio.pid, ["CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"])
+      : {};
+    const files: ConfigFileFact[] = [];
+    const containersStorage = await resolveContainersStorage(host, crio, env, files);
+    const registries = await resolveRegistries(host, env, files);
+    const containerdFacts = await resolveContainerd(host, containerd, files);
+    return {
+      files,
+      runtimeGuess: await guessRuntime(host, crio, containerd),
+      crioProcess: crio ? { pid: crio.pid, argv: crio.argv } : null,
+      containersStorage,
+      registries,
+      containerd: containerdFacts,
+    };
+  },
+};
+
+async function guessRuntime(
+  host: Host,
+  crio: ProcessInfo | undefined,
+  containerd: ProcessInfo | undefined,
+): Promise<StorageConfigFacts["runtimeGuess"]> {
+  if (crio) return { kind: "crio", evidence: `crio is running (pid ${crio.pid})` };
+  if (containerd) return { kind: "containerd", evidence: `containerd is running (pid ${containerd.pid})` };
+  if (await exists(host, "/etc/crio")) return { kind: "crio", evidence: "/etc/crio exists; no runtime process seen" };
+  if (await exists(host, "/etc/containerd/config.toml")) {
+    return { kind: "containerd", evidence: "/etc/containerd/config.toml exists; no runtime process seen" };
+  }
+  return { kind: "unknown", evidence: "no crio or containerd process or configuration found" };
+}
+
+async function exists(host: Host, hostPath: string): Promise<boolean> {
+  try {
+    await access((await host.root.resolve(hostPath)).local);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deep-merges TOML tables: later keys win, nested tables merge, arrays are replaced. */
+function mergeTables(base: Table, over: Table): Table {
+  const out: Table = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const existing = out[key];
+    const bothTables = isTable(existing) && isTable(value);
+    out[key] = bothTables ? mergeTables(existing as Table, value as Table) : value;
+  }
+  return out;
+}
+
+function isTable(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** Applies loaded files in order, remembering which file last set each [section] key. */
+class Layered {
+  data: Table = {};
+  #from = new Map<string, string>();
+
+  apply(loaded: LoadedConfig, files: ConfigFileFact[], merge = mergeTables): void {
+    files.push(loaded.fact);
+    if (!loaded.data) return;
+    this.data = merge(this.data, loaded.data);
+    recordOrigins(loaded.data, loaded.fact.path, [], this.#from);
+  }
+
+  /** Where `section.key` was last set, e.g. origin("storage", "graphroot"). */
+  origin(...keys: string[]): string | undefined {
+    return this.#from.get(keys.join("."));
+  }
+}
+
+function recordOrigins(data: Table, file: string, prefix: string[], into: Map<string, string>): void {
+  for (const [key, value] of Object.entries(data)) {
+    const keys = [...prefix, key];
+    into.set(keys.join("."), file);
+    if (isTable(value)) recordOrigins(value as Table, file, keys, into);
+  }
+}
+
+function setting<T>(value: T | undefined, from: string | undefined, fallback: T, fallbackFrom = "default"): Setting<T> {
+  return value === undefined ? { value: fallback, from: fallbackFrom } : { value, from: from ?? "unknown" };
+}
+
+async function resolveContainersStorage(
+  host: Host,
+  crio: ProcessInfo | undefined,
+  env: Record<string, string>,
+  files: ConfigFileFact[],
+): Promise<ContainersStorageFacts> {
+  const conf = new Layered();
+  const storageConf = await pickStorageConf(host, env);
+  if (storageConf) conf.apply(storageConf, files);
+  // Newer containers/storage (the container-libs loader) also reads drop-in directories.
+  for (const dir of [
+    "/usr/share/containers/storage.conf.d",
+    "/usr/share/containers/storage.rootful.conf.d",
+    "/etc/containers/storage.conf.d",
+    "/etc/containers/storage.rootful.conf.d",
+  ]) {
+    const dropIns = await loadDropIns(host, dir, "storage.conf.d", "toml");
+    if (dropIns.dir) files.push(dropIns.dir);
+    for (const file of dropIns.files) conf.apply(file, files);
+  }
+  const storage = table(conf.data, "storage");
+  const options = table(conf.data, "storage", "options");
+
+  const crioConf = await loadCrioConfig(host, crio, files);
+  const crioTable = table(crioConf.data, "crio");
+  const crioFrom = (key: string) => crioConf.origin("crio", key);
+  const flag = (names: string[]) => (crio ? flagValue(crio.argv, names) : undefined);
+  const flagFrom = (name: string) => `crio flag --${name}`;
+
+  const pick = (flagNames: string[], crioKey: string, storageKey: string, fallback: string): Setting<string> => {
+    const fromFlag = flag(flagNames);
+    if (fromFlag !== undefined) return { value: fromFlag, from: flagFrom(flagNames[0]!) };
+    const fromCrio = stringValue(crioTable, crioKey);
+    if (fromCrio) return { value: fromCrio, from: crioFrom(crioKey)! };
+    return setting(stringValue(storage, storageKey) || undefined, conf.origin("storage", storageKey), fallback);
+  };
+
+  const driver = pick(["storage-driver", "s"], "storage_driver", "driver", STORAGE_DEFAULTS.driver);
+  const graphroot = pick(["root", "r"], "root", "graphroot", STORAGE_DEFAULTS.graphroot);
+  const runroot = pick(["runroot"], "runroot", "runroot", STORAGE_DEFAULTS.runroot);
+  const imagestoreSetting = pick(["imagestore"], "imagestore", "imagestore", "");
+  const imagestore: Setting<string | null> = {
+    value: imagestoreSetting.value === "" ? null : imagestoreSetting.value,
+    from: imagestoreSetting.from,
+  };
+
+  const driverOptions = effectiveDriverOptions(crio, crioTable, crioFrom, options, conf);
+  const stores = parseDriverOptions(driverOptions.value);
+  const pullOptions = table(options, "pull_options") ?? {};
+  return {
+    storageConf: storageConf?.data ? storageConf.fact.path : null,
+    driver,
+    graphroot,
+    runroot,
+    imagestore,
+    transientStore: setting(
+      typeof storage?.transient_store === "boolean" ? storage.transient_store : undefined,
+      conf.origin("storage", "transient_store"),
+      false,
+    ),
+    driverOptions,
+    additionalImageStores: { value: stores.imageStores, from: driverOptions.from },
+    additionalLayerStores: { value: stores.layerStores, from: driverOptions.from },
+    pullOptions: {
+      value: Object.fromEntries(Object.entries(pullOptions).map(([k, v]) => [k, String(v)])),
+      from: conf.origin("storage", "options", "pull_options") ?? "default",
+    },
+  };
+}
+
+/** containers/storage reads the first storage.conf that exists: $CONTAINERS_STORAGE_CONF, /etc, /usr/share. */
+async function pickStorageConf(host: Host, env: Record<string, string>): Promise<LoadedConfig | undefined> {
+  const candidates = env.CONTAINERS_STORAGE_CONF
+    ? [env.CONTAINERS_STORAGE_CONF]
+    : ["/etc/containers/storage.conf", "/usr/share/containers/storage.conf"];
+  for (const candidate of candidates) {
+    const loaded = await loadToml(host, candidate, "storage.conf");
+    if (loaded.fact.status !== "missing") return loaded;
+  }
+  return undefined;
+}
+
+/** crio.conf, then crio.conf.d/*.conf in lexical order: the file sorted last wins (crio.conf.d(5)). */
+async function loadCrioConfig(host: Host, crio: ProcessInfo | undefined, files: ConfigFileFact[]): Promise<Layered> {
+  const layered = new Layered();
+  const configPath = (crio && flagValue(crio.argv, ["config", "c"])) ?? "/etc/crio/crio.conf";
+  const configDir = (crio && flagValue(crio.argv, ["config-dir", "d"])) ?? "/etc/crio/crio.conf.d";
+  const main = await loadToml(host, configPath, "crio.conf");
+  if (main.fact.status !== "missing") layered.apply(main, files);
+  const dropIns = await loadDropIns(host, configDir, "crio.conf.d", "toml");
+  if (dropIns.dir) files.push(dropIns.dir);
+  for (const file of dropIns.files) layered.apply(file, files);
+  return layered;
+}
+
+/**
+ * The graph-driver options in force. CRI-O's storage_option defaults to the options storage.conf
+ * produces and replaces them when set (crio flag, then crio.conf); storage.conf turns
+ * additionalimagestores and additionallayerstores into `<driver>.imagestore=` and
+ * `<driver>.additionallayerstore=` options.
+ */
+function effectiveDriverOptions(
+  crio: ProcessInfo | undefined,
+  crioTable: Table | undefined,
+  crioFrom: (key: string) => string | undefined,
+  storageOptions: Table | undefined,
+  conf: Layered,
+): Setting<string[]> {
+  const fromFlags = crio ? flagValues(crio.argv, ["storage-opt"]) : [];
+  if (fromFlags.length > 0) return { value: fromFlags, from: "crio flag --storage-opt" };
+  const fromCrio = stringList(crioTable, "storage_option");
+  if (fromCrio !== undefined) return { value: fromCrio, from: crioFrom("storage_option")! };
+  const imageStores = stringList(storageOptions, "additionalimagestores") ?? [];
+  const layerStores = stringList(storageOptions, "additionallayerstores") ?? [];
+  const value = [
+    ...imageStores.map((store) => `overlay.imagestore=${store}`),
+    ...layerStores.map((store) => `overlay.additionallayerstore=${store}`),
+  ];
+  const from =
+    conf.origin("storage", "options", "additionallayerstores") ??
+    conf.origin("storage", "options", "additionalimagestores") ??
+    "default";
+  return { value, from };
+}
+
+/** Mirrors the overlay driver's option parsing: keys lower-cased, `overlay.`/`overlay2.`/`.` trimmed. */
+export function parseDriverOptions(options: string[]): { imageStores: string[]; layerStores: LayerStoreEntry[] } {
+  const imageStores: string[] = [];
+  const layerStores: LayerStoreEntry[] = [];
+  for (const option of options) {
+    const eq = option.indexOf("=");
+    if (eq < 0) continue;
+    const key = option
+      .slice(0, eq)
+      .trim()
+      .toLowerCase()
+      .replace(/^(overlay2?\.|\.)/, "");
+    const values = option
+      .slice(eq + 1)
+      .split(",")
+      .map((v) => v.trim())
+      .filter(Boolean);
+    if (key === "imagestore" || key === "additionalimagestore") imageStores.push(...values);
+    if (key === "additionallayerstore") layerStores.push(...values.map(parseLayerStoreEntry));
+  }
+  return { imageStores, layerStores };
+}
+
+export function parseLayerStoreEntry(raw: string): LayerStoreEntry {
+  const [storePath = "", ...suffixes] = raw.split(":");
+  return {
+    raw,
+    path: storePath,
+    ref: suffixes.includes("ref"),
+    unknownOptions: suffixes.filter((suffix) => suffix !== "ref"),
+  };
+}
+
+async function resolveRegistries(host: Host, env: Record<string, string>, files: ConfigFileFact[]) {
+  const layered = new Layered();
+  const main = await loadToml(host, env.CONTAINERS_REGISTRIES_CONF ?? "/etc/containers/registries.conf", "registries.conf");
+  if (main.fact.status !== "missing") layered.apply(main, files);
+  const dropIns = await loadDropIns(host, "/etc/containers/registries.conf.d", "registries.conf.d", "toml");
+  if (dropIns.dir) files.push(dropIns.dir);
+  for (const file of dropIns.files) layered.apply(file, files);
+  const helper = stringValue(layered.data, "additional-layer-store-auth-helper");
+  return {
+    authHelper: setting<string | null>(helper, layered.origin("additional-layer-store-auth-helper"), null),
+  };
+}
+
+const CONTAINERD_DEFAULTS = {
+  root: "/var/lib/containerd",
+  state: "/run/containerd",
+  address: "/run/containerd/containerd.sock",
+  snapshotter: "overlayfs",
+};
+
+async function resolveContainerd(
+  host: Host,
+  process: ProcessInfo | undefined,
+  files: ConfigFileFact[],
+): Promise<ContainerdFacts | null> {
+  const configPath = (process && flagValue(process.argv, ["config", "c"])) ?? "/etc/containerd/config.toml";
+  const main = await loadToml(host, configPath, "containerd config.toml");
+  if (!process && main.fact.status === "missing") return null;
+  const layered = new Layered();
+  layered.apply(main, files);
+  // containerd merges imported files section by section over the main file.
+  for (const pattern of stringList(main.data, "imports") ?? []) {
+    for (const file of await expandImport(host, pattern, configPath)) {
+      layered.apply(await loadToml(host, file, "containerd import"), files, mergeContainerdImport);
+    }
+  }
+  const data = layered.data;
+  const version = typeof data.version === "number" ? data.version : 1;
+  const root = setting(stringValue(data, "root"), layered.origin("root"), CONTAINERD_DEFAULTS.root);
+  const snapshotterKey = containerdSnapshotterPath(version);
+  const snapshotterValue = stringValue(table(data, ...snapshotterKey.slice(0, -1)), snapshotterKey.at(-1)!);
+  const snapshotter = setting(snapshotterValue, layered.origin(...snapshotterKey), CONTAINERD_DEFAULTS.snapshotter);
+  const pluginId = `io.containerd.snapshotter.v1.${snapshotter.value}`;
+  const rootPath = stringValue(table(data, "plugins", pluginId), "root_path");
+  return {
+    process: process ? { pid: process.pid, argv: process.argv } : null,
+    configPath,
+    configVersion: version,
+    root,
+    state: setting(stringValue(data, "state"), layered.origin("state"), CONTAINERD_DEFAULTS.state),
+    address: setting(
+      stringValue(table(data, "grpc"), "address"),
+      layered.origin("grpc", "address"),
+      CONTAINERD_DEFAULTS.address,
+    ),
+    snapshotter,
+    snapshotterRoot: rootPath
+      ? { value: rootPath, from: layered.origin("plugins", pluginId, "root_path")! }
+      : { value: path.posix.join(root.value, pluginId), from: `derived from root (${root.from})` },
+  };
+}
+
+function containerdSnapshotterPath(version: number): string[] {
+  if (version >= 3) return ["plugins", "io.containerd.cri.v1.images", "snapshotter"];
+  if (version === 2) return ["plugins", "io.containerd.grpc.v1.cri", "containerd", "snapshotter"];
+  return ["plugins", "cri", "containerd", "snapshotter"];
+}
+
+/** Top-level keys are replaced; each plugin's table is replaced whole, as containerd does. */
+function mergeContainerdImport(base: Table, imported: Table): Table {
+  const out: Table = { ...base, ...imported };
+  if (isTable(base.plugins) && isTable(imported.plugins)) {
+    out.plugins = { ...(base.plugins as Table), ...(imported.plugins as Table) };
+  }
+  return out;
+}
+
+/** containerd imports are paths or globs, relative to the main config's directory. */
+async function expandImport(host: Host, pattern: string, configPath: string): Promise<string[]> {
+  const absolute = path.posix.isAbsolute(pattern) ? pattern : path.posix.join(path.posix.dirname(configPath), pattern);
+  const base = path.posix.basename(absolute);
+  if (!base.includes("*")) return [absolute];
+  const dir = path.posix.dirname(absolute);
+  const matcher = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
+  try {
+    const names = await readdir((await host.root.resolve(dir)).local);
+    return names
+      .filter((name) => matcher.test(name))
+      .sort()
+      .map((name) => path.posix.join(dir, name));
+  } catch {
+    return [];
+  }
+}
