@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+import { rename, rm, writeFile } from "node:fs/promises";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { Severity } from "./checks/finding.js";
+import type { CollectRequest } from "./collect.js";
+import type { Snapshot } from "./snapshot.js";
+import { TOOL_NAME, VERSION } from "./version.js";
+
+/** Exit statuses: 0 nothing at or above --fail-on, 1 something is, 2 usage or internal error. */
+export const EXIT = { ok: 0, findings: 1, usage: 2 } as const;
+
+export interface Io {
+  stdout: { write(text: string): unknown; isTTY?: boolean };
+  stderr: { write(text: string): unknown };
+  env: NodeJS.ProcessEnv;
+}
+
+class UsageError extends Error {}
+
+interface CollectFlags {
+  hostRoot: string;
+  procRoot?: string;
+  criEndpoint?: string;
+  criTimeout: number;
+  statTimeout: number;
+}
+
+function positiveInteger(name: string) {
+  return (value: string) => {
+    const number = Number(value);
+    if (!Number.isInteger(number) || number <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return number;
+  };
+}
+
+function addCollectOptions(command: Command): Command {
+  return command
+    .option("--host-root <dir>", "the host's filesystem, e.g. /host in a container", "/")
+    .option("--proc-root <dir>", "the host's /proc (default: /proc)")
+    .option("--cri-endpoint <url>", "CRI endpoint to ask instead of discovering one, e.g. unix:///run/crio/crio.sock")
+    .option("--cri-timeout <ms>", "deadline for each CRI call", positiveInteger("--cri-timeout"), 5000)
+    .option("--stat-timeout <ms>", "deadline for a stat of a FUSE or network filesystem", positiveInteger("--stat-timeout"), 2000);
+}
+
+function collectRequest(flags: CollectFlags, env: NodeJS.ProcessEnv): CollectRequest {
+  return {
+    hostRoot: flags.hostRoot,
+    procRoot: flags.procRoot,
+    criEndpoint: flags.criEndpoint,
+    criTimeoutMs: flags.criTimeout,
+    guardedStatMs: flags.statTimeout,
+    nodeName: env.NODE_NAME,
+  };
+}
+
+async function runCollect(request: CollectRequest): Promise<Snapshot> {
+  const { collect } = await import("./collect.js");
+  return collect(request);
+}
+
+/** Writes next to the target and renames, so a full disk leaves no half-written file behind. */
+async function writeOutput(file: string, text: string): Promise<void> {
+  const temporary = `${file}.tmp-${process.pid}`;
+  try {
+    await writeFile(temporary, text, { mode: 0o600 });
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw new UsageError(`cannot write ${file}: ${(error as Error).message}`);
+  }
+}
+
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command(TOOL_NAME)
+    .description("Explains why container storage on a Kubernetes / OpenShift node is broken, before the node falls over.")
+    .version(VERSION, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .exitOverride();
+
+  addCollectOptions(
+    program
+      .command("collect")
+      .description("gather facts about the node's container storage into a snapshot")
+      .option("--json", "print the snapshot as JSON")
+      .option("--out <file>", "write the snapshot (JSON) to a file"),
+  ).action(async (flags: CollectFlags & { json?: boolean; out?: string }) => {
+    const snapshot = await runCollect(collectRequest(flags, io.env));
+    const { renderJson } = await import("./report/json.js");
+    if (flags.out) await writeOutput(flags.out, renderJson(snapshot));
+    if (flags.json) io.stdout.write(renderJson(snapshot));
+    else {
+      const { renderSources } = await import("./report/sources.js");
+      io.stdout.write(renderSources(snapshot));
+      if (flags.out) io.stdout.write(`snapshot written to ${flags.out}\n`);
+    }
+    setExit(EXIT.ok);
+  });
+
+  addCollectOptions(
+    program
+      .command("diagnose")
+      .description("collect (or read a snapshot) and report findings with remediation")
+      .option("--snapshot <file>", "judge a snapshot written by `collect --json` instead of this host")
+      .option("--json", "print {node, generatedAt, findings, snapshot} as JSON")
+      .addOption(
+        new Option("--fail-on <severity>", "exit 1 when a finding is at or above this severity")
+          .choices(["critical", "warning", "info", "never"])
+          .default("critical"),
+      )
+      .option("--margin <percent>", "warn when a filesystem is within this share of its size of an eviction threshold", Number, 5),
+  ).action(async (flags: CollectFlags & { snapshot?: string; json?: boolean; failOn: Severity | "never"; margin: number }, command: Command) => {
+    if (flags.snapshot && command.getOptionValueSource("hostRoot") === "cli") {
+      throw new UsageError("--snapshot and --host-root exclude each other: judge a file or a host, not both");
+    }
+    if (!Number.isFinite(flags.margin) || flags.margin < 0 || flags.margin > 100) {
+      throw new UsageError("--margin must be a percentage between 0 and 100");
+    }
+    const snapshot = flags.snapshot
+      ? await (await import("./snapshot-file.js")).readSnapshot(flags.snapshot)
+      : await runCollect(collectRequest(flags, io.env));
+    const { runChecks } = await import("./checks/registry.js");
+    const { severityRank } = await import("./checks/finding.js");
+    const findings = runChecks(snapshot, { pressureMarginPercent: flags.margin });
+    if (flags.json) {
+      const { buildReport, renderJson } = await import("./report/json.js");
+      io.stdout.write(renderJson(buildReport(snapshot, findings)));
+    } else {
+      const { renderText, styleFor } = await import("./report/text.js");
+      io.stdout.write(renderText(snapshot, findings, styleFor(io.stdout, io.env)));
+    }
+    const failOn = flags.failOn;
+    const failing = failOn !== "never" && findings.some((f) => severityRank(f.severity) >= severityRank(failOn));
+    setExit(failing ? EXIT.findings : EXIT.ok);
+  });
+
+  return program;
+}
+
+/** Runs the CLI and returns the exit status; never calls process.exit itself. */
+export async function main(argv: string[], io: Io): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with exit code 0; everything else is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const { SnapshotError } = await import("./snapshot-file.js");
+    const known = error instanceof UsageError || error instanceof SnapshotError;
+    io.stderr.write(`${TOOL_NAME}: ${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
+    return EXIT.usage;
+  }
+}
+
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  // Exit explicitly: a stat stuck in a hung mount must not keep the process alive after the report.
+  process.exit(code);
+}
