@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { rename, rm, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { Severity } from "./checks/finding.js";
@@ -30,7 +30,8 @@ interface CollectFlags {
 function positiveInteger(name: string) {
   return (value: string) => {
     const number = Number(value);
-    if (!Number.isInteger(number) || number <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    if (!Number.isInteger(number) || number <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive integer`);
     return number;
   };
 }
@@ -39,9 +40,17 @@ function addCollectOptions(command: Command): Command {
   return command
     .option("--host-root <dir>", "the host's filesystem, e.g. /host in a container", "/")
     .option("--proc-root <dir>", "the host's /proc (default: /proc)")
-    .option("--cri-endpoint <url>", "CRI endpoint to ask instead of discovering one, e.g. unix:///run/crio/crio.sock")
+    .option(
+      "--cri-endpoint <url>",
+      "CRI endpoint to ask instead of discovering one, e.g. unix:///run/crio/crio.sock",
+    )
     .option("--cri-timeout <ms>", "deadline for each CRI call", positiveInteger("--cri-timeout"), 5000)
-    .option("--stat-timeout <ms>", "deadline for a stat of a FUSE or network filesystem", positiveInteger("--stat-timeout"), 2000);
+    .option(
+      "--stat-timeout <ms>",
+      "deadline for a stat of a FUSE or network filesystem",
+      positiveInteger("--stat-timeout"),
+      2000,
+    );
 }
 
 function collectRequest(flags: CollectFlags, env: NodeJS.ProcessEnv): CollectRequest {
@@ -74,7 +83,9 @@ async function writeOutput(file: string, text: string): Promise<void> {
 
 export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   const program = new Command(TOOL_NAME)
-    .description("Explains why container storage on a Kubernetes / OpenShift node is broken, before the node falls over.")
+    .description(
+      "Explains why container storage on a Kubernetes / OpenShift node is broken, before the node falls over.",
+    )
     .version(VERSION, "-V, --version")
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
@@ -110,31 +121,44 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
           .choices(["critical", "warning", "info", "never"])
           .default("critical"),
       )
-      .option("--margin <percent>", "warn when a filesystem is within this share of its size of an eviction threshold", Number, 5),
-  ).action(async (flags: CollectFlags & { snapshot?: string; json?: boolean; failOn: Severity | "never"; margin: number }, command: Command) => {
-    if (flags.snapshot && command.getOptionValueSource("hostRoot") === "cli") {
-      throw new UsageError("--snapshot and --host-root exclude each other: judge a file or a host, not both");
-    }
-    if (!Number.isFinite(flags.margin) || flags.margin < 0 || flags.margin > 100) {
-      throw new UsageError("--margin must be a percentage between 0 and 100");
-    }
-    const snapshot = flags.snapshot
-      ? await (await import("./snapshot-file.js")).readSnapshot(flags.snapshot)
-      : await runCollect(collectRequest(flags, io.env));
-    const { runChecks } = await import("./checks/registry.js");
-    const { severityRank } = await import("./checks/finding.js");
-    const findings = runChecks(snapshot, { pressureMarginPercent: flags.margin });
-    if (flags.json) {
-      const { buildReport, renderJson } = await import("./report/json.js");
-      io.stdout.write(renderJson(buildReport(snapshot, findings)));
-    } else {
-      const { renderText, styleFor } = await import("./report/text.js");
-      io.stdout.write(renderText(snapshot, findings, styleFor(io.stdout, io.env)));
-    }
-    const failOn = flags.failOn;
-    const failing = failOn !== "never" && findings.some((f) => severityRank(f.severity) >= severityRank(failOn));
-    setExit(failing ? EXIT.findings : EXIT.ok);
-  });
+      .option(
+        "--margin <percent>",
+        "warn when a filesystem is within this share of its size of an eviction threshold",
+        Number,
+        5,
+      ),
+  ).action(
+    async (
+      flags: CollectFlags & { snapshot?: string; json?: boolean; failOn: Severity | "never"; margin: number },
+      command: Command,
+    ) => {
+      if (flags.snapshot && command.getOptionValueSource("hostRoot") === "cli") {
+        throw new UsageError(
+          "--snapshot and --host-root exclude each other: judge a file or a host, not both",
+        );
+      }
+      if (!Number.isFinite(flags.margin) || flags.margin < 0 || flags.margin > 100) {
+        throw new UsageError("--margin must be a percentage between 0 and 100");
+      }
+      const snapshot = flags.snapshot
+        ? await (await import("./snapshot-file.js")).readSnapshot(flags.snapshot)
+        : await runCollect(collectRequest(flags, io.env));
+      const { runChecks } = await import("./checks/registry.js");
+      const { severityRank } = await import("./checks/finding.js");
+      const findings = runChecks(snapshot, { pressureMarginPercent: flags.margin });
+      if (flags.json) {
+        const { buildReport, renderJson } = await import("./report/json.js");
+        io.stdout.write(renderJson(buildReport(snapshot, findings)));
+      } else {
+        const { renderText, styleFor } = await import("./report/text.js");
+        io.stdout.write(renderText(snapshot, findings, styleFor(io.stdout, io.env)));
+      }
+      const failOn = flags.failOn;
+      const failing =
+        failOn !== "never" && findings.some((f) => severityRank(f.severity) >= severityRank(failOn));
+      setExit(failing ? EXIT.findings : EXIT.ok);
+    },
+  );
 
   return program;
 }
@@ -155,7 +179,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     const { SnapshotError } = await import("./snapshot-file.js");
     const known = error instanceof UsageError || error instanceof SnapshotError;
-    io.stderr.write(`${TOOL_NAME}: ${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
+    io.stderr.write(
+      `${TOOL_NAME}: ${known ? (error as Error).message : ((error as Error).stack ?? String(error))}\n`,
+    );
     return EXIT.usage;
   }
 }
@@ -171,7 +197,11 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
-  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  const code = await main(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  });
   // Exit explicitly: a stat stuck in a hung mount must not keep the process alive after the report.
   process.exit(code);
 }

@@ -31,9 +31,16 @@ export interface CollectRequest extends Partial<CollectOptions> {
 
 /** Runs every source at once; each has its own deadline and none can stop the others. */
 export async function collect(request: CollectRequest): Promise<Snapshot> {
-  const hostOptions: HostOptions = { root: request.hostRoot, procRoot: request.procRoot, guardedStatMs: request.guardedStatMs };
+  const hostOptions: HostOptions = {
+    root: request.hostRoot,
+    procRoot: request.procRoot,
+    guardedStatMs: request.guardedStatMs,
+  };
   const host = new Host(hostOptions);
-  const options: CollectOptions = { criEndpoint: request.criEndpoint, criTimeoutMs: request.criTimeoutMs ?? 5000 };
+  const options: CollectOptions = {
+    criEndpoint: request.criEndpoint,
+    criTimeoutMs: request.criTimeoutMs ?? 5000,
+  };
   const results = new Map<SourceName, Promise<SourceResult<unknown>>>();
   const context = {
     host,
@@ -68,9 +75,15 @@ async function runSource<K extends SourceName>(
     // Microtask hop so a source that throws synchronously is still caught below.
     const outcome = await Promise.race([Promise.resolve().then(() => source.collect(context)), deadline]);
     if (outcome === "timeout") {
-      return { status: "timeout", durationMs: elapsed(), error: `no result within ${source.deadlineMs} ms`, facts: null };
+      return {
+        status: "timeout",
+        durationMs: elapsed(),
+        error: `no result within ${source.deadlineMs} ms`,
+        facts: null,
+      };
     }
-    if (outcome instanceof Absent) return { status: "absent", durationMs: elapsed(), reason: outcome.reason, facts: null };
+    if (outcome instanceof Absent)
+      return { status: "absent", durationMs: elapsed(), reason: outcome.reason, facts: null };
     return { status: "ok", durationMs: elapsed(), facts: outcome };
   } catch (error) {
     return { status: "error", durationMs: elapsed(), error: describeError(error), facts: null };

@@ -42,14 +42,25 @@ export function parseSnapshot(text: string, file = "snapshot"): Snapshot {
   const sources = snapshot.sources as Record<string, unknown>;
   for (const name of SOURCE_NAMES) {
     const result = sources[name];
-    const valid = isObject(result) && STATUSES.includes(result.status as string) && (result.status !== "ok" || isObject(result.facts));
-    if (!valid) sources[name] = { status: "error", durationMs: 0, error: `missing or malformed in ${file}`, facts: null };
+    const valid =
+      isObject(result) &&
+      STATUSES.includes(result.status as string) &&
+      (result.status !== "ok" || isObject(result.facts));
+    if (!valid)
+      sources[name] = {
+        status: "error",
+        durationMs: 0,
+        error: `missing or malformed in ${file}`,
+        facts: null,
+      };
   }
   return {
     ...(snapshot as unknown as Snapshot),
     node: typeof snapshot.node === "string" ? snapshot.node : "unknown",
     collectedAt: typeof snapshot.collectedAt === "string" ? snapshot.collectedAt : "unknown",
-    tool: isObject(snapshot.tool) ? (snapshot.tool as Snapshot["tool"]) : { name: "unknown", version: "unknown" },
+    tool: isObject(snapshot.tool)
+      ? (snapshot.tool as Snapshot["tool"])
+      : { name: "unknown", version: "unknown" },
     host: isObject(snapshot.host) ? (snapshot.host as Snapshot["host"]) : { root: "unknown" },
   };
 }

@@ -19,7 +19,8 @@ const sourceFailed: CheckDefinition = {
           title: `The ${name} source ${result.status === "timeout" ? "timed out" : "failed"}`,
           evidence: [`${name}: ${result.status} after ${result.durationMs} ms: ${result.error}`],
           remediation: {
-            summary: "Run the collection again with --json to see the raw facts; a timeout often means a hung mount.",
+            summary:
+              "Run the collection again with --json to see the raw facts; a timeout often means a hung mount.",
             commands: ["imagefs-doctor collect --json", "findmnt -t fuse,nfs,nfs4,cifs"],
           },
         },

@@ -34,7 +34,10 @@ const configParseError: CheckDefinition = {
         drafts.push({
           subject: file.path,
           title: `${file.path} cannot be ${file.format ? "parsed" : "read"}`,
-          evidence: [`${location(file)}: ${file.error?.message ?? "unknown error"}`, `read by: ${service} (${file.kind})`],
+          evidence: [
+            `${location(file)}: ${file.error?.message ?? "unknown error"}`,
+            `read by: ${service} (${file.kind})`,
+          ],
           remediation: {
             summary: `Fix ${file.path}${file.error?.line ? ` at line ${file.error.line}` : ""}, then restart ${service}.`,
             commands: [

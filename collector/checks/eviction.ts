@@ -9,7 +9,11 @@ const AREA = "eviction";
 function kubeletConfigTarget(snapshot: Snapshot): { file: string; openshift: boolean } {
   const facts = kubeletFacts(snapshot);
   const file = facts?.configFile?.path ?? "/var/lib/kubelet/config.yaml";
-  return { file, openshift: facts?.dropInDir === "/etc/openshift/kubelet.conf.d" || file === "/etc/kubernetes/kubelet.conf" };
+  return {
+    file,
+    openshift:
+      facts?.dropInDir === "/etc/openshift/kubelet.conf.d" || file === "/etc/kubernetes/kubelet.conf",
+  };
 }
 
 function applyKubeletChange(snapshot: Snapshot, yamlLines: string[]): string[] {
@@ -36,9 +40,13 @@ const defaultsDropped: CheckDefinition = {
   run(snapshot) {
     const eviction = kubeletFacts(snapshot)?.eviction;
     if (!eviction || eviction.defaultsDropped.length === 0) return [];
-    const configured = Object.entries(eviction.configuredHard ?? {}).map(([signal, value]) => `${signal}: "${value}"`);
+    const configured = Object.entries(eviction.configuredHard ?? {}).map(
+      ([signal, value]) => `${signal}: "${value}"`,
+    );
     const origin = [...new Set(eviction.hard.filter((t) => t.from !== "kubelet default").map((t) => t.from))];
-    const restored = eviction.defaultsDropped.map((signal) => `  ${signal}: "${DEFAULT_EVICTION_HARD[signal]}"`);
+    const restored = eviction.defaultsDropped.map(
+      (signal) => `  ${signal}: "${DEFAULT_EVICTION_HARD[signal]}"`,
+    );
     const diskDropped = eviction.defaultsDropped.some((s) => !s.startsWith("memory."));
     return [
       {
@@ -77,7 +85,9 @@ const imagefsUnwatched: CheckDefinition = {
     const eviction = kubeletFacts(snapshot)?.eviction;
     if (!facts || !eviction || !layout(facts).dedicatedImageFs) return [];
     const thresholds = [...eviction.hard, ...eviction.soft];
-    const missing = ["available", "inodesFree"].filter((resource) => !hasImagefsThreshold(thresholds, resource));
+    const missing = ["available", "inodesFree"].filter(
+      (resource) => !hasImagefsThreshold(thresholds, resource),
+    );
     if (missing.length === 0) return [];
     const imagefs = facts.roles.find((r) => r.role === "imagefs")!;
     return [
@@ -117,7 +127,8 @@ const thresholdInvalid: CheckDefinition = {
       {
         evidence: eviction.invalid.map((item) => `${item.signal}: "${item.raw}": ${item.reason}`),
         remediation: {
-          summary: "Fix the values (for example \"10%\" or \"1Gi\") and give every evictionSoft signal a grace period.",
+          summary:
+            'Fix the values (for example "10%" or "1Gi") and give every evictionSoft signal a grace period.',
           commands: applyKubeletChange(snapshot, ["evictionSoftGracePeriod:", '  nodefs.available: "1m30s"']),
         },
       },
@@ -140,7 +151,8 @@ const containerfsIgnored: CheckDefinition = {
       {
         evidence: [`set but ignored: ${eviction.ignoredContainerfs.join(", ")}`],
         remediation: {
-          summary: "Remove the containerfs.* keys; set nodefs.* (split images) or imagefs.* (separate runtime disk) instead.",
+          summary:
+            "Remove the containerfs.* keys; set nodefs.* (split images) or imagefs.* (separate runtime disk) instead.",
           commands: applyKubeletChange(snapshot, ["# remove containerfs.* from evictionHard / evictionSoft"]),
         },
       },
@@ -148,4 +160,9 @@ const containerfsIgnored: CheckDefinition = {
   },
 };
 
-export const evictionChecks: CheckDefinition[] = [defaultsDropped, imagefsUnwatched, thresholdInvalid, containerfsIgnored];
+export const evictionChecks: CheckDefinition[] = [
+  defaultsDropped,
+  imagefsUnwatched,
+  thresholdInvalid,
+  containerfsIgnored,
+];

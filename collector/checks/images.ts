@@ -37,8 +37,7 @@ const imagesOrphaned: CheckDefinition = {
           "the runtime sees graphroot as a read-only additional image store: these images cannot be removed by image garbage collection",
         ],
         remediation: {
-          summary:
-            `When no container uses them, remove them with a storage configuration that has no imagestore, with ${service} stopped.`,
+          summary: `When no container uses them, remove them with a storage configuration that has no imagestore, with ${service} stopped.`,
           commands: [
             `systemctl stop ${service}`,
             `printf '[storage]\\ndriver = "${facts.driver}"\\ngraphroot = "${graphroot.path}"\\nrunroot = "/run/imagefs-doctor-cleanup"\\n' > /tmp/plain-storage.conf`,
@@ -60,7 +59,10 @@ const imagesOrphaned: CheckDefinition = {
         ],
         remediation: {
           summary: `Either point imagestore back at ${store.path} and restart ${service}, or delete the old store to reclaim its space.`,
-          commands: [`du -sh ${store.path}`, `# to reuse it: imagestore = "${store.path}" in the [crio] table, then systemctl restart ${service}`],
+          commands: [
+            `du -sh ${store.path}`,
+            `# to reuse it: imagestore = "${store.path}" in the [crio] table, then systemctl restart ${service}`,
+          ],
         },
       });
     }
@@ -86,8 +88,13 @@ const metadataUnreadable: CheckDefinition = {
           subject: store.path,
           evidence: [file.error ?? `unreadable metadata in ${store.path}`],
           remediation: {
-            summary: "Let CRI-O check and repair its storage (CRI-O 1.31 and later), or wipe the store and pull again.",
-            commands: [`systemctl stop ${runtimeService(snapshot)}`, "crio check --repair", `systemctl start ${runtimeService(snapshot)}`],
+            summary:
+              "Let CRI-O check and repair its storage (CRI-O 1.31 and later), or wipe the store and pull again.",
+            commands: [
+              `systemctl stop ${runtimeService(snapshot)}`,
+              "crio check --repair",
+              `systemctl start ${runtimeService(snapshot)}`,
+            ],
           },
         });
       }

@@ -1,4 +1,10 @@
-import { type DiskResource, type DiskRole, type Threshold, thresholdLevel, thresholdsForRole } from "../model/eviction.js";
+import {
+  type DiskResource,
+  type DiskRole,
+  type Threshold,
+  thresholdLevel,
+  thresholdsForRole,
+} from "../model/eviction.js";
 import { formatBytes, formatPercent } from "../model/quantity.js";
 import { describeMount, filesystemFacts, kubeletFacts, layout } from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
@@ -36,7 +42,8 @@ function thresholdsOn(snapshot: Snapshot, group: DeviceGroup, resource: DiskReso
     if (!KUBELET_ROLES.includes(fact.role as DiskRole)) continue;
     for (const set of [eviction.hard, eviction.soft]) {
       for (const t of thresholdsForRole(set, fact.role as DiskRole, resource, diskLayout)) {
-        if (!out.some((o) => o.signal === t.signal && o.raw === t.raw && o.gracePeriod === t.gracePeriod)) out.push(t);
+        if (!out.some((o) => o.signal === t.signal && o.raw === t.raw && o.gracePeriod === t.gracePeriod))
+          out.push(t);
       }
     }
   }
@@ -53,10 +60,20 @@ interface Reading {
 function reading(fact: FilesystemRoleFact, resource: DiskResource): Reading | undefined {
   const usage = fact.usage!;
   if (resource === "available") {
-    return { available: usage.availableBytes, capacity: usage.totalBytes, format: formatBytes, noun: "space" };
+    return {
+      available: usage.availableBytes,
+      capacity: usage.totalBytes,
+      format: formatBytes,
+      noun: "space",
+    };
   }
   if (usage.totalInodes === 0) return undefined; // filesystems without a fixed inode table (btrfs) report 0
-  return { available: usage.freeInodes, capacity: usage.totalInodes, format: (n) => `${n} inodes`, noun: "inodes" };
+  return {
+    available: usage.freeInodes,
+    capacity: usage.totalInodes,
+    format: (n) => `${n} inodes`,
+    noun: "inodes",
+  };
 }
 
 function describeThreshold(t: Threshold, capacity: number, format: (n: number) => string): string {
@@ -73,7 +90,8 @@ function pressureDrafts(snapshot: Snapshot, options: CheckOptions, resource: Dis
     const thresholds = thresholdsOn(snapshot, group, resource);
     const margin = (options.pressureMarginPercent / 100) * read.capacity;
     const binding = thresholds.reduce<Threshold | undefined>(
-      (best, t) => (!best || thresholdLevel(t, read.capacity) > thresholdLevel(best, read.capacity) ? t : best),
+      (best, t) =>
+        !best || thresholdLevel(t, read.capacity) > thresholdLevel(best, read.capacity) ? t : best,
       undefined,
     );
     const level = binding ? thresholdLevel(binding, read.capacity) : 0;
@@ -90,7 +108,8 @@ function pressureDrafts(snapshot: Snapshot, options: CheckOptions, resource: Dis
       `${read.noun} available: ${read.format(read.available)} of ${read.format(read.capacity)} (${share})`,
       ...thresholds.map((t) => describeThreshold(t, read.capacity, read.format)),
     ];
-    if (!binding) evidence.push("no eviction threshold watches this filesystem; it is judged against being full");
+    if (!binding)
+      evidence.push("no eviction threshold watches this filesystem; it is judged against being full");
     if (resource === "available") evidence.push(...imageGcLine(snapshot, group, read));
     let severity: FindingDraft["severity"] = "warning";
     let title: string;
@@ -103,7 +122,9 @@ function pressureDrafts(snapshot: Snapshot, options: CheckOptions, resource: Dis
       title = `${names} is out of ${read.noun}`;
     } else {
       title = `${names} is ${read.format(Math.max(headroom, 0))} away from ${binding ? "eviction" : "full"}`;
-      evidence.push(`headroom ${read.format(headroom)} is below the ${options.pressureMarginPercent}% margin (${read.format(margin)})`);
+      evidence.push(
+        `headroom ${read.format(headroom)} is below the ${options.pressureMarginPercent}% margin (${read.format(margin)})`,
+      );
     }
     drafts.push({
       severity,
@@ -121,8 +142,11 @@ function imageGcLine(snapshot: Snapshot, group: DeviceGroup, read: Reading): str
   if (!gc || !group.roles.some((r) => r.role === "imagefs")) return [];
   const used = 100 - (read.available * 100) / read.capacity;
   const high = gc.highThresholdPercent.value;
-  const state = used >= high ? "image garbage collection is running" : "image garbage collection has not started";
-  return [`${state}: ${used.toFixed(1)}% used, imageGCHighThresholdPercent ${high} (${gc.highThresholdPercent.from})`];
+  const state =
+    used >= high ? "image garbage collection is running" : "image garbage collection has not started";
+  return [
+    `${state}: ${used.toFixed(1)}% used, imageGCHighThresholdPercent ${high} (${gc.highThresholdPercent.from})`,
+  ];
 }
 
 function remediation(group: DeviceGroup, resource: DiskResource, first: FilesystemRoleFact) {
@@ -136,9 +160,12 @@ function remediation(group: DeviceGroup, resource: DiskResource, first: Filesyst
     commands.push(...paths.map((p) => `du -x -h -d 2 ${p} | sort -h | tail -20`));
     const mountPoint = first.mount?.mountPoint ?? paths[0]!;
     if (first.mount?.fstype === "xfs") commands.push(`# after growing the disk: xfs_growfs ${mountPoint}`);
-    if (first.mount?.fstype?.startsWith("ext")) commands.push(`# after growing the disk: resize2fs ${first.mount.source}`);
+    if (first.mount?.fstype?.startsWith("ext"))
+      commands.push(`# after growing the disk: resize2fs ${first.mount.source}`);
   } else {
-    commands.push(...paths.map((p) => `find ${p} -xdev -printf '%h\\n' | sort | uniq -c | sort -n | tail -20`));
+    commands.push(
+      ...paths.map((p) => `find ${p} -xdev -printf '%h\\n' | sort | uniq -c | sort -n | tail -20`),
+    );
   }
   const what = resource === "available" ? "space" : "inodes";
   return {

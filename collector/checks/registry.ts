@@ -69,5 +69,7 @@ export function runChecks(snapshot: Snapshot, options: CheckOptions = DEFAULT_CH
       });
     }
   }
-  return findings.sort((a, b) => severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id));
+  return findings.sort(
+    (a, b) => severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id),
+  );
 }

@@ -1,5 +1,13 @@
 import path from "node:path";
-import { criFacts, filesystemFacts, kubeletFacts, role, runtimeKind, runtimeService, storageFacts } from "../model/view.js";
+import {
+  criFacts,
+  filesystemFacts,
+  kubeletFacts,
+  role,
+  runtimeKind,
+  runtimeService,
+  storageFacts,
+} from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
 import type { CriFilesystem } from "../sources/cri.js";
 import type { CheckDefinition } from "./finding.js";
@@ -17,13 +25,16 @@ const runtimeUnreachable: CheckDefinition = {
   run(snapshot) {
     const cri = criFacts(snapshot);
     if (!cri || cri.answeredBy) return [];
-    const expected = kubeletFacts(snapshot) !== undefined || storageFacts(snapshot)?.runtimeGuess.kind !== "unknown";
+    const expected =
+      kubeletFacts(snapshot) !== undefined || storageFacts(snapshot)?.runtimeGuess.kind !== "unknown";
     const service = runtimeService(snapshot);
     return [
       {
         severity: expected ? "critical" : "info",
         title: expected ? undefined : "No container runtime found on this host",
-        evidence: cri.attempts.map((a) => `${a.endpoint} (${a.reason}): ${a.status}${a.error ? ` - ${a.error}` : ""}`),
+        evidence: cri.attempts.map(
+          (a) => `${a.endpoint} (${a.reason}): ${a.status}${a.error ? ` - ${a.error}` : ""}`,
+        ),
         remediation: {
           summary: `Check that ${service} is running and listening where the kubelet expects it.`,
           commands: [`systemctl status ${service}`, `journalctl -u ${service} --since -15min | tail -50`],
@@ -38,23 +49,36 @@ function expectedMountpoints(snapshot: Snapshot): { image: string; container: st
   const storage = storageFacts(snapshot);
   if (!storage) return undefined;
   if (runtimeKind(snapshot) === "containerd") {
-    return storage.containerd ? { image: storage.containerd.snapshotterRoot.value, container: null } : undefined;
+    return storage.containerd
+      ? { image: storage.containerd.snapshotterRoot.value, container: null }
+      : undefined;
   }
+  // Without an imagestore CRI-O names <graphroot>/<driver>-images in both lists.
   const cs = storage.containersStorage;
   const driver = cs.driver.value;
+  const image = path.posix.join(cs.imagestore.value ?? cs.graphroot.value, `${driver}-images`);
   return {
-    image: path.posix.join(cs.imagestore.value ?? cs.graphroot.value, `${driver}-images`),
-    container: path.posix.join(cs.graphroot.value, `${driver}-containers`),
+    image,
+    container: cs.imagestore.value ? path.posix.join(cs.graphroot.value, `${driver}-containers`) : image,
   };
 }
 
-function compare(kind: string, reported: CriFilesystem | undefined, expected: string, configuredDevice?: string) {
+function compare(
+  kind: string,
+  reported: CriFilesystem | undefined,
+  expected: string,
+  configuredDevice?: string,
+) {
   if (!reported) return [];
   const lines: string[] = [];
   if (path.posix.normalize(reported.mountpoint) !== path.posix.normalize(expected)) {
-    lines.push(`runtime reports its ${kind} filesystem at ${reported.mountpoint}; the configuration says ${expected}`);
+    lines.push(
+      `runtime reports its ${kind} filesystem at ${reported.mountpoint}; the configuration says ${expected}`,
+    );
   } else if (reported.device && configuredDevice && reported.device !== configuredDevice) {
-    lines.push(`${kind} filesystem ${reported.mountpoint} is on device ${reported.device}; the configured store is on ${configuredDevice}`);
+    lines.push(
+      `${kind} filesystem ${reported.mountpoint} is on device ${reported.device}; the configured store is on ${configuredDevice}`,
+    );
   }
   return lines;
 }
@@ -76,14 +100,21 @@ const criImagefsMismatch: CheckDefinition = {
     const evidence = [
       ...compare("image", cri.imageFilesystems[0], expected.image, role(fs, "imagefs")?.device),
       ...(expected.container && cri.containerFilesystems.length > 0
-        ? compare("container", cri.containerFilesystems[0], expected.container, role(fs, "containerfs")?.device)
+        ? compare(
+            "container",
+            cri.containerFilesystems[0],
+            expected.container,
+            role(fs, "containerfs")?.device,
+          )
         : []),
     ];
     const info = cri.crioInfo;
     const cs = storageFacts(snapshot)?.containersStorage;
     if (info && cs) {
       if (info.storageRoot && info.storageRoot !== cs.graphroot.value) {
-        evidence.push(`CRI-O /info storage_root is ${info.storageRoot}; graphroot is configured as ${cs.graphroot.value} (${cs.graphroot.from})`);
+        evidence.push(
+          `CRI-O /info storage_root is ${info.storageRoot}; graphroot is configured as ${cs.graphroot.value} (${cs.graphroot.from})`,
+        );
       }
       const runningImageStore = info.storageImage || null;
       if (info.storageImage !== null && runningImageStore !== cs.imagestore.value) {
@@ -96,14 +127,13 @@ const criImagefsMismatch: CheckDefinition = {
     const service = runtimeService(snapshot);
     return [
       {
-        evidence: [`runtime: ${cri.runtime?.name ?? "unknown"} ${cri.runtime?.version ?? ""} at ${cri.answeredBy.endpoint}`, ...evidence],
+        evidence: [
+          `runtime: ${cri.runtime?.name ?? "unknown"} ${cri.runtime?.version ?? ""} at ${cri.answeredBy.endpoint}`,
+          ...evidence,
+        ],
         remediation: {
           summary: `Restart ${service} so it uses the configured stores, then restart the kubelet so it re-detects the layout.`,
-          commands: [
-            `systemctl restart ${service}`,
-            "crictl imagefsinfo",
-            "systemctl restart kubelet",
-          ],
+          commands: [`systemctl restart ${service}`, "crictl imagefsinfo", "systemctl restart kubelet"],
         },
       },
     ];

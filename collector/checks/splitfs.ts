@@ -55,7 +55,11 @@ const imagestoreNotMounted: CheckDefinition = {
       return [
         {
           subject: store.path,
-          evidence: [`imagestore = ${store.path} (set in ${store.from})`, `${store.path} does not exist`, ...fstab],
+          evidence: [
+            `imagestore = ${store.path} (set in ${store.from})`,
+            `${store.path} does not exist`,
+            ...fstab,
+          ],
           remediation: {
             summary: `Mount the disk meant for images at ${store.path} before ${service} starts, then restart ${service}.`,
             commands: mountCommands(facts, store.path, service),
@@ -172,8 +176,12 @@ const layoutUnsupported: CheckDefinition = {
         subject: facts.topology,
         evidence: [`layout: ${facts.topology}`, ...lines],
         remediation: {
-          summary: "Keep graphroot (writable layers) on the kubelet's filesystem and move only images with imagestore.",
-          commands: [`findmnt --target ${role(facts, "containerfs")!.path}`, `findmnt --target ${role(facts, "nodefs")!.path}`],
+          summary:
+            "Keep graphroot (writable layers) on the kubelet's filesystem and move only images with imagestore.",
+          commands: [
+            `findmnt --target ${role(facts, "containerfs")!.path}`,
+            `findmnt --target ${role(facts, "nodefs")!.path}`,
+          ],
         },
       },
     ];
@@ -194,13 +202,22 @@ const storeReadOnly: CheckDefinition = {
     const seen = new Set<string>();
     const drafts: FindingDraft[] = [];
     for (const fact of facts?.roles ?? []) {
-      if (!writable.includes(fact.role) || fact.status !== "ok" || !fact.mount?.readOnly || seen.has(fact.path)) continue;
+      if (
+        !writable.includes(fact.role) ||
+        fact.status !== "ok" ||
+        !fact.mount?.readOnly ||
+        seen.has(fact.path)
+      )
+        continue;
       seen.add(fact.path);
       drafts.push({
         subject: `${fact.role} ${fact.path}`,
-        evidence: [`${fact.role} ${fact.path} is on ${describeMount(fact)} with options ${fact.mount.options.join(",")}`],
+        evidence: [
+          `${fact.role} ${fact.path} is on ${describeMount(fact)} with options ${fact.mount.options.join(",")}`,
+        ],
         remediation: {
-          summary: "Find out why the filesystem is read-only (kernel errors remount it so), repair it, and remount it read-write.",
+          summary:
+            "Find out why the filesystem is read-only (kernel errors remount it so), repair it, and remount it read-write.",
           commands: [
             `journalctl -k | grep -iE 'remount|error' | tail -20`,
             `mount -o remount,rw ${fact.mount.mountPoint}`,
@@ -226,11 +243,20 @@ const storeUnresponsive: CheckDefinition = {
       .filter((fact) => fact.status === "unresponsive")
       .map((fact) => ({
         subject: `${fact.role} ${fact.path}`,
-        evidence: [`${fact.role} ${fact.path} (${fact.configuredBy})`, fact.error ?? "no answer", fact.mount ? describeMount(fact) : ""].filter(Boolean),
+        evidence: [
+          `${fact.role} ${fact.path} (${fact.configuredBy})`,
+          fact.error ?? "no answer",
+          fact.mount ? describeMount(fact) : "",
+        ].filter(Boolean),
         remediation: {
-          summary: "Find the server process behind the mount; restart it, or unmount the dead mount lazily and remount.",
+          summary:
+            "Find the server process behind the mount; restart it, or unmount the dead mount lazily and remount.",
           commands: fact.mount
-            ? [`findmnt ${fact.mount.mountPoint}`, `umount -l ${fact.mount.mountPoint}`, `systemctl restart ${runtimeService(snapshot)}`]
+            ? [
+                `findmnt ${fact.mount.mountPoint}`,
+                `umount -l ${fact.mount.mountPoint}`,
+                `systemctl restart ${runtimeService(snapshot)}`,
+              ]
             : [`findmnt --target ${fact.path}`],
         },
       }));

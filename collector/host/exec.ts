@@ -16,7 +16,11 @@ export interface CommandOptions {
  * Runs a program with an argument array (never a shell), a deadline after which it is
  * SIGKILLed, and a cap on how much output is kept.
  */
-export async function runCommand(file: string, args: string[], options: CommandOptions): Promise<CommandResult> {
+export async function runCommand(
+  file: string,
+  args: string[],
+  options: CommandOptions,
+): Promise<CommandResult> {
   const started = performance.now();
   const child = await execa(file, args, {
     timeout: options.timeoutMs,
@@ -28,7 +32,8 @@ export async function runCommand(file: string, args: string[], options: CommandO
     extendEnv: options.env === undefined,
   });
   if (child.timedOut) return { outcome: "timeout", afterMs: Math.round(performance.now() - started) };
-  if ((child as { code?: string }).code === "ENOENT") return { outcome: "missing", message: child.shortMessage ?? `${file}: not found` };
+  if ((child as { code?: string }).code === "ENOENT")
+    return { outcome: "missing", message: child.shortMessage ?? `${file}: not found` };
   const stdout = String(child.stdout ?? "");
   const stderr = String(child.stderr ?? "");
   if (child.failed) {

@@ -55,7 +55,10 @@ function toPathStat(raw: RawStat): PathStat {
 
 /** stat + statfs in this process: for local filesystems, which answer or fail but never hang. */
 export async function statPath(localPath: string): Promise<PathStat> {
-  const [info, fs] = await Promise.all([stat(localPath, { bigint: true }), statfs(localPath, { bigint: true })]);
+  const [info, fs] = await Promise.all([
+    stat(localPath, { bigint: true }),
+    statfs(localPath, { bigint: true }),
+  ]);
   return toPathStat({
     dev: info.dev.toString(),
     dir: info.isDirectory(),
@@ -100,7 +103,11 @@ export async function statPathGuarded(localPath: string, deadlineMs: number): Pr
   try {
     parsed = JSON.parse(child.stdout);
   } catch {
-    return { outcome: "error", code: "EPROBE", message: `stat probe failed: ${child.stderr || child.shortMessage}` };
+    return {
+      outcome: "error",
+      code: "EPROBE",
+      message: `stat probe failed: ${child.stderr || child.shortMessage}`,
+    };
   }
   if ("error" in parsed) return { outcome: "error", ...parsed.error };
   return { outcome: "ok", stat: toPathStat(parsed) };

@@ -26,7 +26,10 @@ export async function listProcesses(procRoot: string): Promise<ProcessInfo[]> {
 async function readProcess(procRoot: string, pid: number): Promise<ProcessInfo | undefined> {
   try {
     const dir = path.join(procRoot, String(pid));
-    const [cmdline, comm] = await Promise.all([readFile(path.join(dir, "cmdline")), readFile(path.join(dir, "comm"), "utf8")]);
+    const [cmdline, comm] = await Promise.all([
+      readFile(path.join(dir, "cmdline")),
+      readFile(path.join(dir, "comm"), "utf8"),
+    ]);
     const argv = cmdline.subarray(0, MAX_CMDLINE_BYTES).toString("utf8").split("\0");
     if (argv.at(-1) === "") argv.pop();
     return { pid, comm: comm.trim(), argv };
@@ -44,7 +47,11 @@ export function findProcess(processes: ProcessInfo[], names: string[]): ProcessI
  * Reads only the named variables from a process's environment. The environment can hold
  * credentials, so nothing else is ever kept.
  */
-export async function readEnvironment(procRoot: string, pid: number, names: string[]): Promise<Record<string, string>> {
+export async function readEnvironment(
+  procRoot: string,
+  pid: number,
+  names: string[],
+): Promise<Record<string, string>> {
   const wanted: Record<string, string> = {};
   let raw: Buffer;
   try {

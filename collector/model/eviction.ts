@@ -63,7 +63,8 @@ export function parseThreshold(signal: string, raw: string, from: string): Parse
   const text = raw.trim();
   if (text.endsWith("%")) {
     const percent = Number(text.slice(0, -1));
-    if (!Number.isFinite(percent) || percent < 0 || percent > 100) return { invalid: `invalid percentage ${raw}` };
+    if (!Number.isFinite(percent) || percent < 0 || percent > 100)
+      return { invalid: `invalid percentage ${raw}` };
     if (percent === 0 || percent === 100) return { disabled: true };
     return { threshold: { signal, raw, from, value: { kind: "percentage", fraction: percent / 100 } } };
   }
@@ -95,7 +96,11 @@ export function effectiveEviction(input: EvictionInput): EvictionFacts {
     if (!threshold) continue;
     const grace = input.softGracePeriod[signal];
     if (grace === undefined) {
-      facts.invalid.push({ signal, raw, reason: `grace period must be specified for the soft eviction threshold ${signal}` });
+      facts.invalid.push({
+        signal,
+        raw,
+        reason: `grace period must be specified for the soft eviction threshold ${signal}`,
+      });
       continue;
     }
     facts.soft.push({ ...threshold, gracePeriod: grace });
@@ -113,13 +118,20 @@ function hardSources(input: EvictionInput): Map<string, { raw: string; from: str
   const out = new Map<string, { raw: string; from: string }>();
   const useDefaults = input.hard === null || input.mergeDefaults;
   if (useDefaults) {
-    for (const [signal, raw] of Object.entries(DEFAULT_EVICTION_HARD)) out.set(signal, { raw, from: "kubelet default" });
+    for (const [signal, raw] of Object.entries(DEFAULT_EVICTION_HARD))
+      out.set(signal, { raw, from: "kubelet default" });
   }
-  for (const [signal, raw] of Object.entries(input.hard ?? {})) out.set(signal, { raw, from: input.hardFrom(signal) });
+  for (const [signal, raw] of Object.entries(input.hard ?? {}))
+    out.set(signal, { raw, from: input.hardFrom(signal) });
   return out;
 }
 
-function collectThreshold(facts: EvictionFacts, signal: string, raw: string, from: string): Threshold | undefined {
+function collectThreshold(
+  facts: EvictionFacts,
+  signal: string,
+  raw: string,
+  from: string,
+): Threshold | undefined {
   if (signal.startsWith("containerfs.")) {
     facts.ignoredContainerfs.push(signal);
     return undefined;
@@ -157,7 +169,8 @@ export function thresholdsForRole(
   let signalRole: DiskRole | undefined = role;
   if (role === "containerfs") {
     const { dedicatedImageFs, splitContainerFs } = layout;
-    if ((dedicatedImageFs && splitContainerFs) || (!dedicatedImageFs && !splitContainerFs)) signalRole = "nodefs";
+    if ((dedicatedImageFs && splitContainerFs) || (!dedicatedImageFs && !splitContainerFs))
+      signalRole = "nodefs";
     else if (dedicatedImageFs && !splitContainerFs) signalRole = "imagefs";
     else signalRole = undefined;
   }

@@ -23,7 +23,10 @@ export function imageStoreFacts(snapshot: Snapshot) {
   return factsOf(snapshot.sources["image-stores"]);
 }
 
-export function role(facts: FilesystemsFacts | undefined, name: FilesystemRole): FilesystemRoleFact | undefined {
+export function role(
+  facts: FilesystemsFacts | undefined,
+  name: FilesystemRole,
+): FilesystemRoleFact | undefined {
   return facts?.roles.find((r) => r.role === name);
 }
 

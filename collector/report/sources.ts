@@ -5,11 +5,22 @@ import { WIDTH, wrap } from "./text.js";
 
 /** What `collect` prints without --json: each source's status and the filesystem roles found. */
 export function renderSources(snapshot: Snapshot): string {
-  const lines = [`imagefs-doctor ${snapshot.tool.version}: node ${snapshot.node}, host root ${snapshot.host.root}`, "", "sources:"];
+  const lines = [
+    `imagefs-doctor ${snapshot.tool.version}: node ${snapshot.node}, host root ${snapshot.host.root}`,
+    "",
+    "sources:",
+  ];
   for (const name of Object.keys(snapshot.sources) as SourceName[]) {
     const result = snapshot.sources[name];
     const detail = result.status === "absent" ? result.reason : result.status === "ok" ? "" : result.error;
-    lines.push(...wrap(`${name.padEnd(15)} ${result.status.padEnd(8)} ${String(result.durationMs).padStart(5)} ms  ${detail}`, WIDTH, "  ", "    "));
+    lines.push(
+      ...wrap(
+        `${name.padEnd(15)} ${result.status.padEnd(8)} ${String(result.durationMs).padStart(5)} ms  ${detail}`,
+        WIDTH,
+        "  ",
+        "    ",
+      ),
+    );
   }
   const fs = filesystemFacts(snapshot);
   if (fs) {

@@ -82,7 +82,9 @@ function renderFinding(finding: Finding, style: Style): string[] {
 }
 
 function header(snapshot: Snapshot): string[] {
-  const lines = [`imagefs-doctor ${snapshot.tool.version}: node ${snapshot.node}, collected ${snapshot.collectedAt}`];
+  const lines = [
+    `imagefs-doctor ${snapshot.tool.version}: node ${snapshot.node}, collected ${snapshot.collectedAt}`,
+  ];
   const fs = filesystemFacts(snapshot);
   if (fs) {
     const roles = fs.roles
@@ -122,6 +124,11 @@ export function renderText(snapshot: Snapshot, findings: Finding[], style: Style
     lines.pop();
   }
   const counts = SEVERITIES.map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`);
-  lines.push("", findings.length === 0 ? "No findings: the node's container storage looks healthy." : `Summary: ${counts.join(", ")}`);
+  lines.push(
+    "",
+    findings.length === 0
+      ? "No findings: the node's container storage looks healthy."
+      : `Summary: ${counts.join(", ")}`,
+  );
   return `${lines.join("\n")}\n`;
 }

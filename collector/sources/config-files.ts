@@ -87,7 +87,11 @@ function parseYamlText(text: string): Parsed {
   if (first) {
     return {
       format: "yaml",
-      error: { message: first.message.split("\n")[0]!, line: first.linePos?.[0].line, column: first.linePos?.[0].col },
+      error: {
+        message: first.message.split("\n")[0]!,
+        line: first.linePos?.[0].line,
+        column: first.linePos?.[0].col,
+      },
     };
   }
   const data = doc.toJS();
@@ -171,7 +175,9 @@ export function table(data: Table | undefined, ...keys: string[]): Table | undef
     if (typeof current !== "object" || current === null || Array.isArray(current)) return undefined;
     current = (current as Table)[key];
   }
-  return typeof current === "object" && current !== null && !Array.isArray(current) ? (current as Table) : undefined;
+  return typeof current === "object" && current !== null && !Array.isArray(current)
+    ? (current as Table)
+    : undefined;
 }
 
 export function stringValue(data: Table | undefined, key: string): string | undefined {

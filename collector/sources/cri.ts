@@ -76,7 +76,8 @@ export const criSource: SourceDefinition<Inputs, "cri"> = {
       facts.answeredBy = { endpoint: candidate.endpoint, via: "grpc" };
       facts.runtime = attempt.answer.runtime;
       await fillFilesystems(host, facts, attempt.answer.fsInfo);
-      if (attempt.answer.runtime.name === "cri-o") await fillCrioInfo(facts, attempt.socket, options.criTimeoutMs);
+      if (attempt.answer.runtime.name === "cri-o")
+        await fillCrioInfo(facts, attempt.socket, options.criTimeoutMs);
       return facts;
     }
     await tryCrictl(host, facts, candidates, options.criTimeoutMs);
@@ -98,13 +99,20 @@ function endpointCandidates(
   const candidates: Candidate[] = [];
   const kubeletEndpoint = kubelet?.containerRuntimeEndpoint;
   if (kubeletEndpoint && kubeletEndpoint.from !== "default") {
-    candidates.push({ endpoint: kubeletEndpoint.value, reason: `kubelet containerRuntimeEndpoint (${kubeletEndpoint.from})` });
+    candidates.push({
+      endpoint: kubeletEndpoint.value,
+      reason: `kubelet containerRuntimeEndpoint (${kubeletEndpoint.from})`,
+    });
   }
-  for (const socket of CRIO_SOCKETS) candidates.push({ endpoint: `unix://${socket}`, reason: "CRI-O default socket" });
+  for (const socket of CRIO_SOCKETS)
+    candidates.push({ endpoint: `unix://${socket}`, reason: "CRI-O default socket" });
   const containerd = storage?.containerd?.address;
   candidates.push({
     endpoint: `unix://${containerd?.value ?? CONTAINERD_SOCKET}`,
-    reason: containerd && containerd.from !== "default" ? `containerd grpc.address (${containerd.from})` : "containerd default socket",
+    reason:
+      containerd && containerd.from !== "default"
+        ? `containerd grpc.address (${containerd.from})`
+        : "containerd default socket",
   });
   const seen = new Set<string>();
   return candidates.filter((c) => !seen.has(c.endpoint) && seen.add(c.endpoint));
@@ -130,7 +138,10 @@ async function askEndpoint(
   const base = { endpoint: candidate.endpoint, reason: candidate.reason };
   const hostSocket = socketPathOf(candidate.endpoint);
   if (!hostSocket) {
-    return { summary: { ...base, status: "error", error: "only unix:// endpoints are supported" }, socket: "" };
+    return {
+      summary: { ...base, status: "error", error: "only unix:// endpoints are supported" },
+      socket: "",
+    };
   }
   let socket: string;
   try {
@@ -144,20 +155,38 @@ async function askEndpoint(
     return { summary: { ...base, status: "error", error: describeError(error) }, socket: "" };
   }
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
-    return { summary: { ...base, status: "error", error: `socket path longer than ${MAX_SOCKET_PATH} bytes: ${socket}` }, socket };
+    return {
+      summary: {
+        ...base,
+        status: "error",
+        error: `socket path longer than ${MAX_SOCKET_PATH} bytes: ${socket}`,
+      },
+      socket,
+    };
   }
   const started = performance.now();
   try {
     const answer = await callCri(socket, timeoutMs);
-    return { summary: { ...base, status: "ok", latencyMs: Math.round(performance.now() - started) }, answer, socket };
+    return {
+      summary: { ...base, status: "ok", latencyMs: Math.round(performance.now() - started) },
+      answer,
+      socket,
+    };
   } catch (error) {
     const timedOut = (error as { code?: number }).code === grpc.status.DEADLINE_EXCEEDED;
     const latencyMs = Math.round(performance.now() - started);
-    return { summary: { ...base, status: timedOut ? "timeout" : "error", error: describeError(error), latencyMs }, socket };
+    return {
+      summary: { ...base, status: timedOut ? "timeout" : "error", error: describeError(error), latencyMs },
+      socket,
+    };
   }
 }
 
-type Unary = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: unknown) => void) => void;
+type Unary = (
+  request: object,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: unknown) => void,
+) => void;
 type ServiceClient = grpc.Client & Record<string, Unary>;
 
 let packageDefinition: grpc.GrpcObject | undefined;
@@ -173,8 +202,14 @@ function criPackage(): grpc.GrpcObject {
 
 async function callCri(socket: string, timeoutMs: number): Promise<Answer> {
   const v1 = (criPackage().runtime as grpc.GrpcObject).v1 as grpc.GrpcObject;
-  const RuntimeService = v1.RuntimeService as unknown as new (address: string, credentials: grpc.ChannelCredentials) => ServiceClient;
-  const ImageService = v1.ImageService as unknown as new (address: string, credentials: grpc.ChannelCredentials) => ServiceClient;
+  const RuntimeService = v1.RuntimeService as unknown as new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+  ) => ServiceClient;
+  const ImageService = v1.ImageService as unknown as new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+  ) => ServiceClient;
   const address = `unix:${socket}`;
   const credentials = grpc.credentials.createInsecure();
   const runtimeClient = new RuntimeService(address, credentials);
@@ -182,7 +217,9 @@ async function callCri(socket: string, timeoutMs: number): Promise<Answer> {
   const deadline = () => ({ deadline: new Date(Date.now() + timeoutMs) });
   const call = <T>(client: ServiceClient, method: string, request: object) =>
     new Promise<T>((resolve, reject) => {
-      client[method]!(request, deadline(), (error, response) => (error ? reject(error) : resolve(response as T)));
+      client[method]!(request, deadline(), (error, response) =>
+        error ? reject(error) : resolve(response as T),
+      );
     });
   try {
     const version = await call<{ runtimeName: string; runtimeVersion: string; runtimeApiVersion: string }>(
@@ -196,7 +233,11 @@ async function callCri(socket: string, timeoutMs: number): Promise<Answer> {
       {},
     );
     return {
-      runtime: { name: version.runtimeName, version: version.runtimeVersion, apiVersion: version.runtimeApiVersion },
+      runtime: {
+        name: version.runtimeName,
+        version: version.runtimeVersion,
+        apiVersion: version.runtimeApiVersion,
+      },
       fsInfo: {
         imageFilesystems: fsInfo.imageFilesystems.map(fromGrpc),
         containerFilesystems: fsInfo.containerFilesystems.map(fromGrpc),
@@ -240,7 +281,11 @@ async function fillCrioInfo(facts: CriFacts, socket: string, timeoutMs: number):
     const body = await httpGetOverSocket(socket, "/info", timeoutMs);
     const info = JSON.parse(body) as Record<string, unknown>;
     const text = (key: string) => (typeof info[key] === "string" ? (info[key] as string) : null);
-    facts.crioInfo = { storageDriver: text("storage_driver"), storageRoot: text("storage_root"), storageImage: text("storage_image") };
+    facts.crioInfo = {
+      storageDriver: text("storage_driver"),
+      storageRoot: text("storage_root"),
+      storageImage: text("storage_image"),
+    };
   } catch (error) {
     facts.crioInfoError = describeError(error);
   }
@@ -248,7 +293,15 @@ async function fillCrioInfo(facts: CriFacts, socket: string, timeoutMs: number):
 
 export function httpGetOverSocket(socket: string, path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = http.get({ socketPath: socket, path, headers: { Host: "localhost" }, timeout: timeoutMs }, (response) => {
+    // agent: false, so no keep-alive socket outlives the request.
+    const options = {
+      socketPath: socket,
+      path,
+      headers: { Host: "localhost" },
+      timeout: timeoutMs,
+      agent: false,
+    };
+    const request = http.get(options, (response) => {
       if (response.statusCode !== 200) {
         response.resume();
         reject(new Error(`GET ${path} answered ${response.statusCode}`));
@@ -274,7 +327,12 @@ const CRICTL_PATHS = ["/usr/bin/crictl", "/usr/local/bin/crictl"];
  * When no socket answered over gRPC (an old runtime that only speaks v1alpha2, say), crictl may
  * still get through: it negotiates the API version itself.
  */
-async function tryCrictl(host: Host, facts: CriFacts, candidates: Candidate[], timeoutMs: number): Promise<void> {
+async function tryCrictl(
+  host: Host,
+  facts: CriFacts,
+  candidates: Candidate[],
+  timeoutMs: number,
+): Promise<void> {
   const crictl = await findExecutable(host);
   if (!crictl) return;
   for (const candidate of candidates) {
@@ -285,10 +343,24 @@ async function tryCrictl(host: Host, facts: CriFacts, candidates: Candidate[], t
     const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
     const run = await runCommand(
       crictl,
-      ["--runtime-endpoint", `unix://${socket}`, "--image-endpoint", `unix://${socket}`, "--timeout", `${seconds}s`, "imagefsinfo", "-o", "json"],
+      [
+        "--runtime-endpoint",
+        `unix://${socket}`,
+        "--image-endpoint",
+        `unix://${socket}`,
+        "--timeout",
+        `${seconds}s`,
+        "imagefsinfo",
+        "-o",
+        "json",
+      ],
       { timeoutMs: timeoutMs + 1000 },
     );
-    const summary: EndpointAttempt = { endpoint: candidate.endpoint, reason: `crictl (${crictl})`, status: "error" };
+    const summary: EndpointAttempt = {
+      endpoint: candidate.endpoint,
+      reason: `crictl (${crictl})`,
+      status: "error",
+    };
     facts.attempts.push(summary);
     if (run.outcome === "timeout") {
       summary.status = "timeout";

@@ -87,9 +87,15 @@ export const filesystemsSource: SourceDefinition<Inputs, "filesystems"> = {
       roles,
       rootDevice: root.status === "ok" ? root.device : null,
       topology: topologyOf(roles),
-      fstab: fstab.filter((entry) => entry.mountPoint !== "/" && wanted.some((r) => relatedPaths(r.path, entry.mountPoint))),
+      fstab: fstab.filter(
+        (entry) => entry.mountPoint !== "/" && wanted.some((r) => relatedPaths(r.path, entry.mountPoint)),
+      ),
       mountTable: mountTable
-        ? { from: mountTable.from, entries: mountTable.entries.length, malformedLines: mountTable.malformedLines }
+        ? {
+            from: mountTable.from,
+            entries: mountTable.entries.length,
+            malformedLines: mountTable.malformedLines,
+          }
         : null,
     };
   },
@@ -102,7 +108,8 @@ export function decideRuntime(
 ): FilesystemsFacts["runtime"] {
   const endpoint = factsOf(kubelet)?.containerRuntimeEndpoint;
   if (endpoint && endpoint.from !== "default") {
-    if (endpoint.value.includes("crio")) return { kind: "crio", evidence: `kubelet runtime endpoint ${endpoint.value}` };
+    if (endpoint.value.includes("crio"))
+      return { kind: "crio", evidence: `kubelet runtime endpoint ${endpoint.value}` };
     if (endpoint.value.includes("containerd")) {
       return { kind: "containerd", evidence: `kubelet runtime endpoint ${endpoint.value}` };
     }
@@ -123,7 +130,10 @@ function rolesToInspect(
   kubelet: KubeletConfigFacts | undefined,
 ): WantedRole[] {
   const roles: WantedRole[] = [];
-  const rootDir = kubelet?.rootDir ?? { value: "/var/lib/kubelet", from: "default (no kubelet configuration)" };
+  const rootDir = kubelet?.rootDir ?? {
+    value: "/var/lib/kubelet",
+    from: "default (no kubelet configuration)",
+  };
   roles.push({ role: "nodefs", path: rootDir.value, configuredBy: `kubelet root dir (${rootDir.from})` });
   if (runtime === "containerd" && storage?.containerd) {
     const { snapshotterRoot, state } = storage.containerd;
@@ -141,14 +151,26 @@ function rolesToInspect(
       ? { role: "imagefs", path: imagestore, configuredBy: `imagestore (${cs.imagestore.from})` }
       : { role: "imagefs", path: cs.graphroot.value, configuredBy: `graphroot (${cs.graphroot.from})` },
   );
-  roles.push({ role: "containerfs", path: cs.graphroot.value, configuredBy: `graphroot (${cs.graphroot.from})` });
+  roles.push({
+    role: "containerfs",
+    path: cs.graphroot.value,
+    configuredBy: `graphroot (${cs.graphroot.from})`,
+  });
   roles.push({ role: "runroot", path: cs.runroot.value, configuredBy: `runroot (${cs.runroot.from})` });
   for (const store of cs.additionalImageStores.value) {
-    roles.push({ role: "additional-image-store", path: store, configuredBy: `additionalimagestores (${cs.additionalImageStores.from})` });
+    roles.push({
+      role: "additional-image-store",
+      path: store,
+      configuredBy: `additionalimagestores (${cs.additionalImageStores.from})`,
+    });
   }
   for (const store of cs.additionalLayerStores.value) {
     if (!store.path.startsWith("/")) continue; // a relative path is a configuration error, reported by checks
-    roles.push({ role: "additional-layer-store", path: store.path, configuredBy: `additionallayerstores (${cs.additionalLayerStores.from})` });
+    roles.push({
+      role: "additional-layer-store",
+      path: store.path,
+      configuredBy: `additionallayerstores (${cs.additionalLayerStores.from})`,
+    });
   }
   return roles;
 }
@@ -208,7 +230,8 @@ async function readFstab(host: Host): Promise<FstabEntry[]> {
     if (!trimmed || trimmed.startsWith("#")) continue;
     const [spec, mountPoint, fstype, options] = trimmed.split(/\s+/);
     if (!spec || !mountPoint?.startsWith("/")) continue;
-    const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+    const unescape = (s: string) =>
+      s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
     entries.push({ spec, mountPoint: unescape(mountPoint), fstype: fstype ?? "", options: options ?? "" });
   }
   return entries;

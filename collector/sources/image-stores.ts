@@ -33,7 +33,11 @@ export interface ImageStoresFacts {
   searched: string[];
 }
 
-type Inputs = { "storage-config": StorageConfigFacts; "kubelet-config": KubeletConfigFacts; "image-stores": ImageStoresFacts };
+type Inputs = {
+  "storage-config": StorageConfigFacts;
+  "kubelet-config": KubeletConfigFacts;
+  "image-stores": ImageStoresFacts;
+};
 
 const MAX_METADATA_BYTES = 64 * 1024 * 1024;
 const MAX_NAMES = 10;
@@ -54,16 +58,26 @@ export const imageStoresSource: SourceDefinition<Inputs, "image-stores"> = {
     const driver = cs.driver.value || "overlay";
     const configured: { path: string; role: StoreRole }[] = [{ path: cs.graphroot.value, role: "graphroot" }];
     if (cs.imagestore.value) configured.push({ path: cs.imagestore.value, role: "imagestore" });
-    for (const store of cs.additionalImageStores.value) configured.push({ path: store, role: "additional-image-store" });
+    for (const store of cs.additionalImageStores.value)
+      configured.push({ path: store, role: "additional-image-store" });
 
-    const { candidates, searched } = await findUnconfiguredStores(host, driver, configured.map((s) => s.path));
+    const { candidates, searched } = await findUnconfiguredStores(
+      host,
+      driver,
+      configured.map((s) => s.path),
+    );
     const all = [...configured, ...candidates.map((p) => ({ path: p, role: "unconfigured" as const }))];
     const stores = await Promise.all(all.map((store) => readStore(host, driver, store.path, store.role)));
     return { driver, stores, searched };
   },
 };
 
-async function readStore(host: Host, driver: string, storePath: string, role: StoreRole): Promise<ImageStoreFact> {
+async function readStore(
+  host: Host,
+  driver: string,
+  storePath: string,
+  role: StoreRole,
+): Promise<ImageStoreFact> {
   const images = await readJsonArray(host, path.posix.join(storePath, `${driver}-images`, "images.json"));
   const layers = await readJsonArray(host, path.posix.join(storePath, `${driver}-layers`, "layers.json"));
   return {
@@ -76,12 +90,18 @@ async function readStore(host: Host, driver: string, storePath: string, role: St
 
 type JsonRecord = Record<string, unknown>;
 
-async function readJsonArray(host: Host, hostPath: string): Promise<{ file: MetadataFile; records: JsonRecord[] }> {
+async function readJsonArray(
+  host: Host,
+  hostPath: string,
+): Promise<{ file: MetadataFile; records: JsonRecord[] }> {
   let text: string;
   try {
     const read = await host.readText(hostPath, MAX_METADATA_BYTES);
     if (read.truncated) {
-      return { file: { status: "error", error: `${hostPath} is larger than ${MAX_METADATA_BYTES} bytes`, count: 0 }, records: [] };
+      return {
+        file: { status: "error", error: `${hostPath} is larger than ${MAX_METADATA_BYTES} bytes`, count: 0 },
+        records: [],
+      };
     }
     text = read.text;
   } catch (error) {
@@ -94,7 +114,10 @@ async function readJsonArray(host: Host, hostPath: string): Promise<{ file: Meta
     const records = parsed.filter((item): item is JsonRecord => typeof item === "object" && item !== null);
     return { file: { status: "ok", count: records.length }, records };
   } catch (error) {
-    return { file: { status: "error", error: `${hostPath}: ${describeError(error)}`, count: 0 }, records: [] };
+    return {
+      file: { status: "error", error: `${hostPath}: ${describeError(error)}`, count: 0 },
+      records: [],
+    };
   }
 }
 

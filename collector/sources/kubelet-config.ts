@@ -2,7 +2,13 @@ import path from "node:path";
 import type { Host } from "../host/host.js";
 import { flagValue, type ProcessInfo } from "../host/proc.js";
 import { type EvictionFacts, effectiveEviction } from "../model/eviction.js";
-import { type ConfigFileFact, type LoadedConfig, loadDropIns, loadYamlOrJson, type Table } from "./config-files.js";
+import {
+  type ConfigFileFact,
+  type LoadedConfig,
+  loadDropIns,
+  loadYamlOrJson,
+  type Table,
+} from "./config-files.js";
 import { Absent, type SourceDefinition } from "./source.js";
 import type { ProcessFact, Setting } from "./storage-config.js";
 
@@ -35,7 +41,10 @@ const WELL_KNOWN_CONFIGS = [
   { path: "/var/lib/kubelet/config.yaml", dropInDir: null },
 ];
 
-export const kubeletConfigSource: SourceDefinition<{ "kubelet-config": KubeletConfigFacts }, "kubelet-config"> = {
+export const kubeletConfigSource: SourceDefinition<
+  { "kubelet-config": KubeletConfigFacts },
+  "kubelet-config"
+> = {
   name: "kubelet-config",
   deadlineMs: 5000,
   async collect({ host }) {
@@ -184,7 +193,10 @@ function buildFacts(
     return { value: fallback, from: "default" };
   };
 
-  const featureGates = { ...parseFeatureGates(config.featureGates), ...parseFeatureGates(flagValue(argv, ["feature-gates"])) };
+  const featureGates = {
+    ...parseFeatureGates(config.featureGates),
+    ...parseFeatureGates(flagValue(argv, ["feature-gates"])),
+  };
   const gateFrom = flagValue(argv, ["feature-gates"])?.includes("KubeletSeparateDiskGC")
     ? "kubelet flag --feature-gates"
     : (origins.get("featureGates/KubeletSeparateDiskGC") ?? "default");
@@ -195,10 +207,14 @@ function buildFacts(
   const eviction = effectiveEviction({
     hard: hardFlag !== undefined ? parseEvictionFlag(hardFlag) : stringMap(config.evictionHard),
     hardFrom: (signal) =>
-      hardFlag !== undefined ? "kubelet flag --eviction-hard" : (origins.get(`evictionHard/${signal}`) ?? "unknown"),
+      hardFlag !== undefined
+        ? "kubelet flag --eviction-hard"
+        : (origins.get(`evictionHard/${signal}`) ?? "unknown"),
     soft: softFlag !== undefined ? parseEvictionFlag(softFlag) : stringMap(config.evictionSoft),
     softFrom: (signal) =>
-      softFlag !== undefined ? "kubelet flag --eviction-soft" : (origins.get(`evictionSoft/${signal}`) ?? "unknown"),
+      softFlag !== undefined
+        ? "kubelet flag --eviction-soft"
+        : (origins.get(`evictionSoft/${signal}`) ?? "unknown"),
     softGracePeriod: stringMap(config.evictionSoftGracePeriod) ?? {},
     mergeDefaults: config.mergeDefaultEvictionSettings === true,
   });
@@ -215,7 +231,8 @@ function buildFacts(
       KUBELET_DEFAULTS.containerRuntimeEndpoint,
     ),
     featureGates,
-    separateDiskGC: separate === undefined ? { value: null, from: "default" } : { value: separate, from: gateFrom },
+    separateDiskGC:
+      separate === undefined ? { value: null, from: "default" } : { value: separate, from: gateFrom },
     imageGC: {
       highThresholdPercent: numberSetting(
         config,

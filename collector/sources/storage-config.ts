@@ -79,7 +79,10 @@ const STORAGE_DEFAULTS = {
   runroot: "/run/containers/storage",
 };
 
-export const storageConfigSource: SourceDefinition<{ "storage-config": StorageConfigFacts }, "storage-config"> = {
+export const storageConfigSource: SourceDefinition<
+  { "storage-config": StorageConfigFacts },
+  "storage-config"
+> = {
   name: "storage-config",
   deadlineMs: 5000,
   async collect({ host }) {
@@ -87,7 +90,10 @@ export const storageConfigSource: SourceDefinition<{ "storage-config": StorageCo
     const crio = findProcess(processes, ["crio"]);
     const containerd = findProcess(processes, ["containerd"]);
     const env = crio
-      ? await readEnvironment(host.procRoot, crio.pid, ["CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"])
+      ? await readEnvironment(host.procRoot, crio.pid, [
+          "CONTAINERS_STORAGE_CONF",
+          "CONTAINERS_REGISTRIES_CONF",
+        ])
       : {};
     const files: ConfigFileFact[] = [];
     const containersStorage = await resolveContainersStorage(host, crio, env, files);
@@ -111,7 +117,8 @@ async function guessRuntime(
 ): Promise<StorageConfigFacts["runtimeGuess"]> {
   if (crio) return { kind: "crio", evidence: `crio is running (pid ${crio.pid})` };
   if (containerd) return { kind: "containerd", evidence: `containerd is running (pid ${containerd.pid})` };
-  if (await exists(host, "/etc/crio")) return { kind: "crio", evidence: "/etc/crio exists; no runtime process seen" };
+  if (await exists(host, "/etc/crio"))
+    return { kind: "crio", evidence: "/etc/crio exists; no runtime process seen" };
   if (await exists(host, "/etc/containerd/config.toml")) {
     return { kind: "containerd", evidence: "/etc/containerd/config.toml exists; no runtime process seen" };
   }
@@ -168,7 +175,12 @@ function recordOrigins(data: Table, file: string, prefix: string[], into: Map<st
   }
 }
 
-function setting<T>(value: T | undefined, from: string | undefined, fallback: T, fallbackFrom = "default"): Setting<T> {
+function setting<T>(
+  value: T | undefined,
+  from: string | undefined,
+  fallback: T,
+  fallbackFrom = "default",
+): Setting<T> {
   return value === undefined ? { value: fallback, from: fallbackFrom } : { value, from: from ?? "unknown" };
 }
 
@@ -201,12 +213,21 @@ async function resolveContainersStorage(
   const flag = (names: string[]) => (crio ? flagValue(crio.argv, names) : undefined);
   const flagFrom = (name: string) => `crio flag --${name}`;
 
-  const pick = (flagNames: string[], crioKey: string, storageKey: string, fallback: string): Setting<string> => {
+  const pick = (
+    flagNames: string[],
+    crioKey: string,
+    storageKey: string,
+    fallback: string,
+  ): Setting<string> => {
     const fromFlag = flag(flagNames);
     if (fromFlag !== undefined) return { value: fromFlag, from: flagFrom(flagNames[0]!) };
     const fromCrio = stringValue(crioTable, crioKey);
     if (fromCrio) return { value: fromCrio, from: crioFrom(crioKey)! };
-    return setting(stringValue(storage, storageKey) || undefined, conf.origin("storage", storageKey), fallback);
+    return setting(
+      stringValue(storage, storageKey) || undefined,
+      conf.origin("storage", storageKey),
+      fallback,
+    );
   };
 
   const driver = pick(["storage-driver", "s"], "storage_driver", "driver", STORAGE_DEFAULTS.driver);
@@ -255,7 +276,11 @@ async function pickStorageConf(host: Host, env: Record<string, string>): Promise
 }
 
 /** crio.conf, then crio.conf.d/*.conf in lexical order: the file sorted last wins (crio.conf.d(5)). */
-async function loadCrioConfig(host: Host, crio: ProcessInfo | undefined, files: ConfigFileFact[]): Promise<Layered> {
+async function loadCrioConfig(
+  host: Host,
+  crio: ProcessInfo | undefined,
+  files: ConfigFileFact[],
+): Promise<Layered> {
   const layered = new Layered();
   const configPath = (crio && flagValue(crio.argv, ["config", "c"])) ?? "/etc/crio/crio.conf";
   const configDir = (crio && flagValue(crio.argv, ["config-dir", "d"])) ?? "/etc/crio/crio.conf.d";
@@ -298,7 +323,10 @@ function effectiveDriverOptions(
 }
 
 /** Mirrors the overlay driver's option parsing: keys lower-cased, `overlay.`/`overlay2.`/`.` trimmed. */
-export function parseDriverOptions(options: string[]): { imageStores: string[]; layerStores: LayerStoreEntry[] } {
+export function parseDriverOptions(options: string[]): {
+  imageStores: string[];
+  layerStores: LayerStoreEntry[];
+} {
   const imageStores: string[] = [];
   const layerStores: LayerStoreEntry[] = [];
   for (const option of options) {
@@ -332,7 +360,11 @@ export function parseLayerStoreEntry(raw: string): LayerStoreEntry {
 
 async function resolveRegistries(host: Host, env: Record<string, string>, files: ConfigFileFact[]) {
   const layered = new Layered();
-  const main = await loadToml(host, env.CONTAINERS_REGISTRIES_CONF ?? "/etc/containers/registries.conf", "registries.conf");
+  const main = await loadToml(
+    host,
+    env.CONTAINERS_REGISTRIES_CONF ?? "/etc/containers/registries.conf",
+    "registries.conf",
+  );
   if (main.fact.status !== "missing") layered.apply(main, files);
   const dropIns = await loadDropIns(host, "/etc/containers/registries.conf.d", "registries.conf.d", "toml");
   if (dropIns.dir) files.push(dropIns.dir);
@@ -371,7 +403,11 @@ async function resolveContainerd(
   const root = setting(stringValue(data, "root"), layered.origin("root"), CONTAINERD_DEFAULTS.root);
   const snapshotterKey = containerdSnapshotterPath(version);
   const snapshotterValue = stringValue(table(data, ...snapshotterKey.slice(0, -1)), snapshotterKey.at(-1)!);
-  const snapshotter = setting(snapshotterValue, layered.origin(...snapshotterKey), CONTAINERD_DEFAULTS.snapshotter);
+  const snapshotter = setting(
+    snapshotterValue,
+    layered.origin(...snapshotterKey),
+    CONTAINERD_DEFAULTS.snapshotter,
+  );
   const pluginId = `io.containerd.snapshotter.v1.${snapshotter.value}`;
   const rootPath = stringValue(table(data, "plugins", pluginId), "root_path");
   return {
@@ -409,7 +445,9 @@ function mergeContainerdImport(base: Table, imported: Table): Table {
 
 /** containerd imports are paths or globs, relative to the main config's directory. */
 async function expandImport(host: Host, pattern: string, configPath: string): Promise<string[]> {
-  const absolute = path.posix.isAbsolute(pattern) ? pattern : path.posix.join(path.posix.dirname(configPath), pattern);
+  const absolute = path.posix.isAbsolute(pattern)
+    ? pattern
+    : path.posix.join(path.posix.dirname(configPath), pattern);
   const base = path.posix.basename(absolute);
   if (!base.includes("*")) return [absolute];
   const dir = path.posix.dirname(absolute);

@@ -1,0 +1,131 @@
+import { mkdir, mkdtemp, rm, statfs, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+
+export type LoopFs = "ext4" | "xfs";
+
+export interface LoopOptions {
+  sizeMiB: number;
+  /** ext4 only: the number of inodes to create (mkfs.ext4 -N). */
+  inodes?: number;
+  readOnly?: boolean;
+}
+
+/**
+ * A throw-away host tree for tests: a temporary directory used as --host-root, with real mounts
+ * (tmpfs, loop-mounted ext4/xfs) at host paths, real files and symlinks, and a private /proc view
+ * so processes on the machine running the tests (a real kubelet, say) do not leak in.
+ */
+export class HostTree {
+  readonly root: string;
+  /** Scratch space outside the host tree: loop images, the private /proc view. */
+  readonly scratch: string;
+  readonly procRoot: string;
+  #mounts: string[] = [];
+  #cleanups: (() => Promise<void>)[] = [];
+
+  private constructor(root: string, scratch: string) {
+    this.root = root;
+    this.scratch = scratch;
+    this.procRoot = path.join(scratch, "proc");
+  }
+
+  static async create(): Promise<HostTree> {
+    const scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-test-"));
+    const root = path.join(scratch, "host");
+    await mkdir(root);
+    const tree = new HostTree(root, scratch);
+    await mkdir(tree.procRoot);
+    // "1" points at the reader's own /proc entry: mountinfo is then the test process's, which
+    // sees every mount the test makes, and no other process is visible unless exposed.
+    await symlink("/proc/self", path.join(tree.procRoot, "1"));
+    return tree;
+  }
+
+  local(hostPath: string): string {
+    return path.join(this.root, hostPath);
+  }
+
+  async write(hostPath: string, content: string | Buffer): Promise<void> {
+    await mkdir(path.dirname(this.local(hostPath)), { recursive: true });
+    await writeFile(this.local(hostPath), content);
+  }
+
+  async mkdir(hostPath: string): Promise<void> {
+    await mkdir(this.local(hostPath), { recursive: true });
+  }
+
+  async symlink(target: string, hostPath: string): Promise<void> {
+    await mkdir(path.dirname(this.local(hostPath)), { recursive: true });
+    await symlink(target, this.local(hostPath));
+  }
+
+  /** Makes a process visible to the collector, as a node's /proc would show it. */
+  async exposeProcess(pid: number): Promise<void> {
+    await symlink(`/proc/${pid}`, path.join(this.procRoot, String(pid)));
+  }
+
+  async mountTmpfs(hostPath: string, options = "size=64m"): Promise<void> {
+    await this.#mount(hostPath, ["-t", "tmpfs", "-o", options, "tmpfs"]);
+  }
+
+  /** Creates a sparse image, makes a filesystem on it and loop-mounts it (the loop device is freed on umount). */
+  async mountLoop(hostPath: string, fstype: LoopFs, options: LoopOptions): Promise<string> {
+    const image = path.join(this.scratch, `${hostPath.replaceAll("/", "_")}.${fstype}.img`);
+    await execa("truncate", ["-s", `${options.sizeMiB}M`, image]);
+    const mkfs =
+      fstype === "ext4"
+        ? ["mkfs.ext4", ["-q", "-F", ...(options.inodes ? ["-N", String(options.inodes)] : []), image]]
+        : ["mkfs.xfs", ["-q", "-f", image]];
+    await execa(mkfs[0] as string, mkfs[1] as string[]);
+    await this.#mount(hostPath, ["-o", options.readOnly ? "loop,ro" : "loop", image]);
+    return image;
+  }
+
+  /** Mounts the whole host root on its own filesystem, as a node's "/" is. */
+  async mountRootLoop(fstype: LoopFs, options: LoopOptions): Promise<void> {
+    await this.mountLoop("/", fstype, options);
+  }
+
+  async #mount(hostPath: string, args: string[]): Promise<void> {
+    const target = this.local(hostPath);
+    await mkdir(target, { recursive: true });
+    await execa("mount", [...args, target]);
+    this.#mounts.push(target);
+  }
+
+  async remountReadOnly(hostPath: string): Promise<void> {
+    await execa("mount", ["-o", "remount,ro", this.local(hostPath)]);
+  }
+
+  /** Leaves about `leaveBytes` available on the filesystem holding hostPath. */
+  async fill(hostPath: string, leaveBytes: number): Promise<void> {
+    const fs = await statfs(this.local(hostPath));
+    const fill = fs.bavail * fs.bsize - leaveBytes;
+    if (fill > 0) await execa("fallocate", ["-l", String(fill), path.join(this.local(hostPath), ".fill")]);
+  }
+
+  /** Creates empty files until about `leave` inodes remain free. */
+  async exhaustInodes(hostPath: string, leave: number): Promise<void> {
+    const dir = path.join(this.local(hostPath), ".inodes");
+    await mkdir(dir, { recursive: true });
+    const count = (await statfs(dir)).ffree - leave;
+    for (let i = 0; i < count; i += 1) await writeFile(path.join(dir, String(i)), "");
+  }
+
+  /** Runs `fn` at cleanup, before the mounts go (servers and processes started for this tree). */
+  onCleanup(fn: () => Promise<void>): void {
+    this.#cleanups.push(fn);
+  }
+
+  async cleanup(): Promise<void> {
+    for (const fn of this.#cleanups.reverse()) await fn();
+    this.#cleanups = [];
+    for (const target of this.#mounts.reverse()) {
+      await execa("umount", ["-l", target], { reject: false });
+    }
+    this.#mounts = [];
+    await rm(this.scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,34 @@
+import { execaSync } from "execa";
+
+/**
+ * Real parts a test needs. On a developer's machine a missing part skips the test, loudly; in CI
+ * (CI=true) it fails the run instead, so a missing install step can never pass as green.
+ */
+export type Part = "root" | "loop" | "xfs" | "containerd" | "bindfs";
+
+const probes: Record<Part, () => boolean> = {
+  root: () => process.getuid?.() === 0,
+  loop: () => has("losetup", ["--version"]) && has("mkfs.ext4", ["-V"]),
+  xfs: () => has("mkfs.xfs", ["-V"]),
+  containerd: () => has("containerd", ["--version"]),
+  bindfs: () => has("bindfs", ["--version"]) && has("fusermount3", ["--version"]),
+};
+
+function has(command: string, args: string[]): boolean {
+  try {
+    execaSync(command, args, { stdio: "ignore", timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Returns true when the test may run; throws in CI when a part is missing. */
+export function requireParts(suite: string, parts: Part[]): boolean {
+  const missing = parts.filter((part) => !probes[part]());
+  if (missing.length === 0) return true;
+  const message = `${suite} needs ${missing.join(", ")} (run the tests as root after scripts/test.sh installed the packages)`;
+  if (process.env.CI === "true") throw new Error(`CI: ${message}`);
+  process.stderr.write(`\n${"!".repeat(78)}\n!! SKIPPING: ${message}\n${"!".repeat(78)}\n\n`);
+  return false;
+}
