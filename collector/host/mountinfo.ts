@@ -24,8 +24,8 @@ export interface MountTable {
   malformedLines: number;
 }
 
-/** mountinfo escapes space, tab, newline and backslash as three octal digits. */
-function unescapeOctal(field: string): string {
+/** mountinfo and fstab escape space, tab, newline and backslash as three octal digits. */
+export function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
 }
 

@@ -1,6 +1,6 @@
 import type { FsUsage } from "../host/fsstat.js";
 import type { Host, MountFact } from "../host/host.js";
-import { isWithin } from "../host/mountinfo.js";
+import { isWithin, unescapeOctal } from "../host/mountinfo.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { factsOf, type SourceDefinition, type SourceResult } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
@@ -230,9 +230,12 @@ async function readFstab(host: Host): Promise<FstabEntry[]> {
     if (!trimmed || trimmed.startsWith("#")) continue;
     const [spec, mountPoint, fstype, options] = trimmed.split(/\s+/);
     if (!spec || !mountPoint?.startsWith("/")) continue;
-    const unescape = (s: string) =>
-      s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-    entries.push({ spec, mountPoint: unescape(mountPoint), fstype: fstype ?? "", options: options ?? "" });
+    entries.push({
+      spec,
+      mountPoint: unescapeOctal(mountPoint),
+      fstype: fstype ?? "",
+      options: options ?? "",
+    });
   }
   return entries;
 }
