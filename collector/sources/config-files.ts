@@ -85,14 +85,8 @@ function parseYamlText(text: string): Parsed {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   const first = doc.errors[0];
   if (first) {
-    return {
-      format: "yaml",
-      error: {
-        message: first.message.split("\n")[0]!,
-        line: first.linePos?.[0].line,
-        column: first.linePos?.[0].col,
-      },
-    };
+    const { line, column } = lineAndColumn(text, first.pos[0]);
+    return { format: "yaml", error: { message: first.message.split("\n")[0]!, line, column } };
   }
   const data = doc.toJS();
   if (data === null || data === undefined) return { format: "yaml", data: {} };

@@ -1,0 +1,237 @@
+import { spawn } from "node:child_process";
+import { execa } from "execa";
+import { afterEach, describe, expect, it } from "vitest";
+import { runChecks } from "../collector/checks/registry.js";
+import type { Snapshot } from "../collector/snapshot.js";
+import type { StorageConfigFacts } from "../collector/sources/storage-config.js";
+import { parseDriverOptions } from "../collector/sources/storage-config.js";
+import { requireParts } from "./support/requirements.js";
+import { baseNode, collectTree, GRAPHROOT, HostTree } from "./support/scenarios.js";
+
+const ready = requireParts("storage configuration tests", ["root", "loop"]);
+
+function storage(snapshot: Snapshot): StorageConfigFacts {
+  const result = snapshot.sources["storage-config"];
+  if (result.status !== "ok") throw new Error(`storage-config: ${result.status}`);
+  return result.facts;
+}
+
+/** A process whose argv[0] is `name`, as the real daemon's /proc/<pid>/cmdline would read. */
+function fakeDaemon(tree: HostTree, name: string, args: string[], env: Record<string, string> = {}) {
+  // "--" keeps node from reading the daemon's flags as its own.
+  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", "--", ...args], {
+    argv0: name,
+    env: { PATH: "/usr/bin:/bin", ...env },
+    stdio: "ignore",
+  });
+  tree.onCleanup(async () => {
+    child.kill("SIGKILL");
+  });
+  return child;
+}
+
+describe.skipIf(!ready)("storage configuration", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("applies crio.conf, then crio.conf.d in lexical order, over storage.conf, and says where each value came from", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write(
+      "/etc/crio/crio.conf",
+      `[crio]\nroot = "/var/lib/from-crio-conf"\nrunroot = "/run/from-crio-conf"\n`,
+    );
+    await tree.write(
+      "/etc/crio/crio.conf.d/10-first.conf",
+      `[crio]\nroot = "/var/lib/from-10"\nimagestore = "/var/lib/images-10"\n`,
+    );
+    await tree.write("/etc/crio/crio.conf.d/20-second.conf", `[crio]\nimagestore = "/var/lib/images-20"\n`);
+    await tree.write("/etc/crio/crio.conf.d/README", "not a drop-in: no .conf suffix\n");
+    const cs = storage(await collectTree(tree)).containersStorage;
+    expect(cs.graphroot).toEqual({ value: "/var/lib/from-10", from: "/etc/crio/crio.conf.d/10-first.conf" });
+    expect(cs.runroot).toEqual({ value: "/run/from-crio-conf", from: "/etc/crio/crio.conf" });
+    expect(cs.imagestore).toEqual({
+      value: "/var/lib/images-20",
+      from: "/etc/crio/crio.conf.d/20-second.conf",
+    });
+    expect(cs.driver).toEqual({ value: "overlay", from: "/etc/containers/storage.conf" });
+  });
+
+  it("reads stores from storage.conf options, and lets CRI-O's storage_option replace the whole list", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\n[storage.options]\nadditionalimagestores = ["/mnt/shared"]\nadditionallayerstores = ["/var/lib/stargz-store/store:ref"]\n[storage.options.pull_options]\nenable_partial_images = "true"\n`,
+    );
+    let cs = storage(await collectTree(tree)).containersStorage;
+    expect(cs.additionalImageStores.value).toEqual(["/mnt/shared"]);
+    expect(cs.additionalLayerStores.value).toEqual([
+      {
+        raw: "/var/lib/stargz-store/store:ref",
+        path: "/var/lib/stargz-store/store",
+        ref: true,
+        unknownOptions: [],
+      },
+    ]);
+    expect(cs.pullOptions.value).toEqual({ enable_partial_images: "true" });
+
+    await tree.write(
+      "/etc/crio/crio.conf.d/50-opts.conf",
+      `[crio]\nstorage_option = ["overlay.mountopt=nodev"]\n`,
+    );
+    cs = storage(await collectTree(tree)).containersStorage;
+    expect(cs.driverOptions).toEqual({
+      value: ["overlay.mountopt=nodev"],
+      from: "/etc/crio/crio.conf.d/50-opts.conf",
+    });
+    expect(cs.additionalImageStores.value).toEqual([]);
+    expect(cs.additionalLayerStores.value).toEqual([]);
+  });
+
+  it("parses driver options the way the overlay driver does", () => {
+    const parsed = parseDriverOptions([
+      "Overlay.ImageStore=/a,/b",
+      "overlay2.additionalimagestore=/c",
+      ".additionallayerstore=/als:ref:bogus",
+      "overlay.mountopt=nodev",
+    ]);
+    expect(parsed.imageStores).toEqual(["/a", "/b", "/c"]);
+    expect(parsed.layerStores).toEqual([
+      { raw: "/als:ref:bogus", path: "/als", ref: true, unknownOptions: ["bogus"] },
+    ]);
+  });
+
+  it("follows the running CRI-O: its --config-dir, --root flag and CONTAINERS_STORAGE_CONF environment", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/etc/custom/storage.conf", `[storage]\ndriver = "overlay"\nrunroot = "/run/custom"\n`);
+    await tree.write("/opt/crio.d/10-x.conf", `[crio]\nimagestore = "/var/lib/opt-images"\n`);
+    const crio = fakeDaemon(tree, "crio", ["--config-dir=/opt/crio.d", "--root", "/var/lib/flag-root"], {
+      CONTAINERS_STORAGE_CONF: "/etc/custom/storage.conf",
+      REGISTRY_PASSWORD: "hunter2",
+    });
+    await tree.exposeProcess(crio.pid!);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const snapshot = await collectTree(tree);
+    const facts = storage(snapshot);
+    expect(facts.runtimeGuess.kind).toBe("crio");
+    expect(facts.containersStorage.storageConf).toBe("/etc/custom/storage.conf");
+    expect(facts.containersStorage.runroot).toEqual({
+      value: "/run/custom",
+      from: "/etc/custom/storage.conf",
+    });
+    expect(facts.containersStorage.graphroot).toEqual({
+      value: "/var/lib/flag-root",
+      from: "crio flag --root",
+    });
+    expect(facts.containersStorage.imagestore.value).toBe("/var/lib/opt-images");
+    // Only the named variables are read from the environment: no secret reaches the snapshot.
+    expect(JSON.stringify(snapshot)).not.toContain("hunter2");
+  });
+
+  it("reports a malformed drop-in with its file and line, and keeps every other setting", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/etc/crio/crio.conf.d/10-good.conf", `[crio]\nimagestore = "/var/lib/images"\n`);
+    await tree.write("/etc/crio/crio.conf.d/20-bad.conf", `[crio]\n# a comment\nroot = "/var/lib/x\n`);
+    const snapshot = await collectTree(tree);
+    const facts = storage(snapshot);
+    const bad = facts.files.find((f) => f.path === "/etc/crio/crio.conf.d/20-bad.conf");
+    expect(bad?.status).toBe("error");
+    expect(bad?.error?.line).toBe(3);
+    expect(facts.containersStorage.imagestore.value).toBe("/var/lib/images");
+    const finding = runChecks(snapshot).find((f) => f.id === "CONFIG_PARSE_ERROR");
+    expect(finding?.evidence[0]).toMatch(/^\/etc\/crio\/crio\.conf\.d\/20-bad\.conf:3:\d+: /);
+    expect(finding?.remediation.commands).toContain("systemctl restart crio");
+  });
+
+  it("reads a drop-in whose name is not UTF-8, and shows the name escaped", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    const name = Buffer.concat([
+      Buffer.from(tree.local("/etc/crio/crio.conf.d/30-caf")),
+      Buffer.from([0xe9]),
+      Buffer.from(".conf"),
+    ]);
+    const { mkdir, writeFile } = await import("node:fs/promises");
+    await mkdir(tree.local("/etc/crio/crio.conf.d"), { recursive: true });
+    await writeFile(name, `[crio]\nimagestore = "/var/lib/latin1"\n`);
+    const facts = storage(await collectTree(tree));
+    expect(facts.containersStorage.imagestore).toEqual({
+      value: "/var/lib/latin1",
+      from: "/etc/crio/crio.conf.d/30-caf\\xe9.conf",
+    });
+  });
+
+  it("does not block on a FIFO where a config file should be, and survives a symlink loop", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.mkdir("/etc/crio/crio.conf.d");
+    await execa("mkfifo", [tree.local("/etc/crio/crio.conf.d/10-fifo.conf")]);
+    await tree.symlink("/etc/containers/loop-b", "/etc/containers/loop-a");
+    await tree.symlink("/etc/containers/loop-a", "/etc/containers/loop-b");
+    await tree.write(
+      "/etc/crio/crio.conf.d/20-root.conf",
+      `[crio]\nroot = "/etc/containers/loop-a/storage"\n`,
+    );
+    const snapshot = await collectTree(tree);
+    const facts = storage(snapshot);
+    expect(facts.files.find((f) => f.path.endsWith("10-fifo.conf"))?.error?.message).toMatch(
+      /not a regular file/,
+    );
+    const graphroot =
+      snapshot.sources.filesystems.status === "ok"
+        ? snapshot.sources.filesystems.facts.roles.find((r) => r.role === "containerfs")
+        : undefined;
+    expect(graphroot?.status).toBe("error");
+    expect(graphroot?.error).toMatch(/ELOOP/);
+    const ids = runChecks(snapshot).map((f) => f.id);
+    expect(ids).toContain("STORE_PATH_UNUSABLE");
+    expect(ids).toContain("CONFIG_PARSE_ERROR");
+  });
+
+  it("reads containerd's config: version 2 snapshotter key, root_path override, and imports", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write(
+      "/etc/containerd/config.toml",
+      `version = 2\nroot = "/data/containerd"\nimports = ["/etc/containerd/conf.d/*.toml"]\n[plugins."io.containerd.grpc.v1.cri".containerd]\nsnapshotter = "native"\n`,
+    );
+    await tree.write("/etc/containerd/conf.d/10-state.toml", `state = "/run/other-containerd"\n`);
+    let containerd = storage(await collectTree(tree)).containerd!;
+    expect(containerd.snapshotter.value).toBe("native");
+    expect(containerd.snapshotterRoot.value).toBe("/data/containerd/io.containerd.snapshotter.v1.native");
+    expect(containerd.state).toEqual({
+      value: "/run/other-containerd",
+      from: "/etc/containerd/conf.d/10-state.toml",
+    });
+
+    await tree.write(
+      "/etc/containerd/config.toml",
+      `version = 3\n[plugins.'io.containerd.cri.v1.images']\nsnapshotter = "overlayfs"\n[plugins.'io.containerd.snapshotter.v1.overlayfs']\nroot_path = "/mnt/fast/snapshots"\n`,
+    );
+    containerd = storage(await collectTree(tree)).containerd!;
+    expect(containerd.snapshotterRoot).toEqual({
+      value: "/mnt/fast/snapshots",
+      from: "/etc/containerd/config.toml",
+    });
+  });
+
+  it("finds the additional-layer-store auth helper in registries.conf drop-ins", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/etc/containers/registries.conf", `unqualified-search-registries = ["docker.io"]\n`);
+    await tree.write(
+      "/etc/containers/registries.conf.d/50-stargz.conf",
+      `additional-layer-store-auth-helper = "stargz-store-helper"\n`,
+    );
+    const facts = storage(await collectTree(tree));
+    expect(facts.registries.authHelper).toEqual({
+      value: "stargz-store-helper",
+      from: "/etc/containers/registries.conf.d/50-stargz.conf",
+    });
+  });
+});
