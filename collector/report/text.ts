@@ -53,15 +53,18 @@ export function wrap(text: string, width: number, indent: string, hangingIndent 
   return lines;
 }
 
-/** A shell command wrapped with trailing backslashes, so it still pastes as one command. */
+/**
+ * A shell command wrapped with trailing backslashes, so it still pastes as one command. Lines
+ * starting with "#" are notes (what to edit where) and are shown without the prompt.
+ */
 function wrapCommand(command: string, width: number, indent: string): string[] {
-  const words = command.split(" ");
+  if (command.startsWith("#")) return wrap(command, width, indent, `${indent}#   `);
   const lines: string[] = [];
   let line = `${indent}$ `;
-  for (const word of words) {
-    const fits = line.length + word.length + 2 <= width || line.trim() === "$";
-    if (fits) line += (line.endsWith("$ ") ? "" : " ") + word;
-    else {
+  for (const word of command.split(" ")) {
+    if (line.endsWith("$ ") || line.length + word.length + 3 <= width) {
+      line += (line.endsWith("$ ") ? "" : " ") + word;
+    } else {
       lines.push(`${line} \\`);
       line = `${indent}    ${word}`;
     }
@@ -71,7 +74,7 @@ function wrapCommand(command: string, width: number, indent: string): string[] {
 }
 
 function renderFinding(finding: Finding, style: Style): string[] {
-  const lines = wrap(`${finding.id}  ${finding.title}`, WIDTH, "  ", "    ");
+  const lines = wrap(`${finding.id}: ${finding.title}`, WIDTH, "  ", "    ");
   lines[0] = lines[0]!.replace(finding.id, style.bold(finding.id));
   if (finding.subject) lines.push(...wrap(`about: ${finding.subject}`, WIDTH, "    ", "      "));
   for (const item of finding.evidence) lines.push(...wrap(`- ${item}`, WIDTH, "    ", "      "));
