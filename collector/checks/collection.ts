@@ -9,6 +9,7 @@ const sourceFailed: CheckDefinition = {
   description:
     "A source failed or ran past its deadline, so the findings that depend on it are missing. The rest of the " +
     "diagnosis still holds; this finding keeps the gap from passing for a clean bill of health.",
+  confirm: ["imagefs-doctor collect --json | jq '.sources | map_values(.status)'"],
   run(snapshot) {
     return (Object.keys(snapshot.sources) as SourceName[]).flatMap((name) => {
       const result = snapshot.sources[name];

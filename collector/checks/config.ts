@@ -25,6 +25,10 @@ const configParseError: CheckDefinition = {
     "A storage, runtime, registries or kubelet configuration file is malformed or unreadable. The program that reads " +
     "it refuses to start (CRI-O, the kubelet) or silently falls back to defaults, and this diagnosis cannot see the " +
     "settings in it.",
+  confirm: [
+    "crio config >/dev/null   # CRI-O parses its configuration and reports the first error",
+    "journalctl -u kubelet -b | grep -i 'failed to load kubelet config'",
+  ],
   run(snapshot) {
     const files = [...(storageFacts(snapshot)?.files ?? []), ...(kubeletFacts(snapshot)?.files ?? [])];
     const drafts: FindingDraft[] = [];

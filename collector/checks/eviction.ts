@@ -37,6 +37,7 @@ const defaultsDropped: CheckDefinition = {
     "Setting evictionHard replaces all of the kubelet's default hard thresholds unless mergeDefaultEvictionSettings " +
     "is true (Kubernetes 1.33+). Every default signal left out is no longer watched at all: its disk can fill up " +
     "without the kubelet ever evicting a pod or reporting DiskPressure.",
+  confirm: ["kubectl get --raw /api/v1/nodes/$(hostname)/proxy/configz | jq .kubeletconfig.evictionHard"],
   run(snapshot) {
     const eviction = kubeletFacts(snapshot)?.eviction;
     if (!eviction || eviction.defaultsDropped.length === 0) return [];
@@ -80,6 +81,10 @@ const imagefsUnwatched: CheckDefinition = {
     "The kubelet sees a dedicated image filesystem, but its effective configuration has no imagefs.available or " +
     "imagefs.inodesFree threshold (dropped from evictionHard or disabled with 0%). That disk can fill up without " +
     "DiskPressure: pulls then fail on the node while the scheduler keeps sending pods.",
+  confirm: [
+    "kubectl get --raw /api/v1/nodes/$(hostname)/proxy/configz | jq .kubeletconfig.evictionHard",
+    "crictl imagefsinfo",
+  ],
   run(snapshot) {
     const facts = filesystemFacts(snapshot);
     const eviction = kubeletFacts(snapshot)?.eviction;
@@ -120,6 +125,7 @@ const thresholdInvalid: CheckDefinition = {
   description:
     "A threshold value is not a quantity or percentage, or a soft threshold has no grace period. The kubelet refuses " +
     "the configuration at start-up.",
+  confirm: ["journalctl -u kubelet -b | grep -i eviction"],
   run(snapshot) {
     const eviction = kubeletFacts(snapshot)?.eviction;
     if (!eviction || eviction.invalid.length === 0) return [];
@@ -144,6 +150,7 @@ const containerfsIgnored: CheckDefinition = {
   description:
     "The kubelet derives containerfs thresholds from nodefs or imagefs and overwrites any containerfs.* value in the " +
     "configuration (it logs 'found conflicting containerfs eviction. Ignoring.').",
+  confirm: ["journalctl -u kubelet -b | grep -i 'conflicting containerfs'"],
   run(snapshot) {
     const eviction = kubeletFacts(snapshot)?.eviction;
     if (!eviction || eviction.ignoredContainerfs.length === 0) return [];

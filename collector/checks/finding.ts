@@ -52,6 +52,8 @@ export interface CheckDefinition {
   area: string;
   /** For the catalog: what the finding means and why it matters. */
   description: string;
+  /** For the runbook: commands that show the problem on a node, with <placeholders> for its paths. */
+  confirm: string[];
   run(snapshot: Snapshot, options: CheckOptions): FindingDraft[];
 }
 

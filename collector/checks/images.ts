@@ -20,6 +20,7 @@ const imagesOrphaned: CheckDefinition = {
     "read-only additional store, so they can be used but never garbage-collected, and they keep using the " +
     "writable-layer disk. Turning imagestore off (or moving it) hides the old store entirely: its images are pulled " +
     "again and the old disk's space is wasted.",
+  confirm: ["crictl imagefsinfo", "ls /var/lib/containers/storage/overlay-images"],
   run(snapshot) {
     const facts = imageStoreFacts(snapshot);
     const cs = storageFacts(snapshot)?.containersStorage;
@@ -78,6 +79,10 @@ const metadataUnreadable: CheckDefinition = {
   description:
     "images.json or layers.json of a containers/storage store is malformed or unreadable. containers/storage refuses " +
     "to load such a store: pulls and container start-up fail until it is repaired.",
+  confirm: [
+    "jq length /var/lib/containers/storage/overlay-images/images.json",
+    "journalctl -u crio -b | grep -iE 'images.json|layers.json'",
+  ],
   run(snapshot) {
     const facts = imageStoreFacts(snapshot);
     const drafts: FindingDraft[] = [];

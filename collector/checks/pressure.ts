@@ -183,6 +183,10 @@ const diskPressure: CheckDefinition = {
     "A filesystem role (nodefs, imagefs, containerfs, runroot, additional stores) has less free space above its " +
     "effective eviction threshold than the margin (5% of its size by default). When available space drops below " +
     "the threshold the kubelet sets DiskPressure, taints the node and evicts pods. Critical once the threshold is met.",
+  confirm: [
+    "df -h /var/lib/kubelet /var/lib/containers/storage",
+    "kubectl describe node $(hostname) | grep -A2 DiskPressure",
+  ],
   run: (snapshot, options) => pressureDrafts(snapshot, options, "available"),
 };
 
@@ -194,6 +198,7 @@ const inodePressure: CheckDefinition = {
   description:
     "As DISK_PRESSURE_IMMINENT, for inodes: many small files (image layers, logs, emptyDir volumes) can exhaust a " +
     "filesystem's inodes while bytes remain free. The *.inodesFree signals then put the node under DiskPressure.",
+  confirm: ["df -i /var/lib/kubelet /var/lib/containers/storage"],
   run: (snapshot, options) => pressureDrafts(snapshot, options, "inodesFree"),
 };
 

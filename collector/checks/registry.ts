@@ -25,6 +25,7 @@ export const CHECK_FAILED: Omit<CheckDefinition, "run"> = {
   description:
     "A check threw an error, most likely on facts of a shape it did not expect (an old or hand-edited snapshot). " +
     "Its findings are missing; the other checks ran.",
+  confirm: ["imagefs-doctor diagnose --json | jq '.findings[] | select(.id == \"CHECK_FAILED\")'"],
 };
 
 /** Every check, grouped by area; the findings catalog in docs/ is generated from this list. */

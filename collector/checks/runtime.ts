@@ -22,6 +22,7 @@ const runtimeUnreachable: CheckDefinition = {
   description:
     "No CRI endpoint (the kubelet's, CRI-O's or containerd's) answered Version and ImageFsInfo within the deadline. " +
     "The kubelet cannot start or inspect containers, and the node goes NotReady.",
+  confirm: ["crictl version", "systemctl status crio containerd"],
   run(snapshot) {
     const cri = criFacts(snapshot);
     if (!cri || cri.answeredBy) return [];
@@ -92,6 +93,7 @@ const criImagefsMismatch: CheckDefinition = {
     "What the runtime reports over CRI ImageFsInfo (and CRI-O's /info) differs from what its configuration files say " +
     "now: the configuration was changed without restarting the runtime, or a flag or drop-in overrides it. The kubelet " +
     "follows the runtime, so garbage collection and eviction watch the old location.",
+  confirm: ["crictl imagefsinfo", "curl -s --unix-socket /var/run/crio/crio.sock http://localhost/info"],
   run(snapshot) {
     const cri = criFacts(snapshot);
     const expected = expectedMountpoints(snapshot);

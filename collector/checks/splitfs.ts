@@ -42,6 +42,7 @@ const imagestoreNotMounted: CheckDefinition = {
   description:
     "imagestore is configured, but its path does not exist or lies on the root filesystem instead of the disk meant " +
     "for images. New images then fill the operating system's disk, and the kubelet sees no separate image filesystem.",
+  confirm: ["findmnt --target <imagestore>", "grep <imagestore> /etc/fstab"],
   run(snapshot) {
     const store = imagestoreSetting(snapshot);
     const facts = filesystemFacts(snapshot);
@@ -96,6 +97,7 @@ const imagestoreSameDevice: CheckDefinition = {
   description:
     "imagestore is set, but it lands on the filesystem that also holds graphroot (the writable layers). The split " +
     "does nothing: images and containers still compete for one disk, and the kubelet sees a single filesystem.",
+  confirm: ["stat -c '%d %n' <imagestore> <graphroot>", "findmnt --target <imagestore>"],
   run(snapshot) {
     const store = imagestoreSetting(snapshot);
     const facts = filesystemFacts(snapshot);
@@ -129,6 +131,7 @@ const splitFeatureGateOff: CheckDefinition = {
     "The runtime keeps images and writable layers on different filesystems, but the kubelet's KubeletSeparateDiskGC " +
     "feature gate is off. The kubelet then treats containerfs as imagefs: container garbage collection targets the " +
     "wrong disk and the writable-layer filesystem grows unchecked (KEP-4191).",
+  confirm: ["journalctl -u kubelet -b | grep -i 'KubeletSeparateDiskGC'", "crictl imagefsinfo"],
   run(snapshot) {
     const facts = filesystemFacts(snapshot);
     const gate = kubeletFacts(snapshot)?.separateDiskGC;
@@ -164,6 +167,7 @@ const layoutUnsupported: CheckDefinition = {
   description:
     "KEP-4191 supports one disk, a separate runtime disk, or images split from writable layers that stay with the " +
     "kubelet. Writable layers on a third disk are not watched by any eviction signal the kubelet derives.",
+  confirm: ["findmnt --target /var/lib/kubelet", "crictl imagefsinfo"],
   run(snapshot) {
     const facts = filesystemFacts(snapshot);
     if (facts?.topology !== "three-way" && facts?.topology !== "containerfs-only") return [];
@@ -196,6 +200,7 @@ const storeReadOnly: CheckDefinition = {
   description:
     "graphroot, the image store, the runroot or the kubelet root is on a filesystem mounted read-only (by choice or " +
     "because the kernel remounted it after errors). Pulls, container creation and pod start-up fail.",
+  confirm: ["findmnt -o TARGET,OPTIONS --target <store>", "journalctl -k -b | grep -i 'remount'"],
   run(snapshot) {
     const facts = filesystemFacts(snapshot);
     const writable = ["nodefs", "imagefs", "containerfs", "runroot"];
@@ -238,6 +243,7 @@ const storeUnresponsive: CheckDefinition = {
   description:
     "A stat of a configured store did not return within the deadline: its FUSE or network filesystem hangs. Every " +
     "runtime operation that touches it (pulls, container start, image listing) hangs too.",
+  confirm: ["timeout 5 stat -f <store> || echo hung", "cat /sys/fs/fuse/connections/*/waiting"],
   run(snapshot) {
     return (filesystemFacts(snapshot)?.roles ?? [])
       .filter((fact) => fact.status === "unresponsive")
@@ -271,6 +277,7 @@ const storePathUnusable: CheckDefinition = {
   description:
     "Looking up a configured store path failed for a reason other than its absence: a symlink loop, a permission " +
     "error, a dead FUSE connection. The runtime most likely fails on it in the same way.",
+  confirm: ["namei -l <store>"],
   run(snapshot) {
     return (filesystemFacts(snapshot)?.roles ?? [])
       .filter((fact) => fact.status === "error")
