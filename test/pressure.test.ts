@@ -84,7 +84,7 @@ describe.skipIf(!ready)("disk and inode pressure on real filesystems", () => {
     await tree.fill(RUNROOT, 16 * 1024);
     const finding = runChecks(await collectTree(tree)).find((f) => f.id === "DISK_PRESSURE_IMMINENT");
     expect(finding?.severity).toBe("critical");
-    expect(finding?.title).toBe("runroot is out of space");
+    expect(finding?.title).toBe("The runroot filesystem is out of space");
     expect(finding?.evidence).toContain(
       "no eviction threshold watches this filesystem; it is judged against being full",
     );

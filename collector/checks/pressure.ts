@@ -115,13 +115,13 @@ function pressureDrafts(snapshot: Snapshot, options: CheckOptions, resource: Dis
     let title: string;
     if (crossed.length > 0) {
       severity = "critical";
-      title = `${names} is below its eviction threshold: the kubelet is reclaiming ${read.noun} and evicting pods`;
+      title = `The ${names} filesystem is below its eviction threshold: the kubelet reclaims ${read.noun} and evicts pods`;
       evidence.push(`threshold met: ${crossed.map((t) => t.signal).join(", ")}`);
     } else if (nearlyFull) {
       severity = "critical";
-      title = `${names} is out of ${read.noun}`;
+      title = `The ${names} filesystem is out of ${read.noun}`;
     } else {
-      title = `${names} is ${read.format(Math.max(headroom, 0))} away from ${binding ? "eviction" : "full"}`;
+      title = `The ${names} filesystem is ${read.format(Math.max(headroom, 0))} away from ${binding ? "eviction" : "full"}`;
       evidence.push(
         `headroom ${read.format(headroom)} is below the ${options.pressureMarginPercent}% margin (${read.format(margin)})`,
       );

@@ -1,0 +1,36 @@
+import { readFile } from "node:fs/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { runChecks } from "../collector/checks/registry.js";
+import { parseSnapshot } from "../collector/snapshot-file.js";
+import { EXAMPLES } from "./support/examples.js";
+import { requireParts } from "./support/requirements.js";
+import { collectTree, HostTree } from "./support/scenarios.js";
+
+const ready = requireParts("example snapshots", ["root", "loop", "xfs"]);
+
+async function committedFindings(name: string): Promise<string[]> {
+  const snapshot = parseSnapshot(await readFile(`examples/${name}.json`, "utf8"), name);
+  return runChecks(snapshot).map((f) => `${f.severity} ${f.id} ${f.subject ?? ""}`);
+}
+
+describe.skipIf(!ready)("examples/ are what collect makes of their scenarios today", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  for (const example of EXAMPLES) {
+    it(`${example.name}: ${example.description}`, async () => {
+      tree = await HostTree.create();
+      await example.build(tree);
+      const fresh = runChecks(await collectTree(tree)).map((f) => `${f.severity} ${f.id} ${f.subject ?? ""}`);
+      // A difference means the checks or the scenario changed: run `npm run examples` and commit.
+      expect(await committedFindings(example.name)).toEqual(fresh);
+    });
+  }
+
+  it("gives the demo in the README something to show", async () => {
+    const findings = await committedFindings("split-image-misconfigured");
+    expect(findings.some((f) => f.startsWith("critical IMAGESTORE_NOT_MOUNTED"))).toBe(true);
+  });
+});
