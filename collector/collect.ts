@@ -61,7 +61,7 @@ export async function collect(request: CollectRequest): Promise<Snapshot> {
   };
 }
 
-async function runSource<K extends SourceName>(
+export async function runSource<K extends SourceName>(
   source: SourceDefinition<Facts, K>,
   context: Parameters<SourceDefinition<Facts, K>["collect"]>[0],
 ): Promise<SourceResult<Facts[K]>> {

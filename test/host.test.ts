@@ -1,0 +1,139 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runSource } from "../collector/collect.js";
+import { deviceId } from "../collector/host/device.js";
+import { Host } from "../collector/host/host.js";
+import { findMount, parseMountinfo } from "../collector/host/mountinfo.js";
+import { HostRoot } from "../collector/host/root.js";
+import { Absent } from "../collector/sources/source.js";
+
+describe("host root path resolution", () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "imagefs-root-"));
+    await mkdir(path.join(root, "run/crio"), { recursive: true });
+    await mkdir(path.join(root, "var"), { recursive: true });
+    await writeFile(path.join(root, "run/crio/crio.sock"), "");
+    await symlink("/run", path.join(root, "var/run"));
+    await symlink("../../../../../../etc", path.join(root, "var/escape"));
+    await symlink("/loop-b", path.join(root, "loop-a"));
+    await symlink("/loop-a", path.join(root, "loop-b"));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("keeps absolute symlinks inside the host root", async () => {
+    const resolved = await new HostRoot(root).resolve("/var/run/crio/crio.sock");
+    expect(resolved).toEqual({ host: "/run/crio/crio.sock", local: path.join(root, "run/crio/crio.sock") });
+  });
+
+  it("never climbs above the host root with ..", async () => {
+    const resolved = await new HostRoot(root).resolve("/var/escape/passwd");
+    expect(resolved.host).toBe("/etc/passwd");
+    expect(resolved.local).toBe(path.join(root, "etc/passwd"));
+  });
+
+  it("stops a symlink loop with ELOOP", async () => {
+    await expect(new HostRoot(root).resolve("/loop-a/x")).rejects.toMatchObject({ code: "ELOOP" });
+  });
+
+  it("keeps the rest of a path that does not exist", async () => {
+    expect((await new HostRoot(root).resolve("/var/run/missing/dir")).host).toBe("/run/missing/dir");
+  });
+
+  it("maps local paths back to host paths, and refuses paths outside the root", () => {
+    const host = new HostRoot(root);
+    expect(host.toHost(path.join(root, "var/lib"))).toBe("/var/lib");
+    expect(host.toHost("/elsewhere")).toBeUndefined();
+    expect(new HostRoot("/").local("/var/lib")).toBe("/var/lib");
+  });
+});
+
+describe("mountinfo", () => {
+  const text = [
+    "22 1 253:0 / / rw,relatime shared:1 - xfs /dev/mapper/rhel-root rw,attr2",
+    "95 22 252:16 / /var/lib/images rw,nosuid shared:50 master:3 - xfs /dev/vdb rw,seclabel",
+    "96 22 252:16 /sub /var/lib/bind\\040mount ro,relatime - xfs /dev/vdb rw",
+    "97 22 0:52 / /var/lib/stargz-store/store rw,nosuid,nodev - fuse.rawBridge stargzstore rw,user_id=0",
+    "this line is damaged",
+  ].join("\n");
+
+  it("parses fields, octal escapes and optional fields, and counts damaged lines", () => {
+    const { entries, malformedLines } = parseMountinfo(text);
+    expect(malformedLines).toBe(1);
+    expect(entries).toHaveLength(4);
+    expect(entries[2]).toMatchObject({
+      device: "252:16",
+      root: "/sub",
+      mountPoint: "/var/lib/bind mount",
+      options: ["ro", "relatime"],
+    });
+    expect(entries[3]).toMatchObject({ fstype: "fuse.rawBridge", source: "stargzstore" });
+  });
+
+  it("picks the mount by device first, then by the longest mount point that holds the path", () => {
+    const table = { ...parseMountinfo(text), from: "test" };
+    expect(findMount(table, "252:16", ["/var/lib/images/overlay"])?.mountPoint).toBe("/var/lib/images");
+    expect(findMount(table, "252:16", ["/var/lib/bind mount/x"])?.root).toBe("/sub");
+    // The same path on the root device: a string prefix alone would wrongly say /var/lib/images.
+    expect(findMount(table, "253:0", ["/var/lib/images/overlay"])?.mountPoint).toBe("/");
+  });
+
+  it("splits dev_t like glibc", () => {
+    expect(deviceId(0xfd00n)).toBe("253:0");
+    expect(deviceId((259n << 8n) | 3n)).toBe("259:3");
+    expect(deviceId(((0x12345n & 0xfffn) << 8n) | ((0x12345n & ~0xfffn) << 32n) | 0x10n)).toBe(
+      `${0x12345}:16`,
+    );
+  });
+
+  it("still inspects paths when no mount table can be read", async () => {
+    const proc = await mkdtemp(path.join(os.tmpdir(), "imagefs-noproc-"));
+    try {
+      const host = new Host({ root: "/", procRoot: proc });
+      await expect(host.mounts()).rejects.toThrow();
+      const inspection = await host.inspectPath("/");
+      expect(inspection.status).toBe("ok");
+      if (inspection.status === "ok") expect(inspection.mount).toBeNull();
+    } finally {
+      await rm(proc, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("source contract", () => {
+  const context = {
+    host: new Host({ root: "/" }),
+    options: { criTimeoutMs: 1000 },
+    result: () => Promise.reject(new Error("unused")),
+  };
+  const source = (collect: () => Promise<unknown>) =>
+    ({ name: "filesystems", deadlineMs: 200, collect }) as unknown as Parameters<typeof runSource>[0];
+
+  it("reports a source past its deadline as timeout", async () => {
+    const result = await runSource(
+      source(() => new Promise(() => {})),
+      context as never,
+    );
+    expect(result).toMatchObject({ status: "timeout", error: "no result within 200 ms", facts: null });
+  });
+
+  it("reports a failing source as error with its message", async () => {
+    const result = await runSource(
+      source(() => Promise.reject(new Error("boom"))),
+      context as never,
+    );
+    expect(result).toMatchObject({ status: "error", error: "boom" });
+  });
+
+  it("reports an absent component with its reason", async () => {
+    const result = await runSource(
+      source(async () => new Absent("no kubelet here")),
+      context as never,
+    );
+    expect(result).toMatchObject({ status: "absent", reason: "no kubelet here" });
+  });
+});
