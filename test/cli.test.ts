@@ -77,6 +77,9 @@ describe.skipIf(!ready)("command line on a host tree", () => {
     await tree?.cleanup();
   });
 
+  /** The flags that point the CLI at this test's host tree. */
+  const onTree = () => ["--host-root", tree.root, "--proc-root", tree.procRoot];
+
   async function misconfiguredSplitNode(): Promise<void> {
     tree = await HostTree.create();
     await splitImageNode(tree, { imagestoreFs: "unmounted", fstab: true });
@@ -88,20 +91,20 @@ describe.skipIf(!ready)("command line on a host tree", () => {
     tree = await HostTree.create();
     await splitImageNode(tree);
     await startRuntime(tree, { imagestore: IMAGESTORE });
-    const healthy = await cli(["diagnose", "--host-root", tree.root, "--proc-root", tree.procRoot]);
+    const healthy = await cli(["diagnose", ...onTree()]);
     expect(healthy.stdout).toContain("No findings: the node's container storage looks healthy.");
     expect(healthy.exitCode).toBe(0);
     await tree.cleanup();
 
     await misconfiguredSplitNode();
-    const args = ["diagnose", "--host-root", tree.root, "--proc-root", tree.procRoot];
+    const args = ["diagnose", ...onTree()];
     expect((await cli(args)).exitCode).toBe(1);
     expect((await cli([...args, "--fail-on", "never"])).exitCode).toBe(0);
   });
 
   it("prints findings grouped by severity, within 80 columns, without colour when not on a terminal", async () => {
     await misconfiguredSplitNode();
-    const run = await cli(["diagnose", "--host-root", tree.root, "--proc-root", tree.procRoot]);
+    const run = await cli(["diagnose", ...onTree()]);
     const lines = run.stdout.split("\n");
     expect(lines.filter((line) => line.length > 80)).toEqual([]);
     expect(run.stdout).not.toContain("\x1b[");
@@ -126,20 +129,10 @@ describe.skipIf(!ready)("command line on a host tree", () => {
   it("writes a snapshot with collect --out that diagnose --snapshot judges the same way offline", async () => {
     await misconfiguredSplitNode();
     const file = path.join(tree.scratch, "snapshot.json");
-    const collected = await cli([
-      "collect",
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--out",
-      file,
-    ]);
+    const collected = await cli(["collect", ...onTree(), "--out", file]);
     expect(collected.exitCode).toBe(0);
     expect(collected.stdout).toContain(`snapshot written to ${file}`);
-    const live = JSON.parse(
-      (await cli(["diagnose", "--json", "--host-root", tree.root, "--proc-root", tree.procRoot])).stdout,
-    );
+    const live = JSON.parse((await cli(["diagnose", "--json", ...onTree()])).stdout);
     const offline = await cli(["diagnose", "--json", "--snapshot", file]);
     const report = JSON.parse(offline.stdout);
     expect(Object.keys(report).sort()).toEqual(["findings", "generatedAt", "node", "snapshot"]);
@@ -185,15 +178,7 @@ describe.skipIf(!ready)("command line on a host tree", () => {
     const full = path.join(tree.scratch, "full");
     await tree.mountTmpfs("/../full", "size=64k");
     await tree.fill("/../full", 0);
-    const run = await cli([
-      "collect",
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--out",
-      path.join(full, "snap.json"),
-    ]);
+    const run = await cli(["collect", ...onTree(), "--out", path.join(full, "snap.json")]);
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toMatch(/cannot write .*snap\.json: ENOSPC/);
     expect((await readdir(full)).filter((name) => name.startsWith("snap"))).toEqual([]);
@@ -206,10 +191,7 @@ describe.skipIf(!ready)("command line on a host tree", () => {
     await chmod(tree.scratch, 0o755);
     await chmod(tree.local(KUBELET_ROOT), 0o700);
     await chmod(tree.local("/etc/crio"), 0o700);
-    const run = await cli(
-      ["diagnose", "--json", "--host-root", tree.root, "--proc-root", tree.procRoot, "--fail-on", "never"],
-      { uid: 65534 },
-    );
+    const run = await cli(["diagnose", "--json", ...onTree(), "--fail-on", "never"], { uid: 65534 });
     expect(run.exitCode).toBe(0);
     const report = JSON.parse(run.stdout);
     const files = report.snapshot.sources["storage-config"].facts.files as {

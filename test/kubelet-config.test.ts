@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
 import { type EvictionInput, effectiveEviction } from "../collector/model/eviction.js";
@@ -170,24 +169,12 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
       "kind: KubeletConfiguration\nevictionHard:\n  memory.available: 1Gi\n",
     );
     await tree.mkdir("/data/kubelet");
-    const child = spawn(
-      process.execPath,
-      [
-        "-e",
-        "setInterval(() => {}, 1 << 30)",
-        "--",
-        "--config=/etc/custom/kubelet.yaml",
-        "--root-dir",
-        "/data/kubelet",
-        "--eviction-hard=nodefs.available<15%,imagefs.available<20%",
-      ],
-      { argv0: "/usr/bin/kubelet", stdio: "ignore" },
-    );
-    tree.onCleanup(async () => {
-      child.kill("SIGKILL");
-    });
-    await tree.exposeProcess(child.pid!);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await tree.startProcess("/usr/bin/kubelet", [
+      "--config=/etc/custom/kubelet.yaml",
+      "--root-dir",
+      "/data/kubelet",
+      "--eviction-hard=nodefs.available<15%,imagefs.available<20%",
+    ]);
     const snapshot = await collectTree(tree);
     const facts = kubelet(snapshot);
     expect(facts.configFile).toEqual({ path: "/etc/custom/kubelet.yaml", foundBy: "cmdline" });

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
@@ -14,20 +13,6 @@ function storage(snapshot: Snapshot): StorageConfigFacts {
   const result = snapshot.sources["storage-config"];
   if (result.status !== "ok") throw new Error(`storage-config: ${result.status}`);
   return result.facts;
-}
-
-/** A process whose argv[0] is `name`, as the real daemon's /proc/<pid>/cmdline would read. */
-function fakeDaemon(tree: HostTree, name: string, args: string[], env: Record<string, string> = {}) {
-  // "--" keeps node from reading the daemon's flags as its own.
-  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", "--", ...args], {
-    argv0: name,
-    env: { PATH: "/usr/bin:/bin", ...env },
-    stdio: "ignore",
-  });
-  tree.onCleanup(async () => {
-    child.kill("SIGKILL");
-  });
-  return child;
 }
 
 describe.skipIf(!ready)("storage configuration", () => {
@@ -109,12 +94,10 @@ describe.skipIf(!ready)("storage configuration", () => {
     await baseNode(tree);
     await tree.write("/etc/custom/storage.conf", `[storage]\ndriver = "overlay"\nrunroot = "/run/custom"\n`);
     await tree.write("/opt/crio.d/10-x.conf", `[crio]\nimagestore = "/var/lib/opt-images"\n`);
-    const crio = fakeDaemon(tree, "crio", ["--config-dir=/opt/crio.d", "--root", "/var/lib/flag-root"], {
+    await tree.startProcess("crio", ["--config-dir=/opt/crio.d", "--root", "/var/lib/flag-root"], {
       CONTAINERS_STORAGE_CONF: "/etc/custom/storage.conf",
       REGISTRY_PASSWORD: "hunter2",
     });
-    await tree.exposeProcess(crio.pid!);
-    await new Promise((resolve) => setTimeout(resolve, 100));
     const snapshot = await collectTree(tree);
     const facts = storage(snapshot);
     expect(facts.runtimeGuess.kind).toBe("crio");

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, statfs, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -59,6 +60,26 @@ export class HostTree {
   async symlink(target: string, hostPath: string): Promise<void> {
     await mkdir(path.dirname(this.local(hostPath)), { recursive: true });
     await symlink(target, this.local(hostPath));
+  }
+
+  /**
+   * Starts a long-running process whose argv[0] is `name` (a stand-in for crio or the kubelet,
+   * whose command line and environment the collector reads) and makes it visible.
+   */
+  async startProcess(name: string, args: string[], env: Record<string, string> = {}): Promise<number> {
+    // "--" keeps node from reading the daemon's flags as its own.
+    const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", "--", ...args], {
+      argv0: name,
+      env: { PATH: "/usr/bin:/bin", ...env },
+      stdio: "ignore",
+    });
+    this.onCleanup(async () => {
+      child.kill("SIGKILL");
+    });
+    await this.exposeProcess(child.pid!);
+    // The kernel fills /proc/<pid>/cmdline once node has exec'd.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return child.pid!;
   }
 
   /** Makes a process visible to the collector, as a node's /proc would show it. */
