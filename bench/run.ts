@@ -1,0 +1,36 @@
+/**
+ * Benchmark dispatcher: `npm run bench -- <name>` (the npm script builds dist/ first).
+ * Without a name it lists the benchmarks; an unknown name exits 2.
+ */
+import { fileURLToPath } from "node:url";
+import { coldStart } from "./cold-start.js";
+import { collectMounts } from "./collect-mounts.js";
+
+const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise<void> }> = {
+  "cold-start": {
+    about: "`cli.js --version` start-up against `node -e 0` (target: ratio of medians <= 1.5)",
+    run: coldStart,
+  },
+  "collect-mounts": {
+    about: "collect on a host root with 50 tmpfs mounts against `df` on them, as root (target <= 3)",
+    run: collectMounts,
+  },
+};
+
+const repo = fileURLToPath(new URL("..", import.meta.url));
+const name = process.argv[2];
+
+if (name === undefined) {
+  console.log("usage: npm run bench -- <name>\n\nbenchmarks:");
+  for (const [key, bench] of Object.entries(BENCHMARKS)) console.log(`  ${key.padEnd(16)} ${bench.about}`);
+} else if (!Object.hasOwn(BENCHMARKS, name)) {
+  console.error(`unknown benchmark "${name}"; known: ${Object.keys(BENCHMARKS).join(", ")}`);
+  process.exitCode = 2;
+} else {
+  try {
+    await BENCHMARKS[name]!.run(repo);
+  } catch (error) {
+    console.error(`bench ${name} failed: ${(error as Error).message}`);
+    process.exitCode = 1;
+  }
+}
