@@ -1,5 +1,3 @@
-import { execa } from "execa";
-
 export type CommandResult =
   | { outcome: "ok"; stdout: string; stderr: string; exitCode: number }
   | { outcome: "failed"; stdout: string; stderr: string; exitCode: number | undefined; message: string }
@@ -22,6 +20,7 @@ export async function runCommand(
   options: CommandOptions,
 ): Promise<CommandResult> {
   const started = performance.now();
+  const { execa } = await import("execa"); // loaded on first use: most runs never start a program
   const child = await execa(file, args, {
     timeout: options.timeoutMs,
     killSignal: "SIGKILL",

@@ -17,8 +17,15 @@ export interface ResolvedPath {
  * and goes through this object, so an absolute symlink such as /var/run -> /run resolves inside
  * the host tree and never escapes into the tool's own container.
  */
+type PathEntry = { kind: "missing" } | { kind: "link"; target: string } | { kind: "other" };
+
 export class HostRoot {
   readonly root: string;
+  /**
+   * What each path component turned out to be. One collection resolves the same prefixes
+   * (/var, /var/lib, ...) hundreds of times; a HostRoot lives for one collection, so caching is safe.
+   */
+  #entries = new Map<string, Promise<PathEntry>>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -59,17 +66,12 @@ export class HostRoot {
         continue;
       }
       const candidate = `/${[...done, name].join("/")}`;
-      let target: string | undefined;
-      try {
-        const info = await lstat(this.local(candidate));
-        if (info.isSymbolicLink()) target = await readlink(this.local(candidate));
-      } catch (error) {
-        if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) {
-          done.push(name, ...pending);
-          break;
-        }
-        throw error;
+      const entry = await this.#lookup(candidate);
+      if (entry.kind === "missing") {
+        done.push(name, ...pending);
+        break;
       }
+      const target = entry.kind === "link" ? entry.target : undefined;
       if (target === undefined) {
         done.push(name);
         continue;
@@ -85,6 +87,28 @@ export class HostRoot {
     }
     const host = `/${done.join("/")}`;
     return { host, local: this.local(host) };
+  }
+
+  #lookup(hostPath: string): Promise<PathEntry> {
+    let entry = this.#entries.get(hostPath);
+    if (!entry) {
+      entry = this.#lstat(hostPath);
+      this.#entries.set(hostPath, entry);
+      // A failure other than "missing" is not remembered: the next lookup tries again.
+      entry.catch(() => this.#entries.delete(hostPath));
+    }
+    return entry;
+  }
+
+  async #lstat(hostPath: string): Promise<PathEntry> {
+    const local = this.local(hostPath);
+    try {
+      const info = await lstat(local);
+      return info.isSymbolicLink() ? { kind: "link", target: await readlink(local) } : { kind: "other" };
+    } catch (error) {
+      if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) return { kind: "missing" };
+      throw error;
+    }
   }
 }
 

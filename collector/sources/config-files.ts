@@ -1,6 +1,5 @@
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
-import { parseDocument } from "yaml";
 import { joinRaw, listDirectory, readBoundedText } from "../host/files.js";
 import type { Host } from "../host/host.js";
 import { describeError, isErrno } from "../host/root.js";
@@ -51,7 +50,7 @@ async function loadFile(
     if (isErrno(error, "ENOENT")) return { fact: { ...fact, status: "missing" } };
     return { fact: { ...fact, status: "error", error: { message: describeError(error) } } };
   }
-  const parsed = parseConfigText(text, format);
+  const parsed = await parseConfigText(text, format);
   fact.format = parsed.format;
   if ("error" in parsed) return { fact: { ...fact, status: "error", error: parsed.error } };
   return { fact, data: parsed.data };
@@ -61,7 +60,10 @@ type Parsed =
   | { format: "toml" | "yaml" | "json"; data: Table }
   | { format: "toml" | "yaml" | "json"; error: NonNullable<ConfigFileFact["error"]> };
 
-export function parseConfigText(text: string, format: "toml" | "yaml" | "json" | "yaml-or-json"): Parsed {
+export async function parseConfigText(
+  text: string,
+  format: "toml" | "yaml" | "json" | "yaml-or-json",
+): Promise<Parsed> {
   if (format === "toml") return parseTomlText(text);
   if (format === "json" || (format === "yaml-or-json" && text.trimStart().startsWith("{"))) {
     return parseJsonText(text);
@@ -81,7 +83,8 @@ function parseTomlText(text: string): Parsed {
   }
 }
 
-function parseYamlText(text: string): Parsed {
+async function parseYamlText(text: string): Promise<Parsed> {
+  const { parseDocument } = await import("yaml"); // only kubelet configs are YAML; skip its load otherwise
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   const first = doc.errors[0];
   if (first) {

@@ -1,8 +1,7 @@
 import { access, constants, stat } from "node:fs/promises";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import type * as grpc from "@grpc/grpc-js";
 import { runCommand } from "../host/exec.js";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
@@ -173,7 +172,7 @@ async function askEndpoint(
       socket,
     };
   } catch (error) {
-    const timedOut = (error as { code?: number }).code === grpc.status.DEADLINE_EXCEEDED;
+    const timedOut = (error as { code?: number }).code === GRPC_DEADLINE_EXCEEDED;
     const latencyMs = Math.round(performance.now() - started);
     return {
       summary: { ...base, status: timedOut ? "timeout" : "error", error: describeError(error), latencyMs },
@@ -189,19 +188,28 @@ type Unary = (
 ) => void;
 type ServiceClient = grpc.Client & Record<string, Unary>;
 
-let packageDefinition: grpc.GrpcObject | undefined;
+/** grpc.status.DEADLINE_EXCEEDED, without loading grpc-js just to compare a code. */
+const GRPC_DEADLINE_EXCEEDED = 4;
 
-function criPackage(): grpc.GrpcObject {
-  if (!packageDefinition) {
+let loaded: Promise<{ grpc: typeof grpc; v1: grpc.GrpcObject }> | undefined;
+
+/** grpc-js and the proto are loaded on first use: together they cost ~60 ms, wasted when no socket exists. */
+function criPackage() {
+  loaded ??= (async () => {
+    const [grpcModule, protoLoader] = await Promise.all([
+      import("@grpc/grpc-js"),
+      import("@grpc/proto-loader"),
+    ]);
     const protoPath = fileURLToPath(new URL("./cri-api.proto", import.meta.url));
     const definition = protoLoader.loadSync(protoPath, { longs: String, defaults: true, keepCase: false });
-    packageDefinition = grpc.loadPackageDefinition(definition);
-  }
-  return packageDefinition;
+    const root = grpcModule.loadPackageDefinition(definition);
+    return { grpc: grpcModule, v1: (root.runtime as grpc.GrpcObject).v1 as grpc.GrpcObject };
+  })();
+  return loaded;
 }
 
 async function callCri(socket: string, timeoutMs: number): Promise<Answer> {
-  const v1 = (criPackage().runtime as grpc.GrpcObject).v1 as grpc.GrpcObject;
+  const { grpc, v1 } = await criPackage();
   const RuntimeService = v1.RuntimeService as unknown as new (
     address: string,
     credentials: grpc.ChannelCredentials,
