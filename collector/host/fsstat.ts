@@ -1,5 +1,4 @@
 import { stat, statfs } from "node:fs/promises";
-import { execa } from "execa";
 import { deviceId } from "./device.js";
 
 export interface FsUsage {
@@ -90,25 +89,91 @@ try {
 
 /** stat + statfs in a child process that is SIGKILLed at the deadline. */
 export async function statPathGuarded(localPath: string, deadlineMs: number): Promise<GuardedStat> {
+  const probe = await runProbe("stat", STAT_CHILD_SCRIPT, [localPath], deadlineMs, 64 * 1024);
+  if (probe.outcome !== "ok") return probe;
+  return { outcome: "ok", stat: toPathStat(probe.value as RawStat) };
+}
+
+// The same guard for reading a file (images.json on an additional image store over NFS, say).
+// Opened with O_NONBLOCK and checked to be a regular file, as readBoundedText does; the bytes
+// come back base64-encoded so any content survives JSON.
+const READ_CHILD_SCRIPT = `
+const fs = require("node:fs");
+const p = process.argv[1];
+const max = Number(process.argv[2]);
+try {
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const s = fs.fstatSync(fd);
+  if (!s.isFile()) throw Object.assign(new Error("not a regular file: " + p), { code: "ENOTREG" });
+  const buf = Buffer.alloc(Math.min(max, Math.max(s.size, 0)) + 1);
+  let n = 0;
+  while (n < buf.length) {
+    const r = fs.readSync(fd, buf, n, buf.length - n, n);
+    if (r === 0) break;
+    n += r;
+  }
+  process.stdout.write(JSON.stringify({ data: buf.subarray(0, n).toString("base64") }));
+} catch (e) {
+  process.stdout.write(JSON.stringify({ error: { code: e.code || "EUNKNOWN", message: e.message } }));
+}
+`;
+
+export type GuardedRead =
+  | { outcome: "ok"; data: Buffer }
+  | { outcome: "error"; code: string; message: string }
+  | { outcome: "timeout"; afterMs: number };
+
+/** Reads at most maxBytes + 1 bytes of a regular file in a child process that is SIGKILLed at the deadline. */
+export async function readFileGuarded(
+  localPath: string,
+  maxBytes: number,
+  deadlineMs: number,
+): Promise<GuardedRead> {
+  const base64Bytes = Math.ceil((maxBytes + 1) / 3) * 4;
+  const probe = await runProbe(
+    "read",
+    READ_CHILD_SCRIPT,
+    [localPath, String(maxBytes)],
+    deadlineMs,
+    base64Bytes + 4096,
+  );
+  if (probe.outcome !== "ok") return probe;
+  return { outcome: "ok", data: Buffer.from((probe.value as { data: string }).data, "base64") };
+}
+
+type ProbeResult =
+  | { outcome: "ok"; value: unknown }
+  | { outcome: "error"; code: string; message: string }
+  | { outcome: "timeout"; afterMs: number };
+
+/** Runs a probe script in a child node process; it prints one JSON document, {error} on failure. */
+async function runProbe(
+  kind: "stat" | "read",
+  script: string,
+  args: string[],
+  deadlineMs: number,
+  maxBuffer: number,
+): Promise<ProbeResult> {
   const started = performance.now();
-  const child = await execa(process.execPath, ["-e", STAT_CHILD_SCRIPT, localPath], {
+  const { execa } = await import("execa");
+  const child = await execa(process.execPath, ["-e", script, ...args], {
     timeout: deadlineMs,
     killSignal: "SIGKILL",
     reject: false,
     stdin: "ignore",
-    maxBuffer: 64 * 1024,
+    maxBuffer,
   });
   if (child.timedOut) return { outcome: "timeout", afterMs: Math.round(performance.now() - started) };
-  let parsed: RawStat | { error: { code: string; message: string } };
+  let parsed: { error?: { code: string; message: string } };
   try {
     parsed = JSON.parse(child.stdout);
   } catch {
     return {
       outcome: "error",
       code: "EPROBE",
-      message: `stat probe failed: ${child.stderr || child.shortMessage}`,
+      message: `${kind} probe failed: ${child.stderr || child.shortMessage}`,
     };
   }
-  if ("error" in parsed) return { outcome: "error", ...parsed.error };
-  return { outcome: "ok", stat: toPathStat(parsed) };
+  if (parsed.error) return { outcome: "error", ...parsed.error };
+  return { outcome: "ok", value: parsed };
 }

@@ -1,5 +1,5 @@
-import { DEFAULT_MAX_FILE_BYTES, readBoundedText } from "./files.js";
-import { type FsUsage, statPath, statPathGuarded } from "./fsstat.js";
+import { type BoundedText, DEFAULT_MAX_FILE_BYTES, readBoundedText } from "./files.js";
+import { type FsUsage, readFileGuarded, statPath, statPathGuarded } from "./fsstat.js";
 import {
   findMount,
   isReadOnly,
@@ -69,10 +69,60 @@ export class Host {
     return this.#processes;
   }
 
-  /** Reads a host file (following symlinks inside the host root), bounded in size. */
-  async readText(hostPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES) {
-    const { local } = await this.root.resolve(hostPath);
-    return readBoundedText(local, maxBytes);
+  /**
+   * Reads a host file (following symlinks inside the host root), bounded in size. A file on a
+   * FUSE or network filesystem (images.json in an additional image store) is read, like
+   * inspectPath's stat, from a child process with a deadline; the error then carries a code.
+   */
+  async readText(hostPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<BoundedText> {
+    const table = await this.mounts().catch(() => undefined);
+    const lexical = this.#riskyMount(table, hostPath);
+    if (lexical) return this.#readGuarded(hostPath, this.root.local(hostPath), lexical, maxBytes);
+    const resolved = await this.root.resolve(hostPath);
+    const risky = this.#riskyMount(table, resolved.host);
+    if (risky) return this.#readGuarded(resolved.host, resolved.local, risky, maxBytes);
+    return readBoundedText(resolved.local, maxBytes);
+  }
+
+  async #readGuarded(
+    hostPath: string,
+    localPath: string,
+    mount: MountEntry,
+    maxBytes: number,
+  ): Promise<BoundedText> {
+    const read = await readFileGuarded(localPath, maxBytes, this.guardedStatMs);
+    if (read.outcome === "timeout") {
+      throw Object.assign(
+        new Error(
+          `no answer from ${mount.fstype} filesystem within ${read.afterMs} ms (reading ${hostPath})`,
+        ),
+        { code: "ETIMEDOUT" },
+      );
+    }
+    if (read.outcome === "error") {
+      throw Object.assign(new Error(this.#probeMessage(read.code, read.message, mount)), { code: read.code });
+    }
+    const truncated = read.data.length > maxBytes;
+    const body = read.data.subarray(0, Math.min(read.data.length, maxBytes));
+    let text: string;
+    let invalidUtf8 = false;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+    } catch {
+      invalidUtf8 = true;
+      text = new TextDecoder("utf-8").decode(body);
+    }
+    return { text, bytes: body.length, truncated, invalidUtf8 };
+  }
+
+  /**
+   * Node words ENOTCONN as "socket is not connected"; on a FUSE mount it is the kernel's
+   * "Transport endpoint is not connected": the server died and left its mount behind.
+   */
+  #probeMessage(code: string, message: string, mount: MountEntry): string {
+    if (code !== "ENOTCONN") return message;
+    const at = this.toMountFact(mount).mountPoint;
+    return `${message} (Transport endpoint is not connected: the ${mount.fstype} server of ${at} is gone, its mount is dead)`;
   }
 
   toMountFact(entry: MountEntry): MountFact {
@@ -144,8 +194,11 @@ export class Host {
       if (probe.code === "ENOENT" || probe.code === "ENOTDIR") {
         return { status: "missing", resolved: hostPath, error: probe.message };
       }
-      // ENOTCONN: the FUSE server died and left its mount behind.
-      return { status: "error", error: probe.message, code: probe.code };
+      return {
+        status: "error",
+        error: this.#probeMessage(probe.code, probe.message, mount),
+        code: probe.code,
+      };
     }
     const { stat } = probe;
     return this.#located(

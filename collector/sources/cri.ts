@@ -66,10 +66,8 @@ export const criSource: SourceDefinition<Inputs, "cri"> = {
     };
     const tried = new Set<string>();
     for (const candidate of candidates) {
-      const attempt = await askEndpoint(host, candidate, options.criTimeoutMs);
-      // /var/run is usually a link to /run: one socket, reached by two names.
-      if (attempt.socket && tried.has(attempt.socket)) continue;
-      if (attempt.socket) tried.add(attempt.socket);
+      const attempt = await askEndpoint(host, candidate, options.criTimeoutMs, tried);
+      if (!attempt) continue;
       facts.attempts.push(attempt.summary);
       if (!attempt.answer) continue;
       facts.answeredBy = { endpoint: candidate.endpoint, via: "grpc" };
@@ -129,11 +127,16 @@ interface Answer {
   fsInfo: ImageFsInfo;
 }
 
+/**
+ * Asks one endpoint; undefined when its socket is one already asked under another name (/var/run
+ * is usually a link to /run), so a socket that never answers costs one deadline, not two.
+ */
 async function askEndpoint(
   host: Host,
   candidate: Candidate,
   timeoutMs: number,
-): Promise<{ summary: EndpointAttempt; answer?: Answer; socket: string }> {
+  tried: Set<string>,
+): Promise<{ summary: EndpointAttempt; answer?: Answer; socket: string } | undefined> {
   const base = { endpoint: candidate.endpoint, reason: candidate.reason };
   const hostSocket = socketPathOf(candidate.endpoint);
   if (!hostSocket) {
@@ -143,16 +146,19 @@ async function askEndpoint(
     };
   }
   let socket: string;
+  let isSocket: boolean;
   try {
     socket = (await host.root.resolve(hostSocket)).local;
-    const info = await stat(socket);
-    if (!info.isSocket()) return { summary: { ...base, status: "error", error: "not a socket" }, socket };
+    isSocket = (await stat(socket)).isSocket();
   } catch (error) {
     if ((error as { code?: string }).code === "ENOENT") {
       return { summary: { ...base, status: "missing", error: `no socket at ${hostSocket}` }, socket: "" };
     }
     return { summary: { ...base, status: "error", error: describeError(error) }, socket: "" };
   }
+  if (tried.has(socket)) return undefined;
+  tried.add(socket);
+  if (!isSocket) return { summary: { ...base, status: "error", error: "not a socket" }, socket };
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
     return {
       summary: {
