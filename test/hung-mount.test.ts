@@ -56,7 +56,10 @@ interface Bindfs {
  * A CRI-O node whose storage.conf lists an additional image store, with bindfs (run in the
  * foreground as our own child, so we hold its PID) mounted at the store's path.
  */
-async function nodeWithFuseStore(tree: HostTree): Promise<Bindfs> {
+async function nodeWithFuseStore(
+  tree: HostTree,
+  { mountAt = SHARED, configured = SHARED } = {},
+): Promise<Bindfs> {
   await baseNode(tree);
   await tree.write(
     "/etc/containers/storage.conf",
@@ -66,14 +69,16 @@ graphroot = "${GRAPHROOT}"
 runroot = "${RUNROOT}"
 
 [storage.options]
-additionalimagestores = ["${SHARED}"]
+additionalimagestores = ["${configured}"]
 `,
   );
   const source = path.join(tree.scratch, "shared-src");
   await mkdir(path.join(source, "overlay-images"), { recursive: true });
   await writeFile(path.join(source, "overlay-images", "images.json"), "[]");
-  await tree.mkdir(SHARED);
-  const target = tree.local(SHARED);
+  await tree.mkdir(mountAt);
+  // A configured path other than the mount point reaches the mount through a symlink.
+  if (configured !== mountAt) await tree.symlink(mountAt, configured);
+  const target = tree.local(mountAt);
   const child = execa("bindfs", ["-f", source, target], { reject: false, stdin: "ignore" });
   const pid = child.pid;
   if (pid === undefined) throw new Error("bindfs did not start");
@@ -169,5 +174,23 @@ describe.skipIf(!ready)("an additional image store on a FUSE mount that hangs or
     expect(finding?.subject).toBe(`additional-image-store ${SHARED}`);
     expect(finding?.evidence.join("\n")).toContain("ENOTCONN");
     expect(runChecks(dead.value).map((f) => f.id)).not.toContain("STORE_UNRESPONSIVE");
+  });
+
+  it("never enters a stopped mount through a symlink, nor while searching disks for old image stores", async () => {
+    tree = await HostTree.create();
+    // /lazy: a FUSE mount right below the root disk, which the search for unconfigured stores
+    // walks; the configured store reaches it only through a symlink.
+    const bindfs = await nodeWithFuseStore(tree, { mountAt: "/lazy", configured: "/var/lib/linked-images" });
+
+    process.kill(bindfs.pid, "SIGSTOP");
+    const hung = await timed(() => collectTree(tree!, { guardedStatMs: 1000 }));
+    expect(hung.elapsedMs).toBeLessThan(HANG_BOUND_MS);
+    const linked = storeRole(hung.value);
+    expect(linked.path).toBe("/var/lib/linked-images");
+    expect(linked.status).toBe("unresponsive");
+    expect(linked.error).toContain("(stat of /lazy)");
+    for (const [name, result] of Object.entries(hung.value.sources)) {
+      expect(result.status, `source ${name}`).toBe("ok");
+    }
   });
 });

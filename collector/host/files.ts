@@ -38,7 +38,7 @@ export async function readBoundedText(localPath: string | Buffer, maxBytes = DEF
   }
 }
 
-function decodeUtf8(body: Buffer, truncated: boolean): BoundedText {
+export function decodeUtf8(body: Buffer, truncated: boolean): BoundedText {
   let invalidUtf8 = false;
   let text: string;
   try {

@@ -1,4 +1,4 @@
-import { type BoundedText, DEFAULT_MAX_FILE_BYTES, readBoundedText } from "./files.js";
+import { type BoundedText, DEFAULT_MAX_FILE_BYTES, decodeUtf8, readBoundedText } from "./files.js";
 import { type FsUsage, readFileGuarded, statPath, statPathGuarded } from "./fsstat.js";
 import {
   findMount,
@@ -10,7 +10,7 @@ import {
   readMountTable,
 } from "./mountinfo.js";
 import { listProcesses, type ProcessInfo } from "./proc.js";
-import { describeError, HostRoot } from "./root.js";
+import { describeError, HostRoot, type ResolvedPath } from "./root.js";
 
 export interface MountFact {
   /** Host path of the mount point (mountinfo paths outside the host root are kept as read). */
@@ -36,6 +36,13 @@ export type PathInspection =
   | { status: "missing"; resolved: string; error: string }
   | { status: "error"; error: string; code?: string }
   | { status: "unresponsive"; mount: MountFact; error: string };
+
+/** Where a path lies: resolved as far as is safe, and the FUSE/network mount it is on, if any. */
+interface Placed {
+  resolved: ResolvedPath;
+  risky?: MountEntry;
+  table?: MountTable;
+}
 
 export interface HostOptions {
   root: string;
@@ -75,44 +82,35 @@ export class Host {
    * inspectPath's stat, from a child process with a deadline; the error then carries a code.
    */
   async readText(hostPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<BoundedText> {
-    const table = await this.mounts().catch(() => undefined);
-    const lexical = this.#riskyMount(table, hostPath);
-    if (lexical) return this.#readGuarded(hostPath, this.root.local(hostPath), lexical, maxBytes);
-    const resolved = await this.root.resolve(hostPath);
-    const risky = this.#riskyMount(table, resolved.host);
-    if (risky) return this.#readGuarded(resolved.host, resolved.local, risky, maxBytes);
+    const { resolved, risky } = await this.#place(hostPath);
+    if (risky) return this.#readGuarded(resolved, risky, maxBytes);
     return readBoundedText(resolved.local, maxBytes);
   }
 
-  async #readGuarded(
-    hostPath: string,
-    localPath: string,
-    mount: MountEntry,
-    maxBytes: number,
-  ): Promise<BoundedText> {
-    const read = await readFileGuarded(localPath, maxBytes, this.guardedStatMs);
+  /**
+   * Resolves a host path without ever touching a FUSE or network filesystem in this process:
+   * the walk stops at the first component on such a mount (reached directly or through a
+   * symlink), and `risky` names that mount so the caller goes through a child process.
+   */
+  async #place(hostPath: string): Promise<Placed> {
+    const table = await this.mounts().catch(() => undefined); // without a table we still report device and usage
+    const resolved = await this.root.resolve(
+      hostPath,
+      (candidate) => this.#riskyMount(table, candidate) !== undefined,
+    );
+    return { resolved, risky: this.#riskyMount(table, resolved.host), table };
+  }
+
+  async #readGuarded(resolved: ResolvedPath, mount: MountEntry, maxBytes: number): Promise<BoundedText> {
+    const read = await readFileGuarded(resolved.local, maxBytes, this.guardedStatMs);
     if (read.outcome === "timeout") {
-      throw Object.assign(
-        new Error(
-          `no answer from ${mount.fstype} filesystem within ${read.afterMs} ms (reading ${hostPath})`,
-        ),
-        { code: "ETIMEDOUT" },
-      );
+      const message = `no answer from ${mount.fstype} filesystem within ${read.afterMs} ms (reading ${resolved.host})`;
+      throw Object.assign(new Error(message), { code: "ETIMEDOUT" });
     }
     if (read.outcome === "error") {
       throw Object.assign(new Error(this.#probeMessage(read.code, read.message, mount)), { code: read.code });
     }
-    const truncated = read.data.length > maxBytes;
-    const body = read.data.subarray(0, Math.min(read.data.length, maxBytes));
-    let text: string;
-    let invalidUtf8 = false;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true }).decode(body);
-    } catch {
-      invalidUtf8 = true;
-      text = new TextDecoder("utf-8").decode(body);
-    }
-    return { text, bytes: body.length, truncated, invalidUtf8 };
+    return decodeUtf8(read.data.subarray(0, maxBytes), read.data.length > maxBytes);
   }
 
   /**
@@ -140,24 +138,14 @@ export class Host {
    * filesystem is only ever touched from a child process with a deadline.
    */
   async inspectPath(hostPath: string): Promise<PathInspection> {
-    let table: MountTable | undefined;
+    let placed: Placed;
     try {
-      table = await this.mounts();
-    } catch {
-      table = undefined; // without a mount table we still report device and usage
-    }
-    const lexical = this.#riskyMount(table, hostPath);
-    if (lexical) return this.#inspectGuarded(hostPath, this.root.local(hostPath), lexical);
-
-    let resolved: { host: string; local: string };
-    try {
-      resolved = await this.root.resolve(hostPath);
+      placed = await this.#place(hostPath);
     } catch (error) {
       return { status: "error", error: describeError(error), code: (error as { code?: string }).code };
     }
-    const risky = this.#riskyMount(table, resolved.host);
+    const { resolved, risky, table } = placed;
     if (risky) return this.#inspectGuarded(resolved.host, resolved.local, risky);
-
     try {
       const info = await statPath(resolved.local);
       return this.#located(table, resolved, info.device, info.isDirectory, info.usage);

@@ -53,9 +53,10 @@ export class HostRoot {
    * Follows symlinks component by component as if the host root were "/" (like chroot or
    * openat2's RESOLVE_IN_ROOT). `..` never climbs above the root. A missing component ends the
    * walk: the rest of the path is kept as written, so callers can still report where it points.
-   * Throws an ELOOP error after 40 links, as the kernel does.
+   * Throws an ELOOP error after 40 links, as the kernel does. `stopAt` ends the walk before a
+   * component is touched (one on a filesystem that may hang); the rest is kept as written.
    */
-  async resolve(hostPath: string): Promise<ResolvedPath> {
+  async resolve(hostPath: string, stopAt?: (hostPath: string) => boolean): Promise<ResolvedPath> {
     const pending = splitComponents(normalizeHostPath(hostPath));
     const done: string[] = [];
     let links = 0;
@@ -66,6 +67,10 @@ export class HostRoot {
         continue;
       }
       const candidate = `/${[...done, name].join("/")}`;
+      if (stopAt?.(candidate)) {
+        done.push(name, ...pending);
+        break;
+      }
       const entry = await this.#lookup(candidate);
       if (entry.kind === "missing") {
         done.push(name, ...pending);

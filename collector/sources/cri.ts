@@ -349,11 +349,16 @@ async function tryCrictl(
 ): Promise<void> {
   const crictl = await findExecutable(host);
   if (!crictl) return;
+  const tried = new Set<string>();
   for (const candidate of candidates) {
+    // Only sockets that answered, wrongly (an unknown API version): one that stayed silent
+    // over gRPC stays silent for crictl too, and would cost the deadline again.
     const attempt = facts.attempts.find((a) => a.endpoint === candidate.endpoint);
     const hostSocket = socketPathOf(candidate.endpoint);
-    if (!hostSocket || attempt?.status === "missing") continue;
+    if (!hostSocket || attempt?.status !== "error") continue;
     const socket = (await host.root.resolve(hostSocket)).local;
+    if (tried.has(socket)) continue;
+    tried.add(socket);
     const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
     const run = await runCommand(
       crictl,

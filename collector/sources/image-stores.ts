@@ -1,7 +1,7 @@
 import { access, readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Host } from "../host/host.js";
-import { isWithin } from "../host/mountinfo.js";
+import { isWithin, longestPrefixMount, mayHang } from "../host/mountinfo.js";
 import { describeError, isErrno } from "../host/root.js";
 import { decideRuntime } from "./filesystems.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
@@ -170,6 +170,9 @@ async function findUnconfiguredStores(host: Host, driver: string, configured: st
     const places = [root, ...(await childDirectories(host, root))];
     for (const place of places) {
       if (isConfigured(place) || candidates.includes(place)) continue;
+      // A FUSE or NFS mount below a disk mount is not looked into: it could hang this search.
+      const mount = longestPrefixMount(mounts.entries, [host.root.local(place), place]);
+      if (mount && mayHang(mount.fstype)) continue;
       if (await hasImagesJson(host, place, driver)) candidates.push(place);
     }
   }
@@ -188,7 +191,7 @@ async function childDirectories(host: Host, hostDir: string): Promise<string[]> 
   }
 }
 
-/** Only disk-backed mounts are searched, so a plain access() cannot hang on a dead server. */
+/** Only places on disk-backed mounts get here, so a plain access() cannot hang on a dead server. */
 async function hasImagesJson(host: Host, storePath: string, driver: string): Promise<boolean> {
   try {
     await access(host.root.local(path.posix.join(storePath, `${driver}-images`, "images.json")));
