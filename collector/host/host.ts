@@ -3,6 +3,7 @@ import { type FsUsage, readFileGuarded, statPath, statPathGuarded } from "./fsst
 import {
   findMount,
   isReadOnly,
+  isWithin,
   longestPrefixMount,
   type MountEntry,
   type MountTable,
@@ -59,6 +60,7 @@ export class Host {
   readonly guardedStatMs: number;
   #mounts?: Promise<MountTable>;
   #processes?: Promise<ProcessInfo[]>;
+  #risky?: { table: MountTable; entries: MountEntry[] };
 
   constructor(options: HostOptions) {
     this.root = new HostRoot(options.root);
@@ -158,10 +160,22 @@ export class Host {
     }
   }
 
+  /** The FUSE/network mount holding a path, if the innermost mount holding it is one. */
   #riskyMount(table: MountTable | undefined, hostPath: string): MountEntry | undefined {
     if (!table) return undefined;
-    const mount = longestPrefixMount(table.entries, this.#seenAs(hostPath));
+    // Asked for every component of every path: first rule out, cheaply, paths no risky mount holds.
+    const risky = this.#riskyEntries(table);
+    if (risky.length === 0) return undefined;
+    const seenAs = this.#seenAs(hostPath);
+    if (!risky.some((entry) => seenAs.some((p) => isWithin(p, entry.mountPoint)))) return undefined;
+    const mount = longestPrefixMount(table.entries, seenAs);
     return mount && mayHang(mount.fstype) ? mount : undefined;
+  }
+
+  #riskyEntries(table: MountTable): MountEntry[] {
+    if (this.#risky?.table !== table)
+      this.#risky = { table, entries: table.entries.filter((e) => mayHang(e.fstype)) };
+    return this.#risky.entries;
   }
 
   #seenAs(hostPath: string): string[] {

@@ -66,7 +66,7 @@ export class HostRoot {
         done.pop();
         continue;
       }
-      const candidate = `/${[...done, name].join("/")}`;
+      const candidate = done.length === 0 ? `/${name}` : `/${done.join("/")}/${name}`;
       if (stopAt?.(candidate)) {
         done.push(name, ...pending);
         break;
