@@ -34,7 +34,9 @@ describe.skipIf(!ready)("images orphaned by turning imagestore on or off", () =>
     expect(finding?.evidence.join("\n")).toContain(
       "3 images, 3 layers (150 MiB), e.g. quay.io/old/app-0:latest",
     );
-    expect(finding?.remediation.commands.join("\n")).toContain(`graphroot = "${GRAPHROOT}"`);
+    expect(finding?.remediation.commands).toContain(
+      `CONTAINERS_STORAGE_CONF=/tmp/plain-storage.conf podman --root ${GRAPHROOT} rmi --all`,
+    );
   });
 
   it("finds the old image store on its disk after imagestore was turned off", async () => {

@@ -41,9 +41,9 @@ const imagesOrphaned: CheckDefinition = {
           summary: `When no container uses them, remove them with a storage configuration that has no imagestore, with ${service} stopped.`,
           commands: [
             `systemctl stop ${service}`,
-            `printf '[storage]\\ndriver = "${facts.driver}"\\ngraphroot = "${graphroot.path}"\\nrunroot = "/run/imagefs-doctor-cleanup"\\n' > /tmp/plain-storage.conf`,
-            "CONTAINERS_STORAGE_CONF=/tmp/plain-storage.conf podman images",
-            "CONTAINERS_STORAGE_CONF=/tmp/plain-storage.conf podman rmi --all",
+            `printf '[storage]\\ndriver = "${facts.driver}"\\n' > /tmp/plain-storage.conf`,
+            `CONTAINERS_STORAGE_CONF=/tmp/plain-storage.conf podman --root ${graphroot.path} images`,
+            `CONTAINERS_STORAGE_CONF=/tmp/plain-storage.conf podman --root ${graphroot.path} rmi --all`,
             `systemctl start ${service}`,
           ],
         },

@@ -53,6 +53,11 @@ export function wrap(text: string, width: number, indent: string, hangingIndent 
   return lines;
 }
 
+/** Splits at spaces outside quotes: a line break inside quotes would change the command. */
+function shellWords(command: string): string[] {
+  return command.match(/(?:[^\s'"]+|'[^']*'|"[^"]*")+/g) ?? [command];
+}
+
 /**
  * A shell command wrapped with trailing backslashes, so it still pastes as one command. Lines
  * starting with "#" are notes (what to edit where) and are shown without the prompt.
@@ -61,7 +66,7 @@ function wrapCommand(command: string, width: number, indent: string): string[] {
   if (command.startsWith("#")) return wrap(command, width, indent, `${indent}#   `);
   const lines: string[] = [];
   let line = `${indent}$ `;
-  for (const word of command.split(" ")) {
+  for (const word of shellWords(command)) {
     if (line.endsWith("$ ") || line.length + word.length + 3 <= width) {
       line += (line.endsWith("$ ") ? "" : " ") + word;
     } else {
