@@ -6,6 +6,7 @@ import { criSource } from "./sources/cri.js";
 import { filesystemsSource } from "./sources/filesystems.js";
 import { imageStoresSource } from "./sources/image-stores.js";
 import { kubeletConfigSource } from "./sources/kubelet-config.js";
+import { podLogsSource } from "./sources/pod-logs.js";
 import { Absent, type CollectOptions, type SourceDefinition, type SourceResult } from "./sources/source.js";
 import { storageConfigSource } from "./sources/storage-config.js";
 import { TOOL_NAME, VERSION } from "./version.js";
@@ -19,6 +20,7 @@ export const SOURCES: AnySource[] = [
   filesystemsSource as SourceDefinition<Facts, "filesystems">,
   criSource as SourceDefinition<Facts, "cri">,
   imageStoresSource as SourceDefinition<Facts, "image-stores">,
+  podLogsSource as SourceDefinition<Facts, "pod-logs">,
 ];
 
 export interface CollectRequest extends Partial<CollectOptions> {

@@ -1,8 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { describeError } from "./host/root.js";
-import { SCHEMA_VERSION, type Snapshot, type SourceName } from "./snapshot.js";
+import { SCHEMA_VERSION, type Snapshot, SOURCE_NAMES } from "./snapshot.js";
 
-const SOURCE_NAMES: SourceName[] = ["storage-config", "kubelet-config", "filesystems", "cri", "image-stores"];
 const STATUSES = ["ok", "error", "timeout", "absent"];
 
 export class SnapshotError extends Error {}
@@ -42,17 +41,22 @@ export function parseSnapshot(text: string, file = "snapshot"): Snapshot {
   const sources = snapshot.sources as Record<string, unknown>;
   for (const name of SOURCE_NAMES) {
     const result = sources[name];
+    if (result === undefined) {
+      // Snapshots from an older imagefs-doctor lack the sources added since.
+      sources[name] = {
+        status: "absent",
+        durationMs: 0,
+        reason: `not in ${file} (taken by an older version)`,
+        facts: null,
+      };
+      continue;
+    }
     const valid =
       isObject(result) &&
       STATUSES.includes(result.status as string) &&
       (result.status !== "ok" || isObject(result.facts));
     if (!valid)
-      sources[name] = {
-        status: "error",
-        durationMs: 0,
-        error: `missing or malformed in ${file}`,
-        facts: null,
-      };
+      sources[name] = { status: "error", durationMs: 0, error: `malformed in ${file}`, facts: null };
   }
   return {
     ...(snapshot as unknown as Snapshot),

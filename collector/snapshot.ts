@@ -2,6 +2,7 @@ import type { CriFacts } from "./sources/cri.js";
 import type { FilesystemsFacts } from "./sources/filesystems.js";
 import type { ImageStoresFacts } from "./sources/image-stores.js";
 import type { KubeletConfigFacts } from "./sources/kubelet-config.js";
+import type { PodLogsFacts } from "./sources/pod-logs.js";
 import type { SourceResult } from "./sources/source.js";
 import type { StorageConfigFacts } from "./sources/storage-config.js";
 
@@ -12,9 +13,20 @@ export interface Facts {
   filesystems: FilesystemsFacts;
   cri: CriFacts;
   "image-stores": ImageStoresFacts;
+  "pod-logs": PodLogsFacts;
 }
 
 export type SourceName = keyof Facts;
+
+/** Every source, in the order a snapshot lists them. */
+export const SOURCE_NAMES = [
+  "storage-config",
+  "kubelet-config",
+  "filesystems",
+  "cri",
+  "image-stores",
+  "pod-logs",
+] as const satisfies readonly SourceName[];
 
 export const SCHEMA_VERSION = 1;
 

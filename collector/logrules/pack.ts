@@ -1,0 +1,166 @@
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describeError } from "../host/root.js";
+import type { JournalEntry, JournalFilter } from "../journal/types.js";
+
+/**
+ * Log rule packs: data files that map journal entries to reasons, like node-problem-detector's
+ * rule files, so users can add their own without code. The format is documented in
+ * docs/log-rules.md; built-in packs live in collector/logrules/packs/.
+ */
+export interface LogRule {
+  reason: string;
+  description: string;
+  /** The journal field the pattern is matched against; MESSAGE unless set. */
+  field: string;
+  match: RegExp;
+}
+
+export interface LogPack {
+  name: string;
+  description: string;
+  /** Journal filters selecting the entries the pack looks at (alternatives, as journalctl's "+"). */
+  select: JournalFilter[];
+  /** Tried in order; the first rule that matches gives the entry's reason. */
+  rules: LogRule[];
+  file: string;
+}
+
+export interface PackError {
+  file: string;
+  message: string;
+}
+
+export const BUILTIN_PACK_DIR = fileURLToPath(new URL("./packs/", import.meta.url));
+
+const PACK_KEYS = new Set(["name", "description", "select", "rules"]);
+const RULE_KEYS = new Set(["reason", "description", "field", "match"]);
+
+/** Loads every *.yaml pack of the directories, later directories overriding packs of the same name. */
+export async function loadPacks(dirs: string[]): Promise<{ packs: LogPack[]; errors: PackError[] }> {
+  const byName = new Map<string, LogPack>();
+  const errors: PackError[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((name) => /\.ya?ml$/.test(name)).sort();
+    } catch (error) {
+      errors.push({ file: dir, message: describeError(error) });
+      continue;
+    }
+    for (const name of names) {
+      const file = path.join(dir, name);
+      const parsed = await parsePackFile(file);
+      if ("message" in parsed) errors.push(parsed);
+      else byName.set(parsed.name, parsed);
+    }
+  }
+  return { packs: [...byName.values()], errors };
+}
+
+async function parsePackFile(file: string): Promise<LogPack | PackError> {
+  const { parseDocument } = await import("yaml");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    return { file, message: describeError(error) };
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) return { file, message: doc.errors[0]!.message.split("\n")[0]! };
+  try {
+    return parsePack(doc.toJS(), file);
+  } catch (error) {
+    return { file, message: describeError(error) };
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function nonEmptyString(value: unknown, what: string): string {
+  return typeof value === "string" && value.trim() !== ""
+    ? value
+    : fail(`${what} must be a non-empty string`);
+}
+
+export function parsePack(data: unknown, file: string): LogPack {
+  if (!isObject(data)) fail("a pack is a mapping with name, description, select and rules");
+  for (const key of Object.keys(data)) if (!PACK_KEYS.has(key)) fail(`unknown key "${key}"`);
+  const name = nonEmptyString(data.name, "name");
+  const select = Array.isArray(data.select) ? data.select.map((filter, i) => parseFilter(filter, i)) : [];
+  if (select.length === 0) fail("select must list at least one journal filter");
+  if (!Array.isArray(data.rules) || data.rules.length === 0) fail("rules must list at least one rule");
+  const rules = data.rules.map((rule, i) => parseRule(rule, i));
+  return {
+    name,
+    description: typeof data.description === "string" ? data.description : "",
+    select,
+    rules,
+    file,
+  };
+}
+
+function parseFilter(filter: unknown, index: number): JournalFilter {
+  if (!isObject(filter) || Object.keys(filter).length === 0)
+    fail(`select[${index}] must map journal fields to values`);
+  const out: JournalFilter = {};
+  for (const [field, value] of Object.entries(filter)) {
+    if (!/^[A-Z0-9_]+$/.test(field)) fail(`select[${index}]: "${field}" is not a journal field name`);
+    const values = Array.isArray(value) ? value : [value];
+    if (values.length === 0 || !values.every((v) => typeof v === "string" && v !== "")) {
+      fail(`select[${index}].${field} must be a string or a list of strings`);
+    }
+    out[field] = values as string[];
+  }
+  return out;
+}
+
+function parseRule(rule: unknown, index: number): LogRule {
+  if (!isObject(rule)) fail(`rules[${index}] must be a mapping`);
+  for (const key of Object.keys(rule)) if (!RULE_KEYS.has(key)) fail(`rules[${index}]: unknown key "${key}"`);
+  const reason = nonEmptyString(rule.reason, `rules[${index}].reason`);
+  if (!/^[A-Z][A-Za-z0-9]*$/.test(reason)) fail(`rules[${index}].reason "${reason}" must be CamelCase`);
+  const source = nonEmptyString(rule.match, `rules[${index}].match`);
+  let match: RegExp;
+  try {
+    match = new RegExp(source);
+  } catch (error) {
+    fail(`rules[${index}].match is not a valid regular expression: ${describeError(error)}`);
+  }
+  return {
+    reason,
+    description: typeof rule.description === "string" ? rule.description : "",
+    field: typeof rule.field === "string" ? rule.field : "MESSAGE",
+    match,
+  };
+}
+
+/** A field's value as text (invalid UTF-8 replaced), or undefined when the entry lacks it. */
+export function fieldText(entry: JournalEntry, field: string): string | undefined {
+  const value = entry.fields[field];
+  if (value === undefined) return undefined;
+  return typeof value === "string" ? value : value.toString("utf8");
+}
+
+function matchesFilter(entry: JournalEntry, filter: JournalFilter): boolean {
+  return Object.entries(filter).every(([field, wanted]) => {
+    const value = fieldText(entry, field);
+    return value !== undefined && (Array.isArray(wanted) ? wanted.includes(value) : wanted === value);
+  });
+}
+
+/** The first rule of the pack that matches the entry, if the entry is one the pack selects. */
+export function classify(pack: LogPack, entry: JournalEntry): LogRule | undefined {
+  if (!pack.select.some((filter) => matchesFilter(entry, filter))) return undefined;
+  return pack.rules.find((rule) => {
+    const text = fieldText(entry, rule.field);
+    return text !== undefined && rule.match.test(text);
+  });
+}

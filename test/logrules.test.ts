@@ -1,0 +1,125 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JournalEntry } from "../collector/journal/types.js";
+import { ReasonCounter } from "../collector/logrules/counter.js";
+import { BUILTIN_PACK_DIR, loadPacks } from "../collector/logrules/pack.js";
+
+let when = Date.UTC(2026, 10, 23, 8) * 1000;
+function entry(fields: Record<string, string>): JournalEntry {
+  when += 1_000_000;
+  return { cursor: `c${when}`, realtimeUsec: when, fields };
+}
+
+describe("log rule packs", () => {
+  let userDir: string;
+  beforeAll(async () => {
+    userDir = await mkdtemp(path.join(os.tmpdir(), "imagefs-packs-"));
+  });
+  afterAll(async () => {
+    await rm(userDir, { recursive: true, force: true });
+  });
+
+  it("loads every built-in pack without errors", async () => {
+    const { packs, errors } = await loadPacks([BUILTIN_PACK_DIR]);
+    expect(errors).toEqual([]);
+    expect(packs.map((p) => p.name)).toContain("selinux-relabel");
+  });
+
+  it("classifies relabel failures by reason, per unit, with first/last seen and the latest example", async () => {
+    const { packs } = await loadPacks([BUILTIN_PACK_DIR]);
+    const counter = new ReasonCounter(packs);
+    const restorecon = (message: string) => entry({ SYSLOG_IDENTIFIER: "restorecon", MESSAGE: message });
+    counter.add(
+      restorecon("restorecon: Could not set context for /mnt/nfs/images/overlay:  Operation not supported"),
+    );
+    counter.add(
+      restorecon(
+        "restorecon: Could not set context for /mnt/nfs/images/overlay-images:  Operation not supported",
+      ),
+    );
+    counter.add(restorecon("Read only filesystem, relabel not possible: /var/lib/images"));
+    counter.add(
+      entry({
+        _SYSTEMD_UNIT: "crio.service",
+        MESSAGE:
+          "Error creating container: relabel failed /var/lib/data: lsetxattr /var/lib/data: permission denied",
+      }),
+    );
+    counter.add(
+      entry({
+        SYSLOG_IDENTIFIER: "semanage",
+        MESSAGE:
+          "ValueError: File spec /var/lib/images/x conflicts with equivalency rule '/var/lib/images /var/lib/containers/storage'",
+      }),
+    );
+    expect(
+      counter.add(
+        entry({ SYSLOG_IDENTIFIER: "restorecon", MESSAGE: "Relabeled /var/lib/images from a to b" }),
+      ),
+    ).toBe(false);
+    expect(
+      counter.add(
+        entry({ SYSLOG_IDENTIFIER: "sshd", MESSAGE: "Could not set context for x: Operation not supported" }),
+      ),
+    ).toBe(false);
+
+    const counts = counter.counts();
+    expect(counts.map((c) => `${c.unit} ${c.reason} ${c.count}`)).toEqual([
+      "restorecon RelabelNotSupported 2",
+      "semanage EquivalenceConflict 1",
+      "crio.service RelabelPermissionDenied 1",
+      "restorecon RelabelReadOnly 1",
+    ]);
+    expect(counts[0]?.example).toContain("overlay-images");
+    expect(counts[0]!.firstSeen < counts[0]!.lastSeen).toBe(true);
+  });
+
+  it("lets a user pack replace a built-in one of the same name, and add new ones", async () => {
+    await writeFile(
+      path.join(userDir, "relabel.yaml"),
+      "name: selinux-relabel\ndescription: mine\nselect:\n  - SYSLOG_IDENTIFIER: restorecon\nrules:\n  - reason: Anything\n    match: '.'\n",
+    );
+    await writeFile(
+      path.join(userDir, "custom.yml"),
+      "name: site\nselect:\n  - _SYSTEMD_UNIT: [my.service]\nrules:\n  - reason: DiskGone\n    field: MESSAGE\n    match: 'No such device'\n",
+    );
+    const { packs, errors } = await loadPacks([BUILTIN_PACK_DIR, userDir]);
+    expect(errors).toEqual([]);
+    expect(packs.find((p) => p.name === "selinux-relabel")?.description).toBe("mine");
+    const counter = new ReasonCounter(packs);
+    counter.add(entry({ _SYSTEMD_UNIT: "my.service", MESSAGE: "mount: No such device" }));
+    expect(counter.counts().map((c) => c.reason)).toEqual(["DiskGone"]);
+  });
+
+  it("reports a broken pack with its file and why, and keeps the others", async () => {
+    const broken = await mkdtemp(path.join(os.tmpdir(), "imagefs-broken-"));
+    try {
+      await writeFile(path.join(broken, "a-syntax.yaml"), "name: x\nrules: [\n");
+      await writeFile(
+        path.join(broken, "b-regex.yaml"),
+        "name: y\nselect:\n  - A: b\nrules:\n  - reason: Bad\n    match: '(unclosed'\n",
+      );
+      await writeFile(
+        path.join(broken, "c-key.yaml"),
+        "name: z\nselect:\n  - A: b\nrules:\n  - reason: Fine\n    match: x\n    severity: high\n",
+      );
+      await writeFile(
+        path.join(broken, "d-ok.yaml"),
+        "name: ok\nselect:\n  - A: b\nrules:\n  - reason: Fine\n    match: x\n",
+      );
+      const { packs, errors } = await loadPacks([broken]);
+      expect(packs.map((p) => p.name)).toEqual(["ok"]);
+      expect(errors.map((e) => path.basename(e.file))).toEqual([
+        "a-syntax.yaml",
+        "b-regex.yaml",
+        "c-key.yaml",
+      ]);
+      expect(errors[1]?.message).toContain("rules[0].match is not a valid regular expression");
+      expect(errors[2]?.message).toBe('rules[0]: unknown key "severity"');
+    } finally {
+      await rm(broken, { recursive: true, force: true });
+    }
+  });
+});
