@@ -25,6 +25,11 @@ interface CollectFlags {
   criEndpoint?: string;
   criTimeout: number;
   statTimeout: number;
+  lookback: number;
+  logRules: string[];
+  scanFiles: number;
+  scanMs: number;
+  selinuxCompare: "type" | "full";
 }
 
 function positiveInteger(name: string) {
@@ -50,7 +55,38 @@ function addCollectOptions(command: Command): Command {
       "deadline for a stat of a FUSE or network filesystem",
       positiveInteger("--stat-timeout"),
       2000,
+    )
+    .option(
+      "--lookback <hours>",
+      "how far back to read the journal and logs",
+      positiveInteger("--lookback"),
+      24,
+    )
+    .option("--log-rules <dir>", "a directory of extra log rule packs (repeatable)", collectList, [])
+    .option(
+      "--scan-files <n>",
+      "files the SELinux label scan checks per store",
+      positiveInteger("--scan-files"),
+      20_000,
+    )
+    .option(
+      "--scan-ms <ms>",
+      "milliseconds the SELinux label scan may take per store",
+      positiveInteger("--scan-ms"),
+      2000,
+    )
+    .addOption(
+      new Option(
+        "--selinux-compare <mode>",
+        "compare SELinux labels by type (like restorecon) or full context",
+      )
+        .choices(["type", "full"])
+        .default("type"),
     );
+}
+
+function collectList(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function collectRequest(flags: CollectFlags, env: NodeJS.ProcessEnv): CollectRequest {
@@ -60,6 +96,9 @@ function collectRequest(flags: CollectFlags, env: NodeJS.ProcessEnv): CollectReq
     criEndpoint: flags.criEndpoint,
     criTimeoutMs: flags.criTimeout,
     guardedStatMs: flags.statTimeout,
+    journalLookbackHours: flags.lookback,
+    logRuleDirs: flags.logRules,
+    labelScan: { maxFiles: flags.scanFiles, maxMs: flags.scanMs, compare: flags.selinuxCompare },
     nodeName: env.NODE_NAME,
   };
 }

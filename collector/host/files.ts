@@ -83,3 +83,32 @@ export function displayName(raw: Buffer): string {
 export function joinRaw(dir: string, raw: Buffer): Buffer {
   return Buffer.concat([Buffer.from(path.join(dir, "/")), raw]);
 }
+
+export interface Tail {
+  text: string;
+  bytes: number;
+  /** True when the file is longer than what was read: the first line may start mid-way. */
+  cut: boolean;
+}
+
+/** The last `maxBytes` of a regular file (logs are read from their end), or undefined when unreadable. */
+export async function readTail(localPath: string, maxBytes: number): Promise<Tail | undefined> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
+    const info = await handle.stat();
+    if (!info.isFile()) return undefined;
+    const length = Math.min(info.size, maxBytes);
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, info.size - length);
+    return {
+      text: buffer.subarray(0, bytesRead).toString("utf8"),
+      bytes: bytesRead,
+      cut: length < info.size,
+    };
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close();
+  }
+}

@@ -1,5 +1,6 @@
-import { open, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
+import { readTail } from "../host/files.js";
 import type { Host } from "../host/host.js";
 import { Absent, type SourceDefinition } from "./source.js";
 
@@ -132,29 +133,5 @@ async function scanLog(
         file,
       });
     }
-  }
-}
-
-async function readTail(
-  local: string,
-  maxBytes: number,
-): Promise<{ text: string; bytes: number; cut: boolean } | undefined> {
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  try {
-    handle = await open(local, "r");
-    const info = await handle.stat();
-    if (!info.isFile()) return undefined;
-    const length = Math.min(info.size, maxBytes);
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, info.size - length);
-    return {
-      text: buffer.subarray(0, bytesRead).toString("utf8"),
-      bytes: bytesRead,
-      cut: length < info.size,
-    };
-  } catch {
-    return undefined;
-  } finally {
-    await handle?.close();
   }
 }

@@ -21,6 +21,12 @@ export interface CollectOptions {
   criEndpoint?: string;
   /** Per-call deadline for CRI requests. */
   criTimeoutMs: number;
+  /** How far back journal-based sources read. */
+  journalLookbackHours: number;
+  /** Directories of log rule packs added to (or replacing) the built-in ones. */
+  logRuleDirs: string[];
+  /** Budget and comparison of the SELinux label scan, per store. */
+  labelScan: { maxFiles: number; maxMs: number; compare: "type" | "full" };
 }
 
 export interface SourceContext<Facts> {
