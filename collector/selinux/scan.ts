@@ -1,0 +1,703 @@
+/**
+ * The label scanner: walks one store directory tree, synchronously, reading every entry's
+ * `security.selinux` in-process (xattr.ts), and compares it with
+ *
+ * - (a) the label the policy expects for its host path (file_contexts, after substitution),
+ *   through the scoped matcher of file-contexts.ts, so a deep layer tree costs no regex per file;
+ * - (b) a reference label: the label of the same relative path under another store root (the
+ *   graphroot, which the policy and the runtime's type transitions label correctly), or, where
+ *   that path does not exist there, the label of its deepest existing ancestor. This needs no
+ *   policy files at all, so it also works on hosts without SELinux or without the policy.
+ *
+ * Safety: the walk never leaves the root's filesystem (a directory whose st_dev differs is not
+ * entered, as restorecon -x) and never touches a path in `skip` (the caller passes the mount
+ * points from mountinfo, so a FUSE store's mount is never even stat'ed). A budget of files and
+ * milliseconds bounds it; memory stays flat in the number of files: only counts per (actual,
+ * expected) label pair and per top-level subtree, and a few sample paths per pair, are kept.
+ *
+ * Directories are listed with readdirSync (file types come with the names, so a plain file costs
+ * one lgetxattr and no stat); a directory too large to list at once is streamed with opendirSync.
+ * Names are read as latin1 "byte strings" (bytes.ts), so any file name is handled exactly.
+ */
+import { type BigIntStats, type Dirent, lstatSync, opendirSync, readdirSync, type Stats } from "node:fs";
+import { constants } from "node:os";
+import { cPath, displayBytes, fsPath, toByteString } from "./bytes.js";
+import { type CompareMode, LabelKeys } from "./context.js";
+import {
+  type ContextMatcher,
+  type FileContexts,
+  type FileKind,
+  joinKey,
+  type LookupResult,
+  normalizeKey,
+} from "./file-contexts.js";
+import { errnoName, LabelReader } from "./xattr.js";
+
+const { ENODATA, ENOENT, ENOTDIR, EIO } = constants.errno;
+/** ENOTSUP and EOPNOTSUPP are one number on Linux. */
+const ENOTSUP = constants.errno.ENOTSUP;
+
+/** Stand-in "label" of a file that has none (restorecon prints "<no context>"). */
+export const NO_CONTEXT = "<no context>";
+/** Stand-in expected label where the policy says `<<none>>` (do not relabel). */
+export const EXPECTED_NONE = "<<none>>";
+/** Stand-in expected label where no spec of the policy matches. */
+export const EXPECTED_NO_MATCH = "<no match>";
+
+export interface ScanOptions {
+  /** The directory to audit, as a path on this machine (under the host root). */
+  root: string;
+  /** Its host path: what file_contexts is matched against (e.g. /var/lib/images). */
+  hostPath: string;
+  /** The policy's file contexts; without them only the reference comparison is made. */
+  contexts?: FileContexts | null;
+  /** Another store root to compare with (the graphroot), as a path on this machine. */
+  reference?: string | null;
+  /** "type" (restorecon without -F, the default) or "full" (restorecon -F). */
+  compare?: CompareMode;
+  /** Paths on this machine never entered nor stat'ed (mount points inside the tree, from mountinfo). */
+  skip?: ReadonlySet<string>;
+  /** Stop after this many entries have been checked. */
+  maxFiles?: number;
+  /** Stop after this many milliseconds. */
+  maxMs?: number;
+  /** Sample paths kept per mismatching label pair (default 5). */
+  samplesPerPair?: number;
+  /** Distinct label pairs kept per subtree; the rest are counted under "(other)" (default 64). */
+  maxPairs?: number;
+  /** Top-level subtrees counted apart; the rest are counted under "(other)" (default 64). */
+  maxSubtrees?: number;
+  /** Called with the number of entries checked so far, every `progressEvery` entries (default 4096). */
+  onProgress?: (checked: number) => void;
+  progressEvery?: number;
+  /**
+   * Inode numbers to find (AVC records name a file by dev + ino; the caller picks the store on
+   * that device). Costs an lstat per entry when given.
+   */
+  wantedInodes?: ReadonlySet<bigint>;
+}
+
+export interface LabelPair {
+  /** The label found (its type, or the full context with compare "full"); "<no context>" when none. */
+  actual: string;
+  /** The label it should have (expected by the policy, or the reference's). */
+  expected: string;
+  count: number;
+  /** Host paths of a few entries with this pair (only for pairs that differ). */
+  samples: string[];
+}
+
+export interface SubtreeLabels {
+  /** The top-level entry under the root ("overlay", "overlay-images", ...); "." for the root and its files. */
+  name: string;
+  /** Entries whose label was read (files, directories, links, ...). */
+  checked: number;
+  /** Entries with no label at all. */
+  unlabeled: number;
+  /** Against the policy: entries that match, differ, are `<<none>>` or match no spec. */
+  policy: { matching: number; mismatched: number; none: number; noMatch: number };
+  /** Against the reference store: entries that match, differ, or could not be compared. */
+  reference: { matching: number; mismatched: number; unknown: number };
+  /** actual -> expected (policy) pairs, most frequent first. */
+  policyPairs: LabelPair[];
+  /** actual -> reference pairs, most frequent first. */
+  referencePairs: LabelPair[];
+}
+
+export interface ScanErrorCount {
+  code: string;
+  count: number;
+  samples: string[];
+}
+
+export interface LabelScanResult {
+  root: string;
+  hostPath: string;
+  reference: string | null;
+  compare: CompareMode;
+  /** Entries whose label was read or attempted (the root included). */
+  checked: number;
+  /** True when the budget ended the walk before the whole tree was seen. */
+  sampled: boolean;
+  stoppedBy: "maxFiles" | "maxMs" | null;
+  durationMs: number;
+  rootLabel: string | null;
+  /** The policy's expected label for the root, as a full context ("<<none>>", "<no match>"), null without policy. */
+  rootExpected: string | null;
+  referenceRootLabel: string | null;
+  /** The filesystem does not support extended attributes (ENOTSUP): nothing can carry a label. */
+  noXattrSupport: boolean;
+  /** Errors reading labels or listing directories, by errno (EACCES, ...). */
+  errors: ScanErrorCount[];
+  /** Directories not entered: on another filesystem, or listed in `skip`. */
+  skipped: { otherFilesystem: number; listed: number; samples: string[] };
+  subtrees: SubtreeLabels[];
+  /** All subtrees together. */
+  totals: Omit<SubtreeLabels, "name">;
+  /** inode -> host paths, for the wanted inodes found (decimal inode numbers). */
+  inodes: Record<string, string[]>;
+}
+
+const MAX_ERROR_SAMPLES = 5;
+const MAX_INODE_PATHS = 8;
+/** A directory larger than this (st_size) is streamed rather than listed at once. */
+const STREAM_DIRECTORY_BYTES = 1024 * 1024;
+
+class PairTable {
+  #byActual = new Map<string, Map<string, LabelPair>>();
+  #size = 0;
+  #lastActual = "";
+  #lastExpected = "";
+  #last: LabelPair | undefined;
+  readonly #maxPairs: number;
+  readonly #maxSamples: number;
+
+  constructor(maxPairs: number, maxSamples: number) {
+    this.#maxPairs = maxPairs;
+    this.#maxSamples = maxSamples;
+  }
+
+  /** Counts one entry; returns the pair so a caller can add a sample. */
+  add(actual: string, expected: string): LabelPair {
+    if (this.#last !== undefined && actual === this.#lastActual && expected === this.#lastExpected) {
+      this.#last.count += 1;
+      return this.#last;
+    }
+    let row = this.#byActual.get(actual);
+    let pair = row?.get(expected);
+    if (pair === undefined) {
+      if (this.#size >= this.#maxPairs) {
+        actual = "(other)";
+        expected = "(other)";
+        row = this.#byActual.get(actual);
+        pair = row?.get(expected);
+      }
+      if (pair === undefined) {
+        pair = { actual, expected, count: 0, samples: [] };
+        if (row === undefined) {
+          row = new Map();
+          this.#byActual.set(actual, row);
+        }
+        row.set(expected, pair);
+        this.#size += 1;
+      }
+    }
+    pair.count += 1;
+    this.#lastActual = actual;
+    this.#lastExpected = expected;
+    this.#last = pair;
+    return pair;
+  }
+
+  sample(pair: LabelPair, path: () => string): void {
+    if (pair.samples.length < this.#maxSamples) pair.samples.push(path());
+  }
+
+  list(): LabelPair[] {
+    return [...this.#byActual.values()].flatMap((row) => [...row.values()]).sort((a, b) => b.count - a.count);
+  }
+}
+
+class Subtree {
+  readonly name: string;
+  checked = 0;
+  unlabeled = 0;
+  policy = { matching: 0, mismatched: 0, none: 0, noMatch: 0 };
+  reference = { matching: 0, mismatched: 0, unknown: 0 };
+  readonly policyPairs: PairTable;
+  readonly referencePairs: PairTable;
+
+  constructor(name: string, maxPairs: number, maxSamples: number) {
+    this.name = name;
+    this.policyPairs = new PairTable(maxPairs, maxSamples);
+    this.referencePairs = new PairTable(maxPairs, maxSamples);
+  }
+
+  toFacts(): SubtreeLabels {
+    return {
+      name: this.name,
+      checked: this.checked,
+      unlabeled: this.unlabeled,
+      policy: { ...this.policy },
+      reference: { ...this.reference },
+      policyPairs: this.policyPairs.list(),
+      referencePairs: this.referencePairs.list(),
+    };
+  }
+}
+
+/** A directory waiting to be listed, with what its entries inherit. */
+interface Pending {
+  /** Path on this machine (byte string). */
+  local: string;
+  /** Host path (byte string). */
+  host: string;
+  /** Lookup key (normalised, substituted host path); null without policy. */
+  key: string | null;
+  /** Whether every path below substitutes like this directory (child keys = key + "/" + name). */
+  stable: boolean;
+  scope: ContextMatcher | null;
+  /** The same relative directory under the reference root, when it exists there (and is safe). */
+  refDir: string | null;
+  /** Reference label key for entries whose reference path does not exist. */
+  refFallback: string | null;
+  subtree: Subtree;
+  depth: number;
+  /** st_size of the directory (how large a listing it is). */
+  size: number;
+}
+
+type AnyStats = Stats | BigIntStats;
+
+function kindOf(entry: Dirent | AnyStats): FileKind | undefined {
+  if (entry.isFile()) return "file";
+  if (entry.isDirectory()) return "dir";
+  if (entry.isSymbolicLink()) return "symlink";
+  if (entry.isCharacterDevice()) return "char";
+  if (entry.isBlockDevice()) return "block";
+  if (entry.isFIFO()) return "fifo";
+  if (entry.isSocket()) return "socket";
+  return undefined;
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? "/" : path.slice(0, slash);
+}
+
+/** Audits the labels of one store tree. Synchronous: it runs to completion or to its budget. */
+export function scanLabels(options: ScanOptions): LabelScanResult {
+  const started = performance.now();
+  const compare = options.compare ?? "type";
+  const keys = new LabelKeys(compare);
+  const contexts = options.contexts ?? null;
+  const skip = options.skip ?? new Set<string>();
+  /** Directories holding a skipped path: only their entries are looked up in `skip`. */
+  const skipBytes = new Set([...skip].map((p) => toByteString(p.length > 1 ? p.replace(/\/+$/, "") : p)));
+  const skipParents = new Set([...skipBytes].map(parentOf));
+  const maxFiles = options.maxFiles ?? Number.POSITIVE_INFINITY;
+  const deadline = options.maxMs === undefined ? Number.POSITIVE_INFINITY : started + options.maxMs;
+  const maxSamples = options.samplesPerPair ?? 5;
+  const maxPairs = options.maxPairs ?? 64;
+  const maxSubtrees = options.maxSubtrees ?? 64;
+  const progressEvery = options.progressEvery ?? 4096;
+  const wanted = options.wantedInodes && options.wantedInodes.size > 0 ? options.wantedInodes : null;
+
+  const reader = new LabelReader();
+  const refReader = new LabelReader();
+  const rootLocal = toByteString(options.root.length > 1 ? options.root.replace(/\/+$/, "") : options.root);
+  const rootHost = normalizeKey(toByteString(options.hostPath));
+  const refRoot = options.reference
+    ? toByteString(options.reference.length > 1 ? options.reference.replace(/\/+$/, "") : options.reference)
+    : null;
+
+  const result: LabelScanResult = {
+    root: options.root,
+    hostPath: options.hostPath,
+    reference: options.reference ?? null,
+    compare,
+    checked: 0,
+    sampled: false,
+    stoppedBy: null,
+    durationMs: 0,
+    rootLabel: null,
+    rootExpected: null,
+    referenceRootLabel: null,
+    noXattrSupport: false,
+    errors: [],
+    skipped: { otherFilesystem: 0, listed: 0, samples: [] },
+    subtrees: [],
+    totals: {
+      checked: 0,
+      unlabeled: 0,
+      policy: { matching: 0, mismatched: 0, none: 0, noMatch: 0 },
+      reference: { matching: 0, mismatched: 0, unknown: 0 },
+      policyPairs: [],
+      referencePairs: [],
+    },
+    inodes: {},
+  };
+  const errors = new Map<string, ScanErrorCount>();
+  const noteError = (errno: number, hostPath: string) => {
+    const code = errnoName(errno);
+    let entry = errors.get(code);
+    if (!entry) {
+      entry = { code, count: 0, samples: [] };
+      errors.set(code, entry);
+    }
+    entry.count += 1;
+    if (entry.samples.length < MAX_ERROR_SAMPLES) entry.samples.push(displayBytes(hostPath));
+  };
+  const noteSkip = (kind: "otherFilesystem" | "listed", hostPath: string) => {
+    result.skipped[kind] += 1;
+    if (result.skipped.samples.length < MAX_ERROR_SAMPLES)
+      result.skipped.samples.push(displayBytes(hostPath));
+  };
+
+  const subtrees = new Map<string, Subtree>();
+  const subtreeFor = (name: string): Subtree => {
+    let subtree = subtrees.get(name);
+    if (!subtree) {
+      if (subtrees.size >= maxSubtrees && name !== ".") return subtreeFor("(other)");
+      subtree = new Subtree(name, maxPairs, maxSamples);
+      subtrees.set(name, subtree);
+    }
+    return subtree;
+  };
+
+  const finish = (): LabelScanResult => {
+    result.durationMs = performance.now() - started;
+    result.errors = [...errors.values()].sort((a, b) => b.count - a.count);
+    result.subtrees = [...subtrees.values()].map((s) => s.toFacts());
+    result.totals = mergeSubtrees(result.subtrees, maxSamples);
+    return result;
+  };
+
+  // The root itself.
+  const bigint = wanted !== null;
+  let rootStat: AnyStats;
+  try {
+    rootStat = lstatSync(fsPath(rootLocal), { bigint });
+  } catch (error) {
+    noteError(errnoOf(error), rootHost);
+    return finish();
+  }
+  const rootDev = rootStat.dev;
+  const refStat = refRoot === null ? undefined : safeLstat(refRoot, false);
+  const refDev = refStat?.dev;
+  const rootSubtree = subtreeFor(".");
+
+  let root: Pending = {
+    local: rootLocal,
+    host: rootHost,
+    key: null,
+    stable: true,
+    scope: null,
+    refDir: refStat?.isDirectory() ? refRoot : null,
+    refFallback: null,
+    subtree: rootSubtree,
+    depth: 0,
+    size: Number(rootStat.size),
+  };
+  if (contexts) {
+    root.key = contexts.substituteKey(rootHost);
+    root.stable = contexts.substitutions.stableBelow(rootHost);
+    root.scope = contexts.scope(root.key);
+  }
+  if (refRoot !== null && refStat) {
+    const raw = refReader.readRaw(cPath(refRoot));
+    if (raw >= 0) result.referenceRootLabel = refReader.label();
+    root.refFallback = raw >= 0 ? keys.key(refReader.label()) : raw === -ENODATA ? NO_CONTEXT : null;
+  }
+
+  const rootRaw = reader.readRaw(cPath(rootLocal));
+  if (rootRaw < 0 && rootRaw !== -ENODATA) {
+    noteError(-rootRaw, rootHost);
+    if (-rootRaw === ENOTSUP) result.noXattrSupport = true;
+    result.checked = 1;
+    return finish();
+  }
+  if (contexts) {
+    const expected = contexts.match(root.key!, "dir");
+    result.rootExpected =
+      expected.kind === "label"
+        ? expected.context
+        : expected.kind === "none"
+          ? EXPECTED_NONE
+          : EXPECTED_NO_MATCH;
+  }
+  result.rootLabel = rootRaw >= 0 ? reader.label() : null;
+  const rootActual = rootRaw >= 0 ? keys.key(result.rootLabel!) : NO_CONTEXT;
+  result.checked = 1;
+  rootSubtree.checked += 1;
+  if (rootRaw < 0) rootSubtree.unlabeled += 1;
+  if (root.scope) {
+    countPolicy(rootSubtree, rootActual, contexts!.match(root.key!, "dir"), keys, () =>
+      displayBytes(rootHost),
+    );
+  }
+  if (root.refFallback !== null) {
+    countReference(rootSubtree, rootActual, root.refFallback, () => displayBytes(rootHost));
+  } else if (refRoot !== null) {
+    rootSubtree.reference.unknown += 1;
+  }
+  if (wanted) noteInode(rootStat.ino, rootHost);
+
+  function noteInode(ino: number | bigint, hostPath: string): void {
+    const key = typeof ino === "bigint" ? ino : BigInt(ino);
+    if (!wanted!.has(key)) return;
+    const id = String(key);
+    const list = result.inodes[id] ?? [];
+    result.inodes[id] = list;
+    if (list.length < MAX_INODE_PATHS) list.push(displayBytes(hostPath));
+  }
+
+  const stack: Pending[] = [root];
+  let checked = 1;
+  let nextProgress = progressEvery;
+  let nextClock = 1024;
+  root = undefined as unknown as Pending;
+
+  walk: while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const entries = listDirectory(dir.local, dir.size);
+    if (typeof entries === "number") {
+      noteError(entries, dir.host);
+      continue;
+    }
+    const checkSkip = skipParents.has(dir.local);
+    const scope = dir.scope;
+    const atRoot = dir.depth === 0;
+    for (let entry = entries.next(); entry !== null; entry = entries.next()) {
+      if (checked >= maxFiles) {
+        result.sampled = true;
+        result.stoppedBy = "maxFiles";
+        entries.close();
+        break walk;
+      }
+      if (checked >= nextClock) {
+        nextClock = checked + 1024;
+        if (performance.now() >= deadline) {
+          result.sampled = true;
+          result.stoppedBy = "maxMs";
+          entries.close();
+          break walk;
+        }
+      }
+      const name = entry.name;
+      const local = dir.local === "/" ? `/${name}` : `${dir.local}/${name}`;
+      if (checkSkip && skipBytes.has(local)) {
+        noteSkip("listed", joinKey(dir.host, name));
+        continue;
+      }
+      let kind = kindOf(entry);
+      let stat: AnyStats | undefined;
+      if (kind === undefined || kind === "dir" || wanted) {
+        stat = safeLstat(local, bigint);
+        if (stat === undefined) continue; // gone since it was listed
+        kind = kindOf(stat);
+        if (kind === "dir" && stat.dev !== rootDev) {
+          noteSkip("otherFilesystem", joinKey(dir.host, name));
+          continue;
+        }
+        if (wanted) noteInode(stat.ino, joinKey(dir.host, name));
+      }
+
+      const raw = reader.readRaw(cPath(local));
+      checked += 1;
+      if (raw < 0 && raw !== -ENODATA) {
+        noteError(-raw, joinKey(dir.host, name));
+        if (-raw === ENOTSUP) {
+          result.noXattrSupport = true;
+          entries.close();
+          break walk;
+        }
+        continue;
+      }
+      const subtree = atRoot ? (kind === "dir" ? subtreeFor(name) : rootSubtree) : dir.subtree;
+      subtree.checked += 1;
+      let actual: string;
+      if (raw >= 0) actual = keys.key(reader.label());
+      else {
+        actual = NO_CONTEXT;
+        subtree.unlabeled += 1;
+      }
+
+      // (a) the policy.
+      let childKey: string | null = null;
+      if (scope !== null) {
+        let expected = dir.stable ? scope.fixedBelow(kind!) : undefined;
+        if (expected === undefined) {
+          childKey = dir.stable ? joinKey(dir.key!, name) : contexts!.substituteKey(joinKey(dir.host, name));
+          expected = dir.stable ? scope.match(childKey, kind) : contexts!.match(childKey, kind);
+        }
+        countPolicy(subtree, actual, expected, keys, () => displayBytes(joinKey(dir.host, name)));
+      }
+
+      // (b) the reference store.
+      let refLabel: string | null = dir.refFallback;
+      let refExists = false;
+      if (dir.refDir !== null) {
+        const refPath = `${dir.refDir}/${name}`;
+        const refRaw = refReader.readRaw(cPath(refPath));
+        if (refRaw >= 0) {
+          refLabel = keys.key(refReader.label());
+          refExists = true;
+        } else if (refRaw === -ENODATA) {
+          refLabel = NO_CONTEXT;
+          refExists = true;
+        } else if (refRaw !== -ENOENT && refRaw !== -ENOTDIR) {
+          refLabel = null; // unreadable: cannot compare
+        }
+      }
+      if (refRoot !== null) {
+        if (refLabel === null) subtree.reference.unknown += 1;
+        else countReference(subtree, actual, refLabel, () => displayBytes(joinKey(dir.host, name)));
+      }
+
+      if (kind === "dir") {
+        const host = joinKey(dir.host, name);
+        let key: string | null = null;
+        let stable = true;
+        let childScope: ContextMatcher | null = null;
+        if (scope !== null) {
+          if (dir.stable) {
+            key = childKey ?? joinKey(dir.key!, name);
+            childScope = scope.scope(key);
+          } else {
+            key = childKey ?? contexts!.substituteKey(host);
+            stable = contexts!.substitutions.stableBelow(host);
+            childScope = contexts!.scope(key);
+          }
+        }
+        let refDir: string | null = null;
+        if (refExists && dir.refDir !== null) {
+          const refPath = `${dir.refDir}/${name}`;
+          if (!(skipBytes.size > 0 && skipBytes.has(refPath))) {
+            const found = safeLstat(refPath, false);
+            if (found?.isDirectory() && found.dev === refDev) refDir = refPath;
+          }
+        }
+        stack.push({
+          local,
+          host,
+          key,
+          stable,
+          scope: childScope,
+          refDir,
+          refFallback: refLabel,
+          subtree,
+          depth: dir.depth + 1,
+          size: Number(stat!.size),
+        });
+      }
+
+      if (checked >= nextProgress) {
+        nextProgress = checked + progressEvery;
+        options.onProgress?.(checked);
+      }
+    }
+  }
+  result.checked = checked;
+  return finish();
+}
+
+/** The positive errno of a node:fs error (Node gives it negated). */
+function errnoOf(error: unknown): number {
+  const errno = (error as { errno?: number }).errno;
+  return typeof errno === "number" ? Math.abs(errno) : EIO;
+}
+
+function safeLstat(path: string, bigint: boolean): AnyStats | undefined {
+  try {
+    return lstatSync(fsPath(path), { bigint });
+  } catch {
+    return undefined;
+  }
+}
+
+function countPolicy(
+  subtree: Subtree,
+  actual: string,
+  expected: LookupResult,
+  keys: LabelKeys,
+  path: () => string,
+): void {
+  if (expected.kind === "none") {
+    subtree.policy.none += 1;
+    subtree.policyPairs.add(actual, EXPECTED_NONE);
+    return;
+  }
+  if (expected.kind === "nomatch") {
+    subtree.policy.noMatch += 1;
+    subtree.policyPairs.add(actual, EXPECTED_NO_MATCH);
+    return;
+  }
+  const want = keys.key(expected.context);
+  const pair = subtree.policyPairs.add(actual, want);
+  if (want === actual) subtree.policy.matching += 1;
+  else {
+    subtree.policy.mismatched += 1;
+    subtree.policyPairs.sample(pair, path);
+  }
+}
+
+function countReference(subtree: Subtree, actual: string, reference: string, path: () => string): void {
+  const pair = subtree.referencePairs.add(actual, reference);
+  if (reference === actual) subtree.reference.matching += 1;
+  else {
+    subtree.reference.mismatched += 1;
+    subtree.referencePairs.sample(pair, path);
+  }
+}
+
+/** Entries of one directory, one at a time: a listing, or a stream for a very large directory. */
+interface EntryStream {
+  next(): Dirent | null;
+  close(): void;
+}
+
+/** Lists a directory (st_size `size`), or returns the errno of the failure. */
+function listDirectory(local: string, size: number): EntryStream | number {
+  const path = fsPath(local);
+  try {
+    if (size > STREAM_DIRECTORY_BYTES) {
+      const handle = opendirSync(path, { encoding: "latin1", bufferSize: 256 });
+      return {
+        next: () => handle.readSync(),
+        close: () => handle.closeSync(),
+      };
+    }
+    const list = readdirSync(path, { encoding: "latin1", withFileTypes: true });
+    let index = 0;
+    return {
+      next: () => (index < list.length ? list[index++]! : null),
+      close: () => {},
+    };
+  } catch (error) {
+    return errnoOf(error);
+  }
+}
+
+function mergePairs(lists: LabelPair[][], maxSamples: number): LabelPair[] {
+  const merged = new Map<string, LabelPair>();
+  for (const list of lists) {
+    for (const pair of list) {
+      const key = `${pair.actual}\u0000${pair.expected}`;
+      const into = merged.get(key);
+      if (!into) merged.set(key, { ...pair, samples: [...pair.samples] });
+      else {
+        into.count += pair.count;
+        for (const sample of pair.samples) if (into.samples.length < maxSamples) into.samples.push(sample);
+      }
+    }
+  }
+  return [...merged.values()].sort((a, b) => b.count - a.count);
+}
+
+function mergeSubtrees(subtrees: SubtreeLabels[], maxSamples: number): Omit<SubtreeLabels, "name"> {
+  const sum = (pick: (s: SubtreeLabels) => number) => subtrees.reduce((total, s) => total + pick(s), 0);
+  return {
+    checked: sum((s) => s.checked),
+    unlabeled: sum((s) => s.unlabeled),
+    policy: {
+      matching: sum((s) => s.policy.matching),
+      mismatched: sum((s) => s.policy.mismatched),
+      none: sum((s) => s.policy.none),
+      noMatch: sum((s) => s.policy.noMatch),
+    },
+    reference: {
+      matching: sum((s) => s.reference.matching),
+      mismatched: sum((s) => s.reference.mismatched),
+      unknown: sum((s) => s.reference.unknown),
+    },
+    policyPairs: mergePairs(
+      subtrees.map((s) => s.policyPairs),
+      maxSamples,
+    ),
+    referencePairs: mergePairs(
+      subtrees.map((s) => s.referencePairs),
+      maxSamples,
+    ),
+  };
+}
