@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { coldStart } from "./cold-start.js";
 import { collectMounts } from "./collect-mounts.js";
+import { journalRead } from "./journal-read.js";
 
 const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise<void> }> = {
   "cold-start": {
@@ -14,6 +15,11 @@ const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise
   "collect-mounts": {
     about: "collect on a host root with 50 tmpfs mounts against `df` on them, as root (target <= 3)",
     run: collectMounts,
+  },
+  "journal-read": {
+    about:
+      "read 500,000 journal entries via the sd-journal bindings against `journalctl -o json` (target <= 1.0)",
+    run: journalRead,
   },
 };
 

@@ -1,0 +1,449 @@
+import { getSystemErrorName } from "node:util";
+import { type ReadSession, YIELD_EVERY, YIELD_EVERY_COUNTING, yieldToEventLoop } from "./session.js";
+import type { JournalEntry } from "./types.js";
+import { decodeValue, type ValueInfo } from "./values.js";
+
+/**
+ * Reads journal files through libsystemd's sd-journal API (libsystemd.so.0), bound with koffi.
+ * koffi and the library are loaded on the first read, never at import: the CLI's cold start
+ * matters and most runs read no journal.
+ *
+ * Speed (bench/journal-read.ts) comes from not copying: libsystemd hands out pointers into its
+ * mmap windows of the journal files (or into its decompression buffer), valid until the next call.
+ * The reader looks at that memory through a few large external ArrayBuffers (koffi.view) and reads
+ * only the bytes libsystemd just returned, decoding field names once (an interned table) and
+ * values straight from the mapped bytes. Out-parameters land in one scratch block allocated once,
+ * passed as a plain address: no Buffer or BigInt per call.
+ */
+
+type Koffi = typeof import("koffi")["default"];
+/** An sd_journal handle or a C pointer, as a plain number (user-space addresses fit in 2^53). */
+type Address = number;
+
+interface Native {
+  openFiles(ret: unknown[], paths: (string | null)[], flags: number): number;
+  openDirectory(ret: unknown[], path: string, flags: number): number;
+  close(j: Address): void;
+  addMatch(j: Address, data: Buffer, size: number): number;
+  addDisjunction(j: Address): number;
+  seekHead(j: Address): number;
+  seekRealtimeUsec(j: Address, usec: number): number;
+  seekCursor(j: Address, cursor: string): number;
+  testCursor(j: Address, cursor: string): number;
+  next(j: Address): number;
+  getRealtimeUsec(j: Address, ret: Address): number;
+  getCursor(j: Address, ret: Address): number;
+  restartData(j: Address): void;
+  enumerateData(j: Address, data: Address, length: Address): number;
+  setDataThreshold(j: Address, size: number): number;
+  free(p: Address): void;
+}
+
+/** The loaded library: its functions, a scratch block for out-parameters, and a memory reader. */
+export interface SdJournal {
+  native: Native;
+  /** Address of 16 scratch bytes: two 64-bit out-parameters. */
+  scratch: Address;
+  /** The scratch block as 32-bit words (little-endian halves of the two 64-bit values). */
+  words: Uint32Array;
+  memory: Memory;
+}
+
+let loading: Promise<SdJournal> | undefined;
+
+/** Loads koffi and libsystemd.so.0 once; rejects (every time) when either is unavailable. */
+export function loadSdJournal(): Promise<SdJournal> {
+  loading ??= load();
+  return loading;
+}
+
+async function load(): Promise<SdJournal> {
+  const koffi: Koffi = (await import("koffi")).default;
+  const lib = koffi.load("libsystemd.so.0");
+  const libc = koffi.load("libc.so.6");
+  // The handle and every pointer travel as uintptr_t numbers: same registers as a pointer.
+  const native: Native = {
+    openFiles: lib.func("int sd_journal_open_files(_Out_ void **ret, const char **paths, int flags)"),
+    openDirectory: lib.func("int sd_journal_open_directory(_Out_ void **ret, const char *path, int flags)"),
+    close: lib.func("void sd_journal_close(uintptr_t j)"),
+    addMatch: lib.func("int sd_journal_add_match(uintptr_t j, const void *data, size_t size)"),
+    addDisjunction: lib.func("int sd_journal_add_disjunction(uintptr_t j)"),
+    seekHead: lib.func("int sd_journal_seek_head(uintptr_t j)"),
+    seekRealtimeUsec: lib.func("int sd_journal_seek_realtime_usec(uintptr_t j, uint64_t usec)"),
+    seekCursor: lib.func("int sd_journal_seek_cursor(uintptr_t j, const char *cursor)"),
+    testCursor: lib.func("int sd_journal_test_cursor(uintptr_t j, const char *cursor)"),
+    next: lib.func("int sd_journal_next(uintptr_t j)"),
+    getRealtimeUsec: lib.func("int sd_journal_get_realtime_usec(uintptr_t j, uintptr_t ret)"),
+    getCursor: lib.func("int sd_journal_get_cursor(uintptr_t j, uintptr_t ret)"),
+    restartData: lib.func("void sd_journal_restart_data(uintptr_t j)"),
+    enumerateData: lib.func("int sd_journal_enumerate_data(uintptr_t j, uintptr_t data, uintptr_t length)"),
+    setDataThreshold: lib.func("int sd_journal_set_data_threshold(uintptr_t j, size_t sz)"),
+    free: libc.func("void free(uintptr_t p)"),
+  };
+  // Never freed: one block for the life of the process.
+  const block = koffi.alloc("uint64_t", 2) as bigint;
+  const scratch = toAddress(block);
+  const words = new Uint32Array(koffi.view(block, 16));
+  return { native, scratch, words, memory: new Memory((base, length) => koffi.view(base, length)) };
+}
+
+function toAddress(pointer: unknown): Address {
+  const n = Number(pointer);
+  if (typeof pointer !== "bigint" || !Number.isSafeInteger(n) || n <= 0) {
+    throw new Error(`unexpected pointer from koffi: ${String(pointer)}`);
+  }
+  return n;
+}
+
+/** Bytes each view spans, and how far before the first address it serves it starts. */
+const SPAN = 2 ** 31;
+const BEFORE = 2 ** 30;
+const MAX_VIEWS = 16;
+
+/**
+ * Reads memory libsystemd points at, through views of up to 2 GiB of the address space: a view
+ * is only a window, creating one touches nothing, and only [p, p + length) of a pointer that
+ * libsystemd has just returned is ever read, so it does not matter what else lies in the window,
+ * or that libsystemd may have remapped it since the view was made. Offsets stay below 2^31
+ * (Buffer.indexOf and friends take 32-bit offsets).
+ */
+export class Memory {
+  /** The current view and the address its byte 0 stands for. */
+  buf: Buffer = Buffer.alloc(0);
+  #base = 0;
+  #end = 0;
+  #views: { base: number; end: number; buf: Buffer }[] = [];
+  readonly #view: (base: number, length: number) => ArrayBuffer;
+
+  constructor(view: (base: number, length: number) => ArrayBuffer) {
+    this.#view = view;
+  }
+
+  /** Makes `buf` cover [p, p + length) and returns p's offset in it. length must be < 1 GiB. */
+  at(p: Address, length: number): number {
+    if (p >= this.#base && p + length <= this.#end) return p - this.#base;
+    for (const v of this.#views) {
+      if (p >= v.base && p + length <= v.end) {
+        this.#use(v);
+        return p - v.base;
+      }
+    }
+    const base = Math.max(4096, p - BEFORE);
+    const v = { base, end: base + SPAN, buf: Buffer.from(this.#view(base, SPAN)) };
+    if (this.#views.length >= MAX_VIEWS) this.#views.shift();
+    this.#views.push(v);
+    this.#use(v);
+    return p - base;
+  }
+
+  #use(v: { base: number; end: number; buf: Buffer }): void {
+    this.buf = v.buf;
+    this.#base = v.base;
+    this.#end = v.end;
+  }
+
+  /**
+   * The NUL-terminated ASCII string at p: a cursor (about 130 bytes) that libsystemd allocated, so
+   * the search stops at its NUL inside the allocation.
+   */
+  cString(p: Address): string {
+    const start = this.at(p, 4096);
+    const end = this.buf.indexOf(0, start);
+    return this.buf.toString("latin1", start, end < 0 || end > start + 4096 ? start + 4096 : end);
+  }
+}
+
+/**
+ * Field names, decoded once: a hash of the bytes up to "=" (computed while looking for it)
+ * finds the name, and a byte comparison confirms it.
+ */
+interface NameEntry {
+  name: string;
+  bytes: Uint8Array;
+  next: NameEntry | undefined;
+}
+const names = new Map<number, NameEntry>();
+const MAX_NAMES = 4096;
+
+function internName(buf: Buffer, start: number, end: number, hash: number): string {
+  const length = end - start;
+  let entry = names.get(hash);
+  for (let e = entry; e !== undefined; e = e.next) {
+    const bytes = e.bytes;
+    if (bytes.length !== length) continue;
+    let i = 0;
+    while (i < length && bytes[i] === buf[start + i]) i += 1;
+    if (i === length) return e.name;
+  }
+  const name = buf.toString("latin1", start, end);
+  if (names.size < MAX_NAMES) {
+    entry = { name, bytes: Uint8Array.from(buf.subarray(start, end)), next: entry };
+    names.set(hash, entry);
+  }
+  return name;
+}
+
+const ERRNO_MEANING: Record<string, string> = {
+  ENODATA: "truncated or incomplete",
+  EBADMSG: "corrupt",
+  EPROTONOSUPPORT: "a format or compression this libsystemd does not support",
+  EACCES: "permission denied",
+  ENOENT: "no such file",
+};
+
+export function errnoText(r: number): string {
+  let name: string;
+  try {
+    name = getSystemErrorName(r);
+  } catch {
+    name = `error ${r}`;
+  }
+  const meaning = ERRNO_MEANING[name];
+  return meaning ? `${name}: ${meaning}` : name;
+}
+
+function check(r: number, what: string): void {
+  if (r < 0) throw new Error(`${what} failed: ${errnoText(r)}`);
+}
+
+/** Opens the files; when libsystemd refuses the set, finds and skips the files it refuses. */
+function openFiles(sd: SdJournal, session: ReadSession, paths: string[]): Address | null {
+  const { native } = sd;
+  const attempt = (list: string[]): Address | number => {
+    const ret: unknown[] = [null];
+    const r = native.openFiles(ret, [...list, null], 0);
+    return r < 0 ? r : toAddress(ret[0]);
+  };
+  const all = attempt(paths);
+  if (all > 0) return all;
+  const good: string[] = [];
+  for (const file of paths) {
+    const one = attempt([file]);
+    if (one > 0) {
+      native.close(one);
+      good.push(file);
+    } else {
+      session.fileSkipped(file, `libsystemd cannot open it (${errnoText(one)})`);
+    }
+  }
+  if (good.length === 0) return null;
+  const rest = attempt(good);
+  if (rest > 0) return rest;
+  session.warn(`libsystemd cannot open the journal files (${errnoText(rest)})`);
+  return null;
+}
+
+function addMatches(native: Native, j: Address, session: ReadSession): void {
+  let first = true;
+  for (const term of session.terms) {
+    if (!first) check(native.addDisjunction(j), "sd_journal_add_disjunction");
+    first = false;
+    for (const [field, values] of term) {
+      for (const value of values) {
+        const match = Buffer.from(`${field}=${value}`, "utf8");
+        check(native.addMatch(j, match, match.length), `sd_journal_add_match(${field}=...)`);
+      }
+    }
+  }
+}
+
+/**
+ * Positions the handle. Returns true when it already stands on the first entry to read (a cursor
+ * that still exists, followed by an entry that is not the cursor's own).
+ */
+function position(native: Native, j: Address, session: ReadSession): boolean {
+  const pos = session.position;
+  let cursorFound = false;
+  if (pos.kind === "cursor") {
+    // Whether the cursor's entry exists is asked without matches: filters that changed since the
+    // cursor was saved must not make us start over.
+    const r = native.seekCursor(j, pos.cursor);
+    if (r < 0) {
+      session.warn(`cursor "${pos.cursor}" is not valid (${errnoText(r)}): reading from the start`);
+    } else if (native.next(j) > 0 && native.testCursor(j, pos.cursor) > 0) {
+      cursorFound = true;
+    } else {
+      session.warn(
+        `the entry at cursor "${pos.cursor}" is no longer in the journal (rotated or vacuumed away?): reading from the start`,
+      );
+    }
+  }
+  addMatches(native, j, session); // adding a match forgets the position: seek afterwards
+  if (cursorFound) {
+    check(native.seekCursor(j, (pos as { cursor: string }).cursor), "sd_journal_seek_cursor");
+    const r = native.next(j);
+    if (r < 0) throw new Error(`sd_journal_next failed: ${errnoText(r)}`);
+    // Standing on the cursor's entry: the loop's next() moves past it. Standing on another entry
+    // (the cursor's does not match the filters): that one is the first to read.
+    return r > 0 && native.testCursor(j, (pos as { cursor: string }).cursor) <= 0;
+  }
+  if (pos.kind === "time") check(native.seekRealtimeUsec(j, pos.usec), "sd_journal_seek_realtime_usec");
+  else check(native.seekHead(j), "sd_journal_seek_head");
+  return false;
+}
+
+/** Reads the session's files with sd-journal, delivering entries through the session. */
+export async function readWithSdJournal(session: ReadSession): Promise<void> {
+  const sd = await loadSdJournal();
+  const paths = session.files.map((f) => f.path);
+  if (paths.length === 0) {
+    session.complete = true;
+    return;
+  }
+  const j = openFiles(sd, session, paths);
+  if (j === null) return;
+  try {
+    // Compressed values are only decompressed this far: enough to tell that a value is longer
+    // than maxFieldBytes (field names are at most 64 bytes). 0 would mean no limit.
+    check(sd.native.setDataThreshold(j, session.maxFieldBytes + 128), "sd_journal_set_data_threshold");
+    const standing = position(sd.native, j, session);
+    const counting = await deliverEntries(sd, j, session, standing);
+    if (counting) await countDropped(sd.native, j, session);
+  } finally {
+    sd.native.close(j);
+  }
+}
+
+const TWO_32 = 4294967296;
+
+/** Returns true when a limit was reached and the rest is to be counted. */
+async function deliverEntries(
+  sd: SdJournal,
+  j: Address,
+  session: ReadSession,
+  standing: boolean,
+): Promise<boolean> {
+  const { native, words, memory } = sd;
+  const out0 = sd.scratch;
+  const out1 = sd.scratch + 8;
+  const max = session.maxFieldBytes;
+  /** Bytes of a field that are ever read: name (<= 64), "=", and at most max bytes of value. */
+  const readCap = max + 66;
+  const since = session.sinceUsec;
+  const info: ValueInfo = { bytes: 0, truncated: false };
+  let pending = standing;
+  let untilYield = YIELD_EVERY;
+  for (;;) {
+    if (pending) pending = false;
+    else {
+      const r = native.next(j);
+      if (r <= 0) {
+        if (r < 0) session.warn(`reading stopped early: sd_journal_next failed (${errnoText(r)})`);
+        else session.complete = true;
+        return false;
+      }
+    }
+    session.seen += 1;
+    if (--untilYield === 0) {
+      untilYield = YIELD_EVERY;
+      await yieldToEventLoop();
+      if (session.expired()) return false;
+    }
+    if (session.full) {
+      session.drop();
+      return true;
+    }
+    if (native.getRealtimeUsec(j, out0) < 0) {
+      session.unreadable += 1;
+      continue;
+    }
+    const realtimeUsec = words[0]! + words[1]! * TWO_32;
+    if (realtimeUsec < since) continue;
+    if (native.getCursor(j, out0) < 0) {
+      session.unreadable += 1;
+      continue;
+    }
+    const cursorAddress = words[0]! + words[1]! * TWO_32;
+    const cursor = memory.cString(cursorAddress);
+    native.free(cursorAddress);
+
+    native.restartData(j);
+    const fields: Record<string, string | Buffer> = {};
+    let bytes = 0;
+    let truncated = 0;
+    let r = native.enumerateData(j, out0, out1);
+    for (; r > 0; r = native.enumerateData(j, out0, out1)) {
+      const p = words[0]! + words[1]! * TWO_32;
+      const length = words[2]! + words[3]! * TWO_32;
+      const start = memory.at(p, length < readCap ? length : readCap);
+      const buf = memory.buf;
+      const end = start + length;
+      // Find "=" and hash the name on the way; names are at most 64 bytes.
+      let eq = start;
+      let hash = 0;
+      const nameEnd = end < start + 65 ? end : start + 65;
+      for (; eq < nameEnd; eq += 1) {
+        const c = buf[eq]!;
+        if (c === 61) break;
+        hash = (Math.imul(hash, 31) + c) | 0;
+      }
+      if (eq === nameEnd) continue; // no "=": not a field (journalctl skips it too)
+      const name = internName(buf, start, eq, hash);
+      if (fields[name] !== undefined) continue; // a repeated field keeps its first value
+      const valueLength = end - eq - 1;
+      let value: string | Buffer;
+      let valueBytes = valueLength;
+      if (valueLength <= max) {
+        value = buf.toString("utf8", eq + 1, end);
+        if (value.includes("\uFFFD")) {
+          value = decodeValue(buf, eq + 1, end, valueLength, max, info);
+          valueBytes = info.bytes;
+        }
+      } else {
+        value = decodeValue(buf, eq + 1, eq + 1 + max, valueLength, max, info);
+        valueBytes = info.bytes;
+        truncated += 1;
+      }
+      fields[name] = value;
+      bytes += eq - start + 1 + valueBytes;
+    }
+    if (r < 0) {
+      session.unreadable += 1; // as journalctl does: an entry whose data cannot be read is skipped
+      continue;
+    }
+    const entry: JournalEntry = { cursor, realtimeUsec, fields };
+    if (!session.deliver(entry, bytes, truncated)) return true;
+  }
+}
+
+/** Steps over the remaining matching entries, decoding nothing, up to the session's cap. */
+async function countDropped(native: Native, j: Address, session: ReadSession): Promise<void> {
+  let untilYield = YIELD_EVERY_COUNTING;
+  while (!session.stats.droppedCapped) {
+    const r = native.next(j);
+    if (r <= 0) {
+      if (r === 0) session.complete = true;
+      return;
+    }
+    session.seen += 1;
+    session.drop();
+    if (--untilYield === 0) {
+      untilYield = YIELD_EVERY_COUNTING;
+      await yieldToEventLoop();
+      if (session.expired()) return;
+    }
+  }
+}
+
+/**
+ * Opens one directory the way libsystemd does (sd_journal_open_directory) and returns the cursors
+ * of its entries: for tests that check listJournalFiles against libsystemd's own rule.
+ */
+export async function cursorsOfDirectory(directory: string): Promise<string[]> {
+  const sd = await loadSdJournal();
+  const ret: unknown[] = [null];
+  check(sd.native.openDirectory(ret, directory, 0), "sd_journal_open_directory");
+  const j = toAddress(ret[0]);
+  const cursors: string[] = [];
+  try {
+    while (sd.native.next(j) > 0) {
+      check(sd.native.getCursor(j, sd.scratch), "sd_journal_get_cursor");
+      const p = sd.words[0]! + sd.words[1]! * TWO_32;
+      cursors.push(sd.memory.cString(p));
+      sd.native.free(p);
+    }
+  } finally {
+    sd.native.close(j);
+  }
+  return cursors;
+}

@@ -1,0 +1,67 @@
+/**
+ * One journal entry. Field values are strings when they are valid UTF-8, else the raw bytes. A
+ * field an entry carries more than once (rare: journald writes each one once) keeps its first
+ * value, in the order libsystemd enumerates them, with either backend.
+ */
+export interface JournalEntry {
+  cursor: string;
+  /** Microseconds since the epoch (__REALTIME_TIMESTAMP); fits a double for the next 250 years. */
+  realtimeUsec: number;
+  fields: Record<string, string | Buffer>;
+}
+
+/**
+ * Which entries to read. Inside one filter every field must match (AND) and a field given several
+ * values matches any of them (OR); several filters are alternatives (OR), as journalctl's "+".
+ */
+export type JournalFilter = Record<string, string | string[]>;
+
+export interface JournalLimits {
+  /** Entries delivered per read; past it the rest is counted as dropped. */
+  maxEntries: number;
+  /** Bytes of field data delivered per read; past it the rest is counted as dropped. */
+  maxBytes: number;
+  /**
+   * A longer field value is cut to this many bytes (and counted in truncatedFields). A cut never
+   * splits a UTF-8 character: a value that is text up to the cut stays a (shorter) string.
+   * Values are cut at 512 MiB whatever this says.
+   */
+  maxFieldBytes: number;
+  /**
+   * Past maxEntries/maxBytes, at most this many further matching entries are counted as dropped
+   * (each costs one step through the journal, none is decoded); default 100,000. When the cap is
+   * hit the count is a lower bound and `droppedCapped` is set.
+   */
+  maxDroppedCount?: number;
+}
+
+export interface JournalQuery {
+  /** Local paths (already resolved under the host root): journal directories, or single files. */
+  source: { directories: string[] } | { files: string[] };
+  filters?: JournalFilter[];
+  /** Start after this cursor (a persisted position), or at this time (a lookback); else at the start. */
+  since?: { afterCursor: string } | { realtimeUsec: number };
+  limits: JournalLimits;
+}
+
+export interface JournalReadStats {
+  backend: "sd-journal" | "journalctl";
+  /** Entries delivered to the callback. */
+  delivered: number;
+  /** Bytes of field data delivered: "NAME=value" of every field, values as delivered (after cuts). */
+  bytes: number;
+  /** Entries that matched but were not delivered because a limit was reached (counted, not read). */
+  dropped: number;
+  /** True when counting dropped entries stopped at limits.maxDroppedCount: `dropped` is a lower bound. */
+  droppedCapped: boolean;
+  truncatedFields: number;
+  /**
+   * Cursor of the last delivered entry: where the next read should continue (dropped entries are
+   * then read again). Null when nothing was delivered: keep the cursor you had.
+   */
+  lastCursor: string | null;
+  /** True when the read stopped at its deadline (or was aborted) before reaching the end. */
+  timedOut: boolean;
+  /** Problems met on the way (a corrupt file, a cursor that no longer exists); reading went on. */
+  warnings: string[];
+}

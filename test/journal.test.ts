@@ -1,0 +1,752 @@
+import {
+  access,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Host } from "../collector/host/host.js";
+import { CursorStore } from "../collector/journal/cursor-store.js";
+import { type ExportEntry, type ExportValue, exportEntry } from "../collector/journal/export-format.js";
+import { listJournalFiles } from "../collector/journal/files.js";
+import { journalDirectories } from "../collector/journal/locate.js";
+import { readJournal } from "../collector/journal/reader.js";
+import { cursorsOfDirectory } from "../collector/journal/sdjournal.js";
+import type {
+  JournalEntry,
+  JournalLimits,
+  JournalQuery,
+  JournalReadStats,
+} from "../collector/journal/types.js";
+import { HostTree } from "./support/host-tree.js";
+import { requireParts } from "./support/requirements.js";
+
+const ready = requireParts("journal reader tests", ["journal-remote"]);
+
+/**
+ * Every journal here is a real journal file, written by systemd-journal-remote from export-format
+ * input that the test builds (collector/journal/export-format.ts), and read back by libsystemd
+ * (the sd-journal bindings) and by journalctl.
+ */
+
+const BACKENDS = ["sd-journal", "journalctl"] as const;
+type Backend = (typeof BACKENDS)[number];
+const BOOT_ID = "0123456789abcdef0123456789abcdef";
+const T0 = 1_700_000_000_000_000; // µs
+const ALL: JournalLimits = { maxEntries: 10_000_000, maxBytes: 2 ** 40, maxFieldBytes: 1024 * 1024 };
+const BIG = 120_000;
+const MACHINE_ID = "fedcba9876543210fedcba9876543210";
+
+let scratch: string;
+let journalRemote: string;
+
+async function findJournalRemote(): Promise<string> {
+  for (const candidate of [
+    "/usr/lib/systemd/systemd-journal-remote",
+    "/lib/systemd/systemd-journal-remote",
+  ]) {
+    try {
+      await access(candidate);
+      return candidate;
+    } catch {
+      // next
+    }
+  }
+  throw new Error("systemd-journal-remote not found");
+}
+
+/** Entry `i` at T0 + i seconds, with the given fields. */
+function entryAt(i: number, fields: [string, ExportValue][]): ExportEntry {
+  return {
+    realtimeUsec: T0 + i * 1_000_000,
+    monotonicUsec: 1_000_000 + i * 1_000_000,
+    bootId: BOOT_ID,
+    fields,
+  };
+}
+
+/** Writes `entries` as a journal file with systemd-journal-remote (it may rotate into several). */
+async function writeJournal(file: string, entries: Iterable<ExportEntry>): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const input = path.join(scratch, `${path.basename(file)}.${Math.random().toString(36).slice(2)}.export`);
+  const handle = await open(input, "w");
+  try {
+    let batch: Buffer[] = [];
+    for (const entry of entries) {
+      batch.push(exportEntry(entry));
+      if (batch.length >= 4096) {
+        await handle.write(Buffer.concat(batch));
+        batch = [];
+      }
+    }
+    await handle.write(Buffer.concat(batch));
+  } finally {
+    await handle.close();
+  }
+  await execa(journalRemote, [`--output=${file}`, input], { stdin: "ignore" });
+  await rm(input);
+}
+
+const UNITS = ["crio.service", "kubelet.service", "containerd.service"];
+const TRANSPORTS = ["stdout", "journal", "syslog"];
+
+/** A service's entry: unit, identifier and transport cycle with different periods. */
+function serviceEntry(i: number, extra: [string, ExportValue][] = []): ExportEntry {
+  const unit = UNITS[i % 3]!;
+  return entryAt(i, [
+    ["_SYSTEMD_UNIT", unit],
+    ["SYSLOG_IDENTIFIER", unit.replace(".service", "")],
+    ["_TRANSPORT", TRANSPORTS[i % 2 === 0 ? 0 : i % 3 === 0 ? 1 : 2]!],
+    ["_HOSTNAME", "node-1"],
+    ["MESSAGE", `message ${i}`],
+    ...extra,
+  ]);
+}
+
+function* range(from: number, to: number): Generator<number> {
+  for (let i = from; i < to; i += 1) yield i;
+}
+
+function* map<T, U>(items: Iterable<T>, fn: (item: T) => U): Generator<U> {
+  for (const item of items) yield fn(item);
+}
+
+async function collect(
+  query: JournalQuery,
+  backend: Backend,
+  options: { deadlineMs?: number } = {},
+): Promise<{ entries: JournalEntry[]; stats: JournalReadStats }> {
+  const entries: JournalEntry[] = [];
+  const stats = await readJournal(query, (e) => entries.push(e), { backend, ...options });
+  expect(stats.backend).toBe(backend);
+  return { entries, stats };
+}
+
+/** Which entries these are: entry i was written at T0 + i seconds. */
+function numbers(entries: JournalEntry[]): number[] {
+  return entries.map((e) => (e.realtimeUsec - T0) / 1_000_000);
+}
+
+/** Field by field, Buffers by bytes; also the statistics that do not depend on the backend. */
+function expectSame(a: { entries: JournalEntry[]; stats: JournalReadStats }, b: typeof a): void {
+  expect(a.entries.length).toBe(b.entries.length);
+  for (let i = 0; i < a.entries.length; i += 1) {
+    const x = a.entries[i]!;
+    const y = b.entries[i]!;
+    expect(x.cursor).toBe(y.cursor);
+    expect(x.realtimeUsec).toBe(y.realtimeUsec);
+    expect(Object.keys(x.fields).sort()).toEqual(Object.keys(y.fields).sort());
+    for (const [name, value] of Object.entries(x.fields)) {
+      const other = y.fields[name];
+      if (Buffer.isBuffer(value)) {
+        expect(Buffer.isBuffer(other), `${name} of entry ${i} is bytes in both`).toBe(true);
+        expect(value.equals(other as Buffer), `${name} of entry ${i}`).toBe(true);
+      } else {
+        expect(other, `${name} of entry ${i}`).toBe(value);
+      }
+    }
+  }
+  for (const key of [
+    "delivered",
+    "bytes",
+    "dropped",
+    "droppedCapped",
+    "truncatedFields",
+    "lastCursor",
+  ] as const) {
+    expect(a.stats[key], key).toEqual(b.stats[key]);
+  }
+}
+
+/**
+ * Overwrites `length` bytes with 0xAA from the entry object `fraction` of the way through the
+ * file: that entry and the objects after it (data, more entries) become garbage. Objects are
+ * found by walking them from the end of the header (https://systemd.io/JOURNAL_FILE_FORMAT/).
+ */
+async function scribble(file: string, fraction: number, length: number): Promise<void> {
+  const data = await readFile(file);
+  const u64 = (offset: number) => Number(data.readBigUInt64LE(offset));
+  const tail = u64(136); // tail_object_offset
+  const entries: number[] = [];
+  for (let at = u64(88); at <= tail; ) {
+    if (data[at] === 3) entries.push(at); // OBJECT_ENTRY
+    const size = u64(at + 8);
+    if (size === 0) break;
+    at += (size + 7) & ~7;
+  }
+  const at = entries[Math.floor(entries.length * fraction)]!;
+  data.fill(0xaa, at, at + length);
+  await writeFile(file, data);
+}
+
+const dirs = {
+  services: "",
+  rotated: "",
+  interleaved: "",
+  machine: "",
+  corrupt: "",
+  binary: "",
+  big: "",
+};
+
+describe.skipIf(!ready)("journal reader", () => {
+  beforeAll(async () => {
+    scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-journal-"));
+    journalRemote = await findJournalRemote();
+    for (const key of Object.keys(dirs) as (keyof typeof dirs)[]) dirs[key] = path.join(scratch, key);
+
+    await writeJournal(
+      path.join(dirs.services, "system.journal"),
+      map(range(0, 60), (i) => serviceEntry(i)),
+    );
+    // Rotation: three files, each holding the next stretch of time.
+    for (const [n, from] of [0, 20, 40].entries()) {
+      await writeJournal(
+        path.join(dirs.rotated, `system@${n}.journal`),
+        map(range(from, from + 20), (i) => serviceEntry(i)),
+      );
+    }
+    // Two files written side by side (system and user journals): even entries in one, odd in the other.
+    // (A field of their own: libsystemd drops entries that are exact copies of one in another file.)
+    await writeJournal(
+      path.join(dirs.interleaved, "system.journal"),
+      map(range(0, 20), (i) => serviceEntry(2 * i, [["_UID", "0"]])),
+    );
+    await writeJournal(
+      path.join(dirs.interleaved, "user-1000.journal"),
+      map(range(0, 20), (i) => serviceEntry(2 * i + 1, [["_UID", "1000"]])),
+    );
+    // Files at the top, under the machine ID, and where libsystemd does not look.
+    await writeJournal(
+      path.join(dirs.machine, "top.journal"),
+      map(range(0, 5), (i) => serviceEntry(i)),
+    );
+    await writeJournal(
+      path.join(dirs.machine, MACHINE_ID, "system.journal"),
+      map(range(5, 10), (i) => serviceEntry(i)),
+    );
+    // journald renames a file it found dirty to *.journal~; journal-remote only writes *.journal.
+    await writeJournal(
+      path.join(dirs.machine, MACHINE_ID, "user-1000@x.journal"),
+      map(range(10, 12), (i) => serviceEntry(i)),
+    );
+    await rename(
+      path.join(dirs.machine, MACHINE_ID, "user-1000@x.journal"),
+      path.join(dirs.machine, MACHINE_ID, "user-1000@x.journal~"),
+    );
+    await writeJournal(path.join(dirs.machine, "not-a-machine-id", "x.journal"), [serviceEntry(100)]);
+    await writeJournal(path.join(dirs.machine, `${MACHINE_ID}.namespace`, "x.journal"), [serviceEntry(101)]);
+    await writeJournal(path.join(dirs.machine, MACHINE_ID, "deeper", "x.journal"), [serviceEntry(102)]);
+
+    // One good file, one cut short, one with garbage written over part of its objects.
+    await writeJournal(
+      path.join(dirs.corrupt, "good.journal"),
+      map(range(0, 2000), (i) => serviceEntry(i)),
+    );
+    await writeJournal(
+      path.join(dirs.corrupt, "truncated.journal"),
+      map(range(2000, 4000), (i) => serviceEntry(i)),
+    );
+    await writeJournal(
+      path.join(dirs.corrupt, "scribbled.journal"),
+      map(range(4000, 6000), (i) => serviceEntry(i)),
+    );
+    const truncatedFile = path.join(dirs.corrupt, "truncated.journal");
+    await truncate(truncatedFile, Math.floor((await stat(truncatedFile)).size / 2));
+    await scribble(path.join(dirs.corrupt, "scribbled.journal"), 0.6, 4000);
+
+    await writeJournal(path.join(dirs.binary, "system.journal"), binaryEntries());
+
+    await writeJournal(
+      path.join(dirs.big, "system.journal"),
+      map(range(0, BIG), (i) => serviceEntry(i)),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    if (scratch && !process.env.KEEP) await rm(scratch, { recursive: true, force: true });
+  });
+
+  describe.each(BACKENDS)("with %s", (backend) => {
+    it("reads every entry in order, with its fields, cursor and time", async () => {
+      const { entries, stats } = await collect(
+        { source: { directories: [dirs.services] }, limits: ALL },
+        backend,
+      );
+      expect(numbers(entries)).toEqual([...range(0, 60)]);
+      expect(entries[7]!.realtimeUsec).toBe(T0 + 7_000_000);
+      expect(entries[7]!.fields).toEqual({
+        _BOOT_ID: BOOT_ID,
+        _SYSTEMD_UNIT: "kubelet.service",
+        SYSLOG_IDENTIFIER: "kubelet",
+        _TRANSPORT: "syslog",
+        _HOSTNAME: "node-1",
+        MESSAGE: "message 7",
+      });
+      expect(entries[7]!.cursor).toMatch(/^s=[0-9a-f]{32};i=8;b=/);
+      expect(stats).toMatchObject({
+        delivered: 60,
+        dropped: 0,
+        truncatedFields: 0,
+        timedOut: false,
+        warnings: [],
+      });
+      expect(stats.lastCursor).toBe(entries[59]!.cursor);
+    });
+
+    it("matches by _SYSTEMD_UNIT, SYSLOG_IDENTIFIER and _TRANSPORT: AND inside a filter, OR across", async () => {
+      const read = async (filters: JournalQuery["filters"]) =>
+        numbers(
+          (await collect({ source: { directories: [dirs.services] }, filters, limits: ALL }, backend))
+            .entries,
+        );
+      const all = [...range(0, 60)];
+      expect(await read([{ _SYSTEMD_UNIT: "crio.service" }])).toEqual(all.filter((i) => i % 3 === 0));
+      expect(await read([{ SYSLOG_IDENTIFIER: ["kubelet", "containerd"] }])).toEqual(
+        all.filter((i) => i % 3 !== 0),
+      );
+      expect(await read([{ _SYSTEMD_UNIT: "crio.service", _TRANSPORT: "stdout" }])).toEqual(
+        all.filter((i) => i % 6 === 0),
+      );
+      expect(await read([{ _SYSTEMD_UNIT: "kubelet.service" }, { _TRANSPORT: "journal" }])).toEqual(
+        all.filter((i) => i % 3 === 1 || (i % 2 === 1 && i % 3 === 0)),
+      );
+      expect(await read([{ SYSLOG_IDENTIFIER: "nothing-logs-this" }])).toEqual([]);
+      expect(await read([{ _SYSTEMD_UNIT: [] }])).toEqual([]);
+      expect(await read([{}, { _SYSTEMD_UNIT: "crio.service" }])).toEqual(all); // an empty filter matches all
+    });
+
+    it("starts at a time, and after a cursor without delivering the cursor's entry again", async () => {
+      const source = { directories: [dirs.services] };
+      const fromTime = await collect(
+        { source, since: { realtimeUsec: T0 + 42_000_000 }, limits: ALL },
+        backend,
+      );
+      expect(numbers(fromTime.entries)).toEqual([...range(42, 60)]);
+      const between = await collect(
+        { source, since: { realtimeUsec: T0 + 41_500_000 }, limits: ALL },
+        backend,
+      );
+      expect(numbers(between.entries)[0]).toBe(42);
+
+      const first = await collect({ source, limits: { ...ALL, maxEntries: 10 } }, backend);
+      const after = await collect(
+        { source, since: { afterCursor: first.stats.lastCursor! }, limits: ALL },
+        backend,
+      );
+      expect(numbers(after.entries)).toEqual([...range(10, 60)]);
+      expect(after.stats.warnings).toEqual([]);
+
+      // With a filter the cursor's own entry no longer matches: the next matching entry comes first.
+      const crio = await collect(
+        {
+          source,
+          filters: [{ _SYSTEMD_UNIT: "crio.service" }],
+          since: { afterCursor: first.entries[4]!.cursor },
+          limits: ALL,
+        },
+        backend,
+      );
+      expect(numbers(crio.entries)[0]).toBe(6);
+
+      const atEnd = await collect(
+        { source, since: { afterCursor: after.stats.lastCursor! }, limits: ALL },
+        backend,
+      );
+      expect(atEnd.entries).toEqual([]);
+      expect(atEnd.stats.lastCursor).toBeNull();
+      expect(atEnd.stats.warnings).toEqual([]);
+    });
+
+    it("starts over, with a warning, when the cursor's entry is gone or the cursor is garbage", async () => {
+      const dir = path.join(scratch, `gone-${backend}`);
+      await mkdir(dir);
+      for (const name of await readdir(dirs.rotated))
+        await copyFile(path.join(dirs.rotated, name), path.join(dir, name));
+      const source = { directories: [dir] };
+      const early = await collect({ source, limits: { ...ALL, maxEntries: 5 } }, backend);
+      // The oldest file is vacuumed away, cursor and all.
+      await rm(path.join(dir, "system@0.journal"));
+      const later = await collect(
+        { source, since: { afterCursor: early.stats.lastCursor! }, limits: ALL },
+        backend,
+      );
+      expect(numbers(later.entries)).toEqual([...range(20, 60)]);
+      expect(later.stats.warnings.join("\n")).toMatch(/no longer in the journal.*reading from the start/);
+
+      const garbage = await collect({ source, since: { afterCursor: "not a cursor" }, limits: ALL }, backend);
+      expect(numbers(garbage.entries)).toEqual([...range(20, 60)]);
+      expect(garbage.stats.warnings.join("\n")).toMatch(/not a cursor.*reading from the start/);
+    });
+
+    it("reads rotated files of one directory as one journal, in time order", async () => {
+      const rotated = await collect({ source: { directories: [dirs.rotated] }, limits: ALL }, backend);
+      expect(numbers(rotated.entries)).toEqual([...range(0, 60)]);
+      const times = rotated.entries.map((e) => e.realtimeUsec);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      // Seeking by time and by cursor work across the file boundaries.
+      const fromTime = await collect(
+        { source: { directories: [dirs.rotated] }, since: { realtimeUsec: T0 + 19_000_000 }, limits: ALL },
+        backend,
+      );
+      expect(numbers(fromTime.entries).slice(0, 3)).toEqual([19, 20, 21]);
+      const afterCursor = await collect(
+        {
+          source: { directories: [dirs.rotated] },
+          since: { afterCursor: rotated.entries[39]!.cursor },
+          limits: ALL,
+        },
+        backend,
+      );
+      expect(numbers(afterCursor.entries)).toEqual([...range(40, 60)]);
+
+      const interleaved = await collect(
+        { source: { directories: [dirs.interleaved] }, limits: ALL },
+        backend,
+      );
+      expect(numbers(interleaved.entries)).toEqual([...range(0, 40)]);
+      // Several directories are one journal too.
+      const both = await collect(
+        { source: { directories: [dirs.interleaved, dirs.rotated] }, limits: ALL },
+        backend,
+      );
+      expect(both.entries).toHaveLength(100);
+      const bothTimes = both.entries.map((e) => e.realtimeUsec);
+      expect(bothTimes).toEqual([...bothTimes].sort((a, b) => a - b));
+    });
+
+    it("reads files under the machine-ID directory, as libsystemd does, and single files", async () => {
+      const { entries } = await collect({ source: { directories: [dirs.machine] }, limits: ALL }, backend);
+      expect(numbers(entries)).toEqual([...range(0, 12)]);
+      const one = await collect(
+        { source: { files: [path.join(dirs.machine, MACHINE_ID, "system.journal")] }, limits: ALL },
+        backend,
+      );
+      expect(numbers(one.entries)).toEqual([...range(5, 10)]);
+    });
+
+    it("goes on past a truncated file and a file with garbage in its middle, and warns", async () => {
+      const { entries, stats } = await collect(
+        { source: { directories: [dirs.corrupt] }, limits: ALL },
+        backend,
+      );
+      const seen = new Set(numbers(entries));
+      // Every entry of the good file; none of the truncated one (libsystemd refuses the file);
+      // most of the scribbled one (libsystemd skips the entries it cannot read).
+      for (const i of range(0, 2000)) expect(seen.has(i), `entry ${i}`).toBe(true);
+      for (const i of range(2000, 4000)) expect(seen.has(i), `entry ${i}`).toBe(false);
+      const scribbled = [...seen].filter((i) => i >= 4000).length;
+      expect(scribbled).toBeGreaterThan(1000);
+      expect(scribbled).toBeLessThan(2000);
+      expect(stats.delivered).toBe(2000 + scribbled);
+      const warnings = stats.warnings.join("\n");
+      expect(warnings).toMatch(/truncated\.journal skipped: .*truncated/);
+      expect(warnings).toMatch(/could not (be )?read/);
+      expect(stats.timedOut).toBe(false);
+    });
+
+    it("delivers binary and non-UTF-8 values as Buffers, text as strings, and cuts long values", async () => {
+      const { entries, stats } = await collect(
+        { source: { directories: [dirs.binary] }, limits: ALL },
+        backend,
+      );
+      const [bin, text, long] = entries as [JournalEntry, JournalEntry, JournalEntry];
+      expect(bin.fields.BINARY).toEqual(Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]));
+      expect(bin.fields.LATIN1).toEqual(Buffer.from("caf\xe9", "latin1"));
+      expect(bin.fields.SURROGATE).toEqual(Buffer.from([0xed, 0xa0, 0x80]));
+      expect(text.fields.ESCAPES).toBe("\x1b[31mred\x1b[0m\ttab");
+      expect(text.fields.MESSAGE).toBe("line one\nline two");
+      expect(text.fields.UNICODE).toBe("grüße 🚢 ✓");
+      expect(text.fields.REPLACEMENT).toBe("a\uFFFDb");
+      expect(text.fields.REPEATED).toBe("first");
+      expect(text.fields.NUL_TEXT).toBe("a\u0000b");
+      expect(text.fields.CUT_UTF8).toBe("abcdef🚢");
+      expect(long.fields.LONG_TEXT).toBe("x".repeat(200_000));
+      expect((long.fields.LONG_BINARY as Buffer).equals(longBinary())).toBe(true);
+      expect(stats.truncatedFields).toBe(0);
+
+      const cut = await collect(
+        { source: { directories: [dirs.binary] }, limits: { ...ALL, maxFieldBytes: 7 } },
+        backend,
+      );
+      const [cbin, ctext, clong] = cut.entries as [JournalEntry, JournalEntry, JournalEntry];
+      expect(cbin.fields.BINARY).toEqual(Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]));
+      expect(ctext.fields.UNICODE).toBe("grüße"); // exactly 7 bytes
+      expect(ctext.fields.CUT_UTF8).toBe("abcdef"); // 7 bytes would split the 🚢: cut before it
+      expect(ctext.fields.MESSAGE).toBe("line on");
+      expect(ctext.fields.ESCAPES).toBe("\x1b[31mre");
+      expect(clong.fields.LONG_TEXT).toBe("xxxxxxx");
+      expect(clong.fields.LONG_BINARY).toEqual(longBinary().subarray(0, 7));
+      // _BOOT_ID (3 entries), MESSAGE, ESCAPES, UNICODE, CUT_UTF8, LONG_TEXT, LONG_BINARY
+      expect(cut.stats.truncatedFields).toBe(9);
+    });
+
+    it("respects maxEntries, maxBytes and the dropped cap on 120,000 entries", async () => {
+      const source = { directories: [dirs.big] };
+      const few = await collect({ source, limits: { ...ALL, maxEntries: 1000 } }, backend);
+      expect(few.entries).toHaveLength(1000);
+      expect(numbers(few.entries)).toEqual([...range(0, 1000)]);
+      expect(few.stats).toMatchObject({ delivered: 1000, dropped: 100_000, droppedCapped: true });
+      expect(few.stats.lastCursor).toBe(few.entries[999]!.cursor);
+
+      const counted = await collect(
+        { source, limits: { ...ALL, maxEntries: 1000, maxDroppedCount: 200_000 } },
+        backend,
+      );
+      expect(counted.stats).toMatchObject({ delivered: 1000, dropped: BIG - 1000, droppedCapped: false });
+
+      const crio = await collect(
+        { source, filters: [{ _SYSTEMD_UNIT: "crio.service" }], limits: { ...ALL, maxEntries: 10 } },
+        backend,
+      );
+      expect(crio.stats).toMatchObject({ delivered: 10, dropped: BIG / 3 - 10, droppedCapped: false });
+
+      const bytes = await collect(
+        { source, limits: { ...ALL, maxBytes: 100_000, maxDroppedCount: 200_000 } },
+        backend,
+      );
+      expect(bytes.stats.bytes).toBeLessThanOrEqual(100_000);
+      expect(bytes.stats.bytes).toBeGreaterThan(100_000 - 200);
+      expect(bytes.stats.delivered + bytes.stats.dropped).toBe(BIG);
+      const perEntry = bytes.entries.reduce(
+        (sum, e) =>
+          sum +
+          Object.entries(e.fields).reduce(
+            (s, [k, v]) => s + k.length + 1 + Buffer.byteLength(v as string),
+            0,
+          ),
+        0,
+      );
+      expect(perEntry).toBe(bytes.stats.bytes);
+
+      const everything = await collect({ source, limits: ALL }, backend);
+      expect(everything.stats).toMatchObject({ delivered: BIG, dropped: 0, warnings: [] });
+      expect(numbers(everything.entries.slice(-2))).toEqual([BIG - 2, BIG - 1]);
+    });
+
+    it("lets timers run while it reads, and stops at its deadline", async () => {
+      const source = { directories: [dirs.big] };
+      let delivered = 0;
+      let atTimer = -1;
+      const timer = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          atTimer = delivered;
+          resolve();
+        }, 1),
+      );
+      const stats = await readJournal(
+        { source, limits: ALL },
+        () => {
+          delivered += 1;
+        },
+        { backend },
+      );
+      await timer;
+      expect(stats.delivered).toBe(BIG);
+      expect(atTimer).toBeGreaterThanOrEqual(0);
+      expect(atTimer).toBeLessThan(BIG); // the timer fired during the read, not after it
+
+      const started = performance.now();
+      const cut = await collect({ source, limits: ALL }, backend, { deadlineMs: 30 });
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(cut.stats.timedOut).toBe(true);
+      expect(cut.stats.delivered).toBeLessThan(BIG);
+      expect(cut.stats.warnings.join("\n")).toMatch(/deadline/);
+      if (cut.entries.length > 0) expect(cut.stats.lastCursor).toBe(cut.entries.at(-1)!.cursor);
+    });
+
+    it("continues after a persisted cursor across restarts, counting no entry twice", async () => {
+      const state = path.join(scratch, `state-${backend}`, "cursors.json");
+      const source = { directories: [dirs.rotated] };
+      const seen: number[] = [];
+      for (let round = 0; round < 8; round += 1) {
+        const store = new CursorStore(state); // a new process each round
+        const cursor = await store.load("journal");
+        const { entries, stats } = await collect(
+          { source, since: cursor ? { afterCursor: cursor } : undefined, limits: { ...ALL, maxEntries: 9 } },
+          backend,
+        );
+        seen.push(...numbers(entries));
+        if (stats.lastCursor) await store.save("journal", stats.lastCursor);
+        expect(stats.warnings).toEqual([]);
+      }
+      expect(seen).toEqual([...range(0, 60)]);
+      expect((await stat(state)).mode & 0o777).toBe(0o600);
+    });
+  });
+
+  it("gives the same entries through both backends, field by field", async () => {
+    const cases: JournalQuery[] = [
+      { source: { directories: [dirs.binary] }, limits: ALL },
+      { source: { directories: [dirs.binary] }, limits: { ...ALL, maxFieldBytes: 7 } },
+      { source: { directories: [dirs.binary] }, limits: { ...ALL, maxFieldBytes: 3 } },
+      { source: { directories: [dirs.corrupt] }, limits: ALL },
+      { source: { directories: [dirs.machine, dirs.interleaved] }, limits: ALL },
+      {
+        source: { directories: [dirs.services] },
+        filters: [
+          { _SYSTEMD_UNIT: "kubelet.service" },
+          { _TRANSPORT: ["journal", "syslog"], SYSLOG_IDENTIFIER: "crio" },
+        ],
+        since: { realtimeUsec: T0 + 10_000_000 },
+        limits: { ...ALL, maxEntries: 12, maxDroppedCount: 5 },
+      },
+      { source: { directories: [dirs.big] }, limits: { ...ALL, maxBytes: 3_000_000 } },
+    ];
+    for (const query of cases) {
+      expectSame(await collect(query, "sd-journal"), await collect(query, "journalctl"));
+    }
+  });
+
+  it("lists journal files by libsystemd's rule (sd_journal_open_directory, journalctl --directory)", async () => {
+    const warnings: string[] = [];
+    const files = await listJournalFiles([dirs.machine], (w) => warnings.push(w));
+    expect(files.map((f) => path.relative(dirs.machine, f))).toEqual([
+      `${MACHINE_ID}/system.journal`,
+      `${MACHINE_ID}/user-1000@x.journal~`,
+      "top.journal",
+    ]);
+    expect(warnings).toEqual([]);
+    // What libsystemd's own directory walk reads: the same entries, no more.
+    const ours = (await collect({ source: { directories: [dirs.machine] }, limits: ALL }, "sd-journal"))
+      .entries;
+    expect(await cursorsOfDirectory(dirs.machine)).toEqual(ours.map((e) => e.cursor));
+    const ctl = await execa("journalctl", ["--no-pager", `--directory=${dirs.machine}`, "-o", "json"]);
+    expect(ctl.stdout.split("\n").map((l) => JSON.parse(l).__CURSOR)).toEqual(ours.map((e) => e.cursor));
+  });
+
+  it("does not load koffi until the first read", async () => {
+    const script = `
+      import { readFileSync } from "node:fs";
+      const koffiMapped = () => readFileSync("/proc/self/maps", "utf8").includes("koffi");
+      const { readJournal } = await import(${JSON.stringify(path.resolve("collector/journal/reader.ts"))});
+      const before = koffiMapped();
+      const stats = await readJournal(
+        { source: { directories: [${JSON.stringify(dirs.services)}] }, limits: { maxEntries: 1, maxBytes: 1e9, maxFieldBytes: 100 } },
+        () => {},
+      );
+      console.log(JSON.stringify({ before, after: koffiMapped(), backend: stats.backend }));
+    `;
+    const child = await execa(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: path.resolve("."),
+    });
+    expect(JSON.parse(child.stdout)).toEqual({ before: false, after: true, backend: "sd-journal" });
+  });
+
+  it("refuses queries that make no sense", async () => {
+    const source = { directories: [dirs.services] };
+    await expect(
+      readJournal({ source, filters: [{ "bad name": "x" }], limits: ALL }, () => {}),
+    ).rejects.toThrow(/not a journal field name/);
+    await expect(readJournal({ source, limits: { ...ALL, maxEntries: -1 } }, () => {})).rejects.toThrow(
+      /maxEntries/,
+    );
+  });
+});
+
+describe("journal cursor store", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "imagefs-cursors-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("persists cursors per key atomically, mode 0600, through restarts", async () => {
+    const file = path.join(dir, "state", "cursors.json");
+    const store = new CursorStore(file);
+    expect(await store.load("a")).toBeNull();
+    await Promise.all([
+      store.save("a", "cursor-a"),
+      store.save("b", "cursor-b"),
+      store.save("a", "cursor-a2"),
+    ]);
+    const restarted = new CursorStore(file);
+    expect(await restarted.load("a")).toBe("cursor-a2");
+    expect(await restarted.load("b")).toBe("cursor-b");
+    expect(await restarted.load("constructor")).toBeNull();
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(await readdir(path.dirname(file))).toEqual(["cursors.json"]); // no temporary file left
+  });
+
+  it("reads a missing, corrupt or foreign state file as empty and replaces it on save", async () => {
+    for (const content of ["{not json", "[1,2]", '{"cursors": {"a": 5}}', "null", "\u0000\u0001"]) {
+      const file = path.join(dir, `corrupt-${Math.random().toString(36).slice(2)}.json`);
+      await writeFile(file, content);
+      const store = new CursorStore(file);
+      expect(await store.load("a")).toBeNull();
+      await store.save("a", "fresh");
+      expect(await new CursorStore(file).load("a")).toBe("fresh");
+    }
+    const big = path.join(dir, "huge.json");
+    await writeFile(big, `{"cursors": {"a": "${"x".repeat(2 * 1024 * 1024)}"}}`);
+    expect(await new CursorStore(big).load("a")).toBeNull();
+  });
+});
+
+describe("journal directories on a host", () => {
+  it("finds /var/log/journal and /run/log/journal under the host root, through symlinks", async () => {
+    const tree = await HostTree.create();
+    try {
+      const host = () => new Host({ root: tree.root, procRoot: tree.procRoot });
+      expect(await journalDirectories(host())).toEqual([]);
+      await tree.write("/var/log/journal", "a file where the directory should be");
+      await tree.mkdir("/var/volatile/log/journal");
+      await tree.symlink("/var/volatile", "/run"); // an absolute link resolves inside the root
+      expect(await journalDirectories(host())).toEqual([tree.local("/var/volatile/log/journal")]);
+      await rm(tree.local("/var/log/journal"));
+      await tree.mkdir("/var/log/journal");
+      expect(await journalDirectories(host())).toEqual([
+        tree.local("/var/log/journal"),
+        tree.local("/var/volatile/log/journal"),
+      ]);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+});
+
+/** The entries of the binary-values journal: bytes, text with control characters, long values. */
+function binaryEntries(): ExportEntry[] {
+  return [
+    entryAt(0, [
+      ["MESSAGE", "binary"],
+      ["BINARY", Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80])],
+      ["LATIN1", Buffer.from("caf\xe9", "latin1")],
+      ["SURROGATE", Buffer.from([0xed, 0xa0, 0x80])], // an encoded UTF-16 surrogate: not UTF-8
+    ]),
+    entryAt(1, [
+      ["MESSAGE", "line one\nline two"],
+      ["ESCAPES", "\x1b[31mred\x1b[0m\ttab"], // valid UTF-8, but journalctl prints it as bytes
+      ["UNICODE", "grüße 🚢 ✓"],
+      ["REPLACEMENT", "a\uFFFDb"], // a real U+FFFD is text
+      ["NUL_TEXT", Buffer.from("a\0b")], // NUL is valid UTF-8; journalctl prints it as bytes
+      ["CUT_UTF8", "abcdef🚢"],
+      ["REPEATED", "first"],
+      ["REPEATED", "second"],
+    ]),
+    entryAt(2, [
+      ["MESSAGE", "long"],
+      ["LONG_TEXT", "x".repeat(200_000)], // compressed by journal-remote: exercises the data threshold
+      ["LONG_BINARY", longBinary()],
+    ]),
+  ];
+}
+
+function longBinary(): Buffer {
+  const b = Buffer.alloc(100_000);
+  for (let i = 0; i < b.length; i += 1) b[i] = (i * 7919) & 0xff;
+  return b;
+}
