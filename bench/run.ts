@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { coldStart } from "./cold-start.js";
 import { collectMounts } from "./collect-mounts.js";
 import { journalRead } from "./journal-read.js";
+import { labelAudit } from "./label-audit.js";
 
 const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise<void> }> = {
   "cold-start": {
@@ -20,6 +21,10 @@ const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise
     about:
       "read 500,000 journal entries via the sd-journal bindings against `journalctl -o json` (target <= 1.0)",
     run: journalRead,
+  },
+  "label-audit": {
+    about: "label audit of a 200,000-file imagestore against `getfattr -R`, as root (target <= 0.8)",
+    run: labelAudit,
   },
 };
 

@@ -1,4 +1,12 @@
-import { type Dirent, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  type Dirent,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { execaSync } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
@@ -626,6 +634,43 @@ describe.skipIf(!ready)("label scans on real xattrs", () => {
     expect(progress).toEqual([3, 6]);
     const timed = scan(tree, { maxMs: 60_000 });
     expect(timed.sampled).toBe(false);
+  });
+
+  it("streams very large directories and gives the same answer", async () => {
+    tree = await HostTree.create();
+    await splitStore(tree, "tmpfs");
+    tree.label(`${IMAGESTORE}/overlay/${LAYER}/diff/usr/bin/sh`, CTX("default_t"));
+    const listed = scan(tree);
+    const streamed = scan(tree, { streamAboveBytes: 0 });
+    expect(streamed.checked).toBe(STORE_ENTRIES);
+    expect(streamed.totals).toEqual(listed.totals);
+  });
+
+  it("puts the working directory back, also when the scan throws", async () => {
+    tree = await HostTree.create();
+    await splitStore(tree, "tmpfs");
+    const before = readlinkSync("/proc/self/cwd");
+    scan(tree);
+    expect(readlinkSync("/proc/self/cwd")).toBe(before);
+    expect(() =>
+      scan(tree, {
+        progressEvery: 5,
+        onProgress: () => {
+          // The walk is inside the store now.
+          expect(readlinkSync("/proc/self/cwd").startsWith(tree.local(IMAGESTORE))).toBe(true);
+          throw new Error("interrupted");
+        },
+      }),
+    ).toThrow("interrupted");
+    expect(readlinkSync("/proc/self/cwd")).toBe(before);
+  });
+
+  it("refuses a root that is not a directory", async () => {
+    tree = await HostTree.create();
+    await tree.write("/var/lib/images", "not a directory");
+    const result = scan(tree);
+    expect(result.errors).toEqual([{ code: "ENOTDIR", count: 1, samples: [IMAGESTORE] }]);
+    expect(result.checked).toBe(0);
   });
 
   it("maps wanted inode numbers to host paths (AVC records name files by dev and ino)", async () => {

@@ -15,12 +15,27 @@
  * milliseconds bounds it; memory stays flat in the number of files: only counts per (actual,
  * expected) label pair and per top-level subtree, and a few sample paths per pair, are kept.
  *
- * Directories are listed with readdirSync (file types come with the names, so a plain file costs
- * one lgetxattr and no stat); a directory too large to list at once is streamed with opendirSync.
- * Names are read as latin1 "byte strings" (bytes.ts), so any file name is handled exactly.
+ * Speed: directories are listed with readdirSync (file types come with the names, so a plain
+ * file costs one lgetxattr and no stat; a directory too large to list at once is streamed with
+ * opendirSync). The walk makes each directory the working directory in turn (fchdir on a
+ * descriptor opened with O_NOFOLLOW) and reads entries by name, so the kernel resolves one path
+ * component per read instead of a dozen; the working directory is restored when the scan ends,
+ * also on an exception. Names are read as latin1 "byte strings" (bytes.ts), so any file name is
+ * handled exactly.
  */
-import { type BigIntStats, type Dirent, lstatSync, opendirSync, readdirSync, type Stats } from "node:fs";
+import {
+  type BigIntStats,
+  closeSync,
+  type Dirent,
+  constants as fsConstants,
+  lstatSync,
+  opendirSync,
+  openSync,
+  readdirSync,
+  type Stats,
+} from "node:fs";
 import { constants } from "node:os";
+import { resolve } from "node:path";
 import { cPath, displayBytes, fsPath, toByteString } from "./bytes.js";
 import { type CompareMode, LabelKeys } from "./context.js";
 import {
@@ -31,7 +46,7 @@ import {
   type LookupResult,
   normalizeKey,
 } from "./file-contexts.js";
-import { errnoName, LabelReader } from "./xattr.js";
+import { changeDirectory, errnoName, LabelReader } from "./xattr.js";
 
 const { ENODATA, ENOENT, ENOTDIR, EIO } = constants.errno;
 /** ENOTSUP and EOPNOTSUPP are one number on Linux. */
@@ -67,7 +82,10 @@ export interface ScanOptions {
   maxPairs?: number;
   /** Top-level subtrees counted apart; the rest are counted under "(other)" (default 64). */
   maxSubtrees?: number;
-  /** Called with the number of entries checked so far, every `progressEvery` entries (default 4096). */
+  /**
+   * Called with the number of entries checked so far, every `progressEvery` entries (default
+   * 4096). It runs while the working directory is one of the store's: use absolute paths in it.
+   */
   onProgress?: (checked: number) => void;
   progressEvery?: number;
   /**
@@ -75,6 +93,8 @@ export interface ScanOptions {
    * that device). Costs an lstat per entry when given.
    */
   wantedInodes?: ReadonlySet<bigint>;
+  /** A directory whose st_size exceeds this is streamed (opendirSync) rather than listed at once (default 1 MiB). */
+  streamAboveBytes?: number;
 }
 
 export interface LabelPair {
@@ -265,321 +285,450 @@ function parentOf(path: string): string {
   return slash <= 0 ? "/" : path.slice(0, slash);
 }
 
+/** An absolute, normalised byte-string path on this machine. */
+function localPath(path: string): string {
+  return toByteString(resolve(path));
+}
+
 /** Audits the labels of one store tree. Synchronous: it runs to completion or to its budget. */
 export function scanLabels(options: ScanOptions): LabelScanResult {
-  const started = performance.now();
-  const compare = options.compare ?? "type";
-  const keys = new LabelKeys(compare);
-  const contexts = options.contexts ?? null;
-  const skip = options.skip ?? new Set<string>();
+  return new Scanner(options).run();
+}
+
+class Scanner {
+  readonly #started = performance.now();
+  readonly #options: ScanOptions;
+  readonly #keys: LabelKeys;
+  readonly #contexts: FileContexts | null;
+  readonly #skip: Set<string>;
   /** Directories holding a skipped path: only their entries are looked up in `skip`. */
-  const skipBytes = new Set([...skip].map((p) => toByteString(p.length > 1 ? p.replace(/\/+$/, "") : p)));
-  const skipParents = new Set([...skipBytes].map(parentOf));
-  const maxFiles = options.maxFiles ?? Number.POSITIVE_INFINITY;
-  const deadline = options.maxMs === undefined ? Number.POSITIVE_INFINITY : started + options.maxMs;
-  const maxSamples = options.samplesPerPair ?? 5;
-  const maxPairs = options.maxPairs ?? 64;
-  const maxSubtrees = options.maxSubtrees ?? 64;
-  const progressEvery = options.progressEvery ?? 4096;
-  const wanted = options.wantedInodes && options.wantedInodes.size > 0 ? options.wantedInodes : null;
+  readonly #skipParents: Set<string>;
+  readonly #maxFiles: number;
+  readonly #deadline: number;
+  readonly #maxSamples: number;
+  readonly #maxPairs: number;
+  readonly #maxSubtrees: number;
+  readonly #progressEvery: number;
+  readonly #streamAbove: number;
+  readonly #wanted: ReadonlySet<bigint> | null;
+  readonly #reader = new LabelReader();
+  readonly #refReader = new LabelReader();
+  readonly #rootLocal: string;
+  readonly #rootHost: string;
+  readonly #refRoot: string | null;
+  #refDev: number | undefined;
+  readonly #result: LabelScanResult;
+  readonly #errors = new Map<string, ScanErrorCount>();
+  readonly #subtrees = new Map<string, Subtree>();
+  #checked = 0;
+  /** Label string -> compared key, for the last label seen (the reader returns the same string while it repeats). */
+  #lastLabel = "";
+  #lastKey = "";
+  #lastExpected: LookupResult | undefined;
+  #lastExpectedKey = "";
 
-  const reader = new LabelReader();
-  const refReader = new LabelReader();
-  const rootLocal = toByteString(options.root.length > 1 ? options.root.replace(/\/+$/, "") : options.root);
-  const rootHost = normalizeKey(toByteString(options.hostPath));
-  const refRoot = options.reference
-    ? toByteString(options.reference.length > 1 ? options.reference.replace(/\/+$/, "") : options.reference)
-    : null;
-
-  const result: LabelScanResult = {
-    root: options.root,
-    hostPath: options.hostPath,
-    reference: options.reference ?? null,
-    compare,
-    checked: 0,
-    sampled: false,
-    stoppedBy: null,
-    durationMs: 0,
-    rootLabel: null,
-    rootExpected: null,
-    referenceRootLabel: null,
-    noXattrSupport: false,
-    errors: [],
-    skipped: { otherFilesystem: 0, listed: 0, samples: [] },
-    subtrees: [],
-    totals: {
+  constructor(options: ScanOptions) {
+    this.#options = options;
+    const compare = options.compare ?? "type";
+    this.#keys = new LabelKeys(compare);
+    this.#contexts = options.contexts ?? null;
+    this.#skip = new Set([...(options.skip ?? [])].map(localPath));
+    this.#skipParents = new Set([...this.#skip].map(parentOf));
+    this.#maxFiles = options.maxFiles ?? Number.POSITIVE_INFINITY;
+    this.#deadline = options.maxMs === undefined ? Number.POSITIVE_INFINITY : this.#started + options.maxMs;
+    this.#maxSamples = options.samplesPerPair ?? 5;
+    this.#maxPairs = options.maxPairs ?? 64;
+    this.#maxSubtrees = options.maxSubtrees ?? 64;
+    this.#progressEvery = options.progressEvery ?? 4096;
+    this.#streamAbove = options.streamAboveBytes ?? STREAM_DIRECTORY_BYTES;
+    this.#wanted = options.wantedInodes && options.wantedInodes.size > 0 ? options.wantedInodes : null;
+    this.#rootLocal = localPath(options.root);
+    this.#rootHost = normalizeKey(toByteString(options.hostPath));
+    this.#refRoot = options.reference ? localPath(options.reference) : null;
+    this.#result = {
+      root: options.root,
+      hostPath: options.hostPath,
+      reference: options.reference ?? null,
+      compare,
       checked: 0,
-      unlabeled: 0,
-      policy: { matching: 0, mismatched: 0, none: 0, noMatch: 0 },
-      reference: { matching: 0, mismatched: 0, unknown: 0 },
-      policyPairs: [],
-      referencePairs: [],
-    },
-    inodes: {},
-  };
-  const errors = new Map<string, ScanErrorCount>();
-  const noteError = (errno: number, hostPath: string) => {
+      sampled: false,
+      stoppedBy: null,
+      durationMs: 0,
+      rootLabel: null,
+      rootExpected: null,
+      referenceRootLabel: null,
+      noXattrSupport: false,
+      errors: [],
+      skipped: { otherFilesystem: 0, listed: 0, samples: [] },
+      subtrees: [],
+      totals: mergeSubtrees([], 0),
+      inodes: {},
+    };
+  }
+
+  run(): LabelScanResult {
+    const root = this.#scanRoot();
+    if (root) {
+      // Entries are read by name from inside their directory (one path component for the
+      // kernel to resolve instead of a dozen); the working directory is put back afterwards.
+      const home = openHome();
+      try {
+        this.#walk(root, home !== null);
+      } finally {
+        if (home !== null) {
+          changeDirectory(home);
+          closeSync(home);
+        }
+      }
+    }
+    const result = this.#result;
+    result.checked = this.#checked;
+    result.durationMs = performance.now() - this.#started;
+    result.errors = [...this.#errors.values()].sort((a, b) => b.count - a.count);
+    result.subtrees = [...this.#subtrees.values()].map((s) => s.toFacts());
+    result.totals = mergeSubtrees(result.subtrees, this.#maxSamples);
+    return result;
+  }
+
+  #noteError(errno: number, hostPath: string): void {
     const code = errnoName(errno);
-    let entry = errors.get(code);
+    let entry = this.#errors.get(code);
     if (!entry) {
       entry = { code, count: 0, samples: [] };
-      errors.set(code, entry);
+      this.#errors.set(code, entry);
     }
     entry.count += 1;
     if (entry.samples.length < MAX_ERROR_SAMPLES) entry.samples.push(displayBytes(hostPath));
-  };
-  const noteSkip = (kind: "otherFilesystem" | "listed", hostPath: string) => {
-    result.skipped[kind] += 1;
-    if (result.skipped.samples.length < MAX_ERROR_SAMPLES)
-      result.skipped.samples.push(displayBytes(hostPath));
-  };
-
-  const subtrees = new Map<string, Subtree>();
-  const subtreeFor = (name: string): Subtree => {
-    let subtree = subtrees.get(name);
-    if (!subtree) {
-      if (subtrees.size >= maxSubtrees && name !== ".") return subtreeFor("(other)");
-      subtree = new Subtree(name, maxPairs, maxSamples);
-      subtrees.set(name, subtree);
-    }
-    return subtree;
-  };
-
-  const finish = (): LabelScanResult => {
-    result.durationMs = performance.now() - started;
-    result.errors = [...errors.values()].sort((a, b) => b.count - a.count);
-    result.subtrees = [...subtrees.values()].map((s) => s.toFacts());
-    result.totals = mergeSubtrees(result.subtrees, maxSamples);
-    return result;
-  };
-
-  // The root itself.
-  const bigint = wanted !== null;
-  let rootStat: AnyStats;
-  try {
-    rootStat = lstatSync(fsPath(rootLocal), { bigint });
-  } catch (error) {
-    noteError(errnoOf(error), rootHost);
-    return finish();
-  }
-  const rootDev = rootStat.dev;
-  const refStat = refRoot === null ? undefined : safeLstat(refRoot, false);
-  const refDev = refStat?.dev;
-  const rootSubtree = subtreeFor(".");
-
-  let root: Pending = {
-    local: rootLocal,
-    host: rootHost,
-    key: null,
-    stable: true,
-    scope: null,
-    refDir: refStat?.isDirectory() ? refRoot : null,
-    refFallback: null,
-    subtree: rootSubtree,
-    depth: 0,
-    size: Number(rootStat.size),
-  };
-  if (contexts) {
-    root.key = contexts.substituteKey(rootHost);
-    root.stable = contexts.substitutions.stableBelow(rootHost);
-    root.scope = contexts.scope(root.key);
-  }
-  if (refRoot !== null && refStat) {
-    const raw = refReader.readRaw(cPath(refRoot));
-    if (raw >= 0) result.referenceRootLabel = refReader.label();
-    root.refFallback = raw >= 0 ? keys.key(refReader.label()) : raw === -ENODATA ? NO_CONTEXT : null;
   }
 
-  const rootRaw = reader.readRaw(cPath(rootLocal));
-  if (rootRaw < 0 && rootRaw !== -ENODATA) {
-    noteError(-rootRaw, rootHost);
-    if (-rootRaw === ENOTSUP) result.noXattrSupport = true;
-    result.checked = 1;
-    return finish();
+  #noteSkip(kind: "otherFilesystem" | "listed", hostPath: string): void {
+    const skipped = this.#result.skipped;
+    skipped[kind] += 1;
+    if (skipped.samples.length < MAX_ERROR_SAMPLES) skipped.samples.push(displayBytes(hostPath));
   }
-  if (contexts) {
-    const expected = contexts.match(root.key!, "dir");
-    result.rootExpected =
-      expected.kind === "label"
-        ? expected.context
-        : expected.kind === "none"
-          ? EXPECTED_NONE
-          : EXPECTED_NO_MATCH;
-  }
-  result.rootLabel = rootRaw >= 0 ? reader.label() : null;
-  const rootActual = rootRaw >= 0 ? keys.key(result.rootLabel!) : NO_CONTEXT;
-  result.checked = 1;
-  rootSubtree.checked += 1;
-  if (rootRaw < 0) rootSubtree.unlabeled += 1;
-  if (root.scope) {
-    countPolicy(rootSubtree, rootActual, contexts!.match(root.key!, "dir"), keys, () =>
-      displayBytes(rootHost),
-    );
-  }
-  if (root.refFallback !== null) {
-    countReference(rootSubtree, rootActual, root.refFallback, () => displayBytes(rootHost));
-  } else if (refRoot !== null) {
-    rootSubtree.reference.unknown += 1;
-  }
-  if (wanted) noteInode(rootStat.ino, rootHost);
 
-  function noteInode(ino: number | bigint, hostPath: string): void {
+  #noteInode(ino: number | bigint, hostPath: string): void {
     const key = typeof ino === "bigint" ? ino : BigInt(ino);
-    if (!wanted!.has(key)) return;
+    if (!this.#wanted!.has(key)) return;
     const id = String(key);
-    const list = result.inodes[id] ?? [];
-    result.inodes[id] = list;
+    const list = this.#result.inodes[id] ?? [];
+    this.#result.inodes[id] = list;
     if (list.length < MAX_INODE_PATHS) list.push(displayBytes(hostPath));
   }
 
-  const stack: Pending[] = [root];
-  let checked = 1;
-  let nextProgress = progressEvery;
-  let nextClock = 1024;
-  root = undefined as unknown as Pending;
-
-  walk: while (stack.length > 0) {
-    const dir = stack.pop()!;
-    const entries = listDirectory(dir.local, dir.size);
-    if (typeof entries === "number") {
-      noteError(entries, dir.host);
-      continue;
+  #subtreeFor(name: string): Subtree {
+    let subtree = this.#subtrees.get(name);
+    if (!subtree) {
+      if (this.#subtrees.size >= this.#maxSubtrees && name !== ".") return this.#subtreeFor("(other)");
+      subtree = new Subtree(name, this.#maxPairs, this.#maxSamples);
+      this.#subtrees.set(name, subtree);
     }
-    const checkSkip = skipParents.has(dir.local);
-    const scope = dir.scope;
-    const atRoot = dir.depth === 0;
-    for (let entry = entries.next(); entry !== null; entry = entries.next()) {
-      if (checked >= maxFiles) {
-        result.sampled = true;
-        result.stoppedBy = "maxFiles";
-        entries.close();
-        break walk;
+    return subtree;
+  }
+
+  /** The compared form of the label the reader just read. */
+  #actualKey(reader: LabelReader): string {
+    const label = reader.label();
+    if (label !== this.#lastLabel) {
+      this.#lastLabel = label;
+      this.#lastKey = this.#keys.key(label);
+    }
+    return this.#lastKey;
+  }
+
+  /** Reads and counts the root; returns it as the first directory to list, or null when the scan ends here. */
+  #scanRoot(): Pending | null {
+    const rootLocal = this.#rootLocal;
+    const rootHost = this.#rootHost;
+    let stat: AnyStats;
+    try {
+      stat = lstatSync(fsPath(rootLocal), { bigint: this.#wanted !== null });
+    } catch (error) {
+      this.#noteError(errnoOf(error), rootHost);
+      return null;
+    }
+    if (!stat.isDirectory()) {
+      this.#noteError(ENOTDIR, rootHost);
+      return null;
+    }
+    this.#checked = 1;
+    const subtree = this.#subtreeFor(".");
+    const root: Pending = {
+      local: rootLocal,
+      host: rootHost,
+      key: null,
+      stable: true,
+      scope: null,
+      refDir: null,
+      refFallback: null,
+      subtree,
+      depth: 0,
+      size: Number(stat.size),
+    };
+    const raw = this.#reader.readRaw(cPath(rootLocal));
+    if (raw < 0 && raw !== -ENODATA) {
+      this.#noteError(-raw, rootHost);
+      if (-raw === ENOTSUP) this.#result.noXattrSupport = true;
+      return null;
+    }
+    this.#result.rootLabel = raw >= 0 ? this.#reader.label() : null;
+    const actual = raw >= 0 ? this.#keys.key(this.#result.rootLabel!) : NO_CONTEXT;
+    subtree.checked += 1;
+    if (raw < 0) subtree.unlabeled += 1;
+    if (this.#wanted) this.#noteInode(stat.ino, rootHost);
+
+    const contexts = this.#contexts;
+    if (contexts) {
+      root.key = contexts.substituteKey(rootHost);
+      root.stable = contexts.substitutions.stableBelow(rootHost);
+      root.scope = contexts.scope(root.key);
+      const expected = contexts.match(root.key, "dir");
+      this.#result.rootExpected =
+        expected.kind === "label"
+          ? expected.context
+          : expected.kind === "none"
+            ? EXPECTED_NONE
+            : EXPECTED_NO_MATCH;
+      this.#countPolicy(subtree, actual, expected, root, null);
+    }
+
+    const refRoot = this.#refRoot;
+    if (refRoot !== null) {
+      const refStat = safeLstat(refRoot, false) as Stats | undefined;
+      this.#refDev = refStat?.dev;
+      if (refStat?.isDirectory()) {
+        root.refDir = refRoot;
+        const refRaw = this.#refReader.readRaw(cPath(refRoot));
+        if (refRaw >= 0) this.#result.referenceRootLabel = this.#refReader.label();
+        root.refFallback =
+          refRaw >= 0 ? this.#keys.key(this.#refReader.label()) : refRaw === -ENODATA ? NO_CONTEXT : null;
       }
-      if (checked >= nextClock) {
-        nextClock = checked + 1024;
-        if (performance.now() >= deadline) {
-          result.sampled = true;
-          result.stoppedBy = "maxMs";
+      if (root.refFallback === null) subtree.reference.unknown += 1;
+      else this.#countReference(subtree, actual, root.refFallback, root, null);
+    }
+    return root;
+  }
+
+  #walk(root: Pending, relative: boolean): void {
+    const stack: Pending[] = [root];
+    const contexts = this.#contexts;
+    const reader = this.#reader;
+    const wanted = this.#wanted;
+    const bigint = wanted !== null;
+    const rootDev = (safeLstat(root.local, bigint) as AnyStats).dev;
+    const maxFiles = this.#maxFiles;
+    let nextProgress = this.#progressEvery;
+    let nextClock = 1024;
+    let checked = this.#checked;
+
+    walk: while (stack.length > 0) {
+      const dir = stack.pop()!;
+      const stream = dir.size > this.#streamAbove;
+      const entries = relative ? enterAndList(dir.local, stream) : listDirectory(dir.local, stream);
+      if (typeof entries === "number") {
+        this.#noteError(entries, dir.host);
+        continue;
+      }
+      const checkSkip = this.#skipParents.has(dir.local);
+      const scope = dir.scope;
+      const atRoot = dir.depth === 0;
+      const prefix = dir.local === "/" ? "/" : `${dir.local}/`;
+      for (let entry = entries.next(); entry !== null; entry = entries.next()) {
+        if (checked >= maxFiles) {
+          this.#result.sampled = true;
+          this.#result.stoppedBy = "maxFiles";
           entries.close();
           break walk;
         }
-      }
-      const name = entry.name;
-      const local = dir.local === "/" ? `/${name}` : `${dir.local}/${name}`;
-      if (checkSkip && skipBytes.has(local)) {
-        noteSkip("listed", joinKey(dir.host, name));
-        continue;
-      }
-      let kind = kindOf(entry);
-      let stat: AnyStats | undefined;
-      if (kind === undefined || kind === "dir" || wanted) {
-        stat = safeLstat(local, bigint);
-        if (stat === undefined) continue; // gone since it was listed
-        kind = kindOf(stat);
-        if (kind === "dir" && stat.dev !== rootDev) {
-          noteSkip("otherFilesystem", joinKey(dir.host, name));
+        if (checked >= nextClock) {
+          nextClock = checked + 1024;
+          if (performance.now() >= this.#deadline) {
+            this.#result.sampled = true;
+            this.#result.stoppedBy = "maxMs";
+            entries.close();
+            break walk;
+          }
+        }
+        const name = entry.name;
+        if (checkSkip && this.#skip.has(prefix + name)) {
+          this.#noteSkip("listed", joinKey(dir.host, name));
           continue;
         }
-        if (wanted) noteInode(stat.ino, joinKey(dir.host, name));
-      }
-
-      const raw = reader.readRaw(cPath(local));
-      checked += 1;
-      if (raw < 0 && raw !== -ENODATA) {
-        noteError(-raw, joinKey(dir.host, name));
-        if (-raw === ENOTSUP) {
-          result.noXattrSupport = true;
-          entries.close();
-          break walk;
+        const target = relative ? name : prefix + name;
+        let kind = kindOf(entry);
+        let stat: AnyStats | undefined;
+        if (kind === undefined || kind === "dir" || wanted) {
+          stat = safeLstat(target, bigint);
+          if (stat === undefined) continue; // gone since it was listed
+          kind = kindOf(stat);
+          if (kind === "dir" && stat.dev !== rootDev) {
+            this.#noteSkip("otherFilesystem", joinKey(dir.host, name));
+            continue;
+          }
+          if (wanted) this.#noteInode(stat.ino, joinKey(dir.host, name));
         }
-        continue;
-      }
-      const subtree = atRoot ? (kind === "dir" ? subtreeFor(name) : rootSubtree) : dir.subtree;
-      subtree.checked += 1;
-      let actual: string;
-      if (raw >= 0) actual = keys.key(reader.label());
-      else {
-        actual = NO_CONTEXT;
-        subtree.unlabeled += 1;
-      }
 
-      // (a) the policy.
-      let childKey: string | null = null;
-      if (scope !== null) {
-        let expected = dir.stable ? scope.fixedBelow(kind!) : undefined;
-        if (expected === undefined) {
-          childKey = dir.stable ? joinKey(dir.key!, name) : contexts!.substituteKey(joinKey(dir.host, name));
-          expected = dir.stable ? scope.match(childKey, kind) : contexts!.match(childKey, kind);
+        const raw = reader.readRaw(cPath(target));
+        checked += 1;
+        if (raw < 0 && raw !== -ENODATA) {
+          this.#noteError(-raw, joinKey(dir.host, name));
+          if (-raw === ENOTSUP) {
+            this.#result.noXattrSupport = true;
+            entries.close();
+            break walk;
+          }
+          continue;
         }
-        countPolicy(subtree, actual, expected, keys, () => displayBytes(joinKey(dir.host, name)));
-      }
-
-      // (b) the reference store.
-      let refLabel: string | null = dir.refFallback;
-      let refExists = false;
-      if (dir.refDir !== null) {
-        const refPath = `${dir.refDir}/${name}`;
-        const refRaw = refReader.readRaw(cPath(refPath));
-        if (refRaw >= 0) {
-          refLabel = keys.key(refReader.label());
-          refExists = true;
-        } else if (refRaw === -ENODATA) {
-          refLabel = NO_CONTEXT;
-          refExists = true;
-        } else if (refRaw !== -ENOENT && refRaw !== -ENOTDIR) {
-          refLabel = null; // unreadable: cannot compare
+        const subtree = atRoot ? (kind === "dir" ? this.#subtreeFor(name) : dir.subtree) : dir.subtree;
+        subtree.checked += 1;
+        let actual: string;
+        if (raw >= 0) actual = this.#actualKey(reader);
+        else {
+          actual = NO_CONTEXT;
+          subtree.unlabeled += 1;
         }
-      }
-      if (refRoot !== null) {
-        if (refLabel === null) subtree.reference.unknown += 1;
-        else countReference(subtree, actual, refLabel, () => displayBytes(joinKey(dir.host, name)));
-      }
 
-      if (kind === "dir") {
-        const host = joinKey(dir.host, name);
-        let key: string | null = null;
-        let stable = true;
-        let childScope: ContextMatcher | null = null;
+        // (a) the policy: the fixed answer below this directory, or a lookup of the child's key.
+        let childKey: string | null = null;
         if (scope !== null) {
-          if (dir.stable) {
-            key = childKey ?? joinKey(dir.key!, name);
-            childScope = scope.scope(key);
-          } else {
-            key = childKey ?? contexts!.substituteKey(host);
-            stable = contexts!.substitutions.stableBelow(host);
-            childScope = contexts!.scope(key);
+          let expected = dir.stable ? scope.fixedBelow(kind!) : undefined;
+          if (expected === undefined) {
+            childKey = dir.stable
+              ? joinKey(dir.key!, name)
+              : contexts!.substituteKey(joinKey(dir.host, name));
+            expected = dir.stable ? scope.match(childKey, kind) : contexts!.match(childKey, kind);
           }
+          this.#countPolicy(subtree, actual, expected, dir, name);
         }
-        let refDir: string | null = null;
-        if (refExists && dir.refDir !== null) {
-          const refPath = `${dir.refDir}/${name}`;
-          if (!(skipBytes.size > 0 && skipBytes.has(refPath))) {
-            const found = safeLstat(refPath, false);
-            if (found?.isDirectory() && found.dev === refDev) refDir = refPath;
-          }
-        }
-        stack.push({
-          local,
-          host,
-          key,
-          stable,
-          scope: childScope,
-          refDir,
-          refFallback: refLabel,
-          subtree,
-          depth: dir.depth + 1,
-          size: Number(stat!.size),
-        });
-      }
 
-      if (checked >= nextProgress) {
-        nextProgress = checked + progressEvery;
-        options.onProgress?.(checked);
+        // (b) the reference store.
+        let refLabel = dir.refFallback;
+        let refExists = false;
+        if (dir.refDir !== null) {
+          const refRaw = this.#refReader.readRaw(cPath(`${dir.refDir}/${name}`));
+          if (refRaw >= 0) {
+            refLabel = this.#keys.key(this.#refReader.label());
+            refExists = true;
+          } else if (refRaw === -ENODATA) {
+            refLabel = NO_CONTEXT;
+            refExists = true;
+          } else if (refRaw !== -ENOENT && refRaw !== -ENOTDIR) {
+            refLabel = null; // unreadable: cannot compare
+          }
+        }
+        if (this.#refRoot !== null) {
+          if (refLabel === null) subtree.reference.unknown += 1;
+          else this.#countReference(subtree, actual, refLabel, dir, name);
+        }
+
+        if (kind === "dir") {
+          stack.push(this.#child(dir, name, childKey, refExists, refLabel, subtree, Number(stat!.size)));
+        }
+        if (checked >= nextProgress) {
+          nextProgress = checked + this.#progressEvery;
+          this.#checked = checked;
+          this.#options.onProgress?.(checked);
+        }
       }
     }
+    this.#checked = checked;
   }
-  result.checked = checked;
-  return finish();
+
+  /** What a subdirectory inherits: its keys, narrowed scope and reference directory. */
+  #child(
+    dir: Pending,
+    name: string,
+    childKey: string | null,
+    refExists: boolean,
+    refLabel: string | null,
+    subtree: Subtree,
+    size: number,
+  ): Pending {
+    const host = joinKey(dir.host, name);
+    const contexts = this.#contexts;
+    let key: string | null = null;
+    let stable = true;
+    let scope: ContextMatcher | null = null;
+    if (dir.scope !== null) {
+      if (dir.stable) {
+        key = childKey ?? joinKey(dir.key!, name);
+        scope = dir.scope.scope(key);
+      } else {
+        key = childKey ?? contexts!.substituteKey(host);
+        stable = contexts!.substitutions.stableBelow(host);
+        scope = contexts!.scope(key);
+      }
+    }
+    let refDir: string | null = null;
+    if (refExists && dir.refDir !== null) {
+      const refPath = `${dir.refDir}/${name}`;
+      if (!this.#skip.has(refPath)) {
+        const found = safeLstat(refPath, false) as Stats | undefined;
+        if (found?.isDirectory() && found.dev === this.#refDev) refDir = refPath;
+      }
+    }
+    return {
+      local: dir.local === "/" ? `/${name}` : `${dir.local}/${name}`,
+      host,
+      key,
+      stable,
+      scope,
+      refDir,
+      refFallback: refLabel,
+      subtree,
+      depth: dir.depth + 1,
+      size,
+    };
+  }
+
+  #countPolicy(
+    subtree: Subtree,
+    actual: string,
+    expected: LookupResult,
+    dir: Pending,
+    name: string | null,
+  ): void {
+    if (expected.kind === "none") {
+      subtree.policy.none += 1;
+      subtree.policyPairs.add(actual, EXPECTED_NONE);
+      return;
+    }
+    if (expected.kind === "nomatch") {
+      subtree.policy.noMatch += 1;
+      subtree.policyPairs.add(actual, EXPECTED_NO_MATCH);
+      return;
+    }
+    if (expected !== this.#lastExpected) {
+      this.#lastExpected = expected;
+      this.#lastExpectedKey = this.#keys.key(expected.context);
+    }
+    const want = this.#lastExpectedKey;
+    const pair = subtree.policyPairs.add(actual, want);
+    if (want === actual) subtree.policy.matching += 1;
+    else {
+      subtree.policy.mismatched += 1;
+      if (pair.samples.length < this.#maxSamples) pair.samples.push(samplePath(dir, name));
+    }
+  }
+
+  #countReference(
+    subtree: Subtree,
+    actual: string,
+    reference: string,
+    dir: Pending,
+    name: string | null,
+  ): void {
+    const pair = subtree.referencePairs.add(actual, reference);
+    if (reference === actual) subtree.reference.matching += 1;
+    else {
+      subtree.reference.mismatched += 1;
+      if (pair.samples.length < this.#maxSamples) pair.samples.push(samplePath(dir, name));
+    }
+  }
+}
+
+function samplePath(dir: Pending, name: string | null): string {
+  return displayBytes(name === null ? dir.host : joinKey(dir.host, name));
 }
 
 /** The positive errno of a node:fs error (Node gives it negated). */
@@ -596,39 +745,30 @@ function safeLstat(path: string, bigint: boolean): AnyStats | undefined {
   }
 }
 
-function countPolicy(
-  subtree: Subtree,
-  actual: string,
-  expected: LookupResult,
-  keys: LabelKeys,
-  path: () => string,
-): void {
-  if (expected.kind === "none") {
-    subtree.policy.none += 1;
-    subtree.policyPairs.add(actual, EXPECTED_NONE);
-    return;
-  }
-  if (expected.kind === "nomatch") {
-    subtree.policy.noMatch += 1;
-    subtree.policyPairs.add(actual, EXPECTED_NO_MATCH);
-    return;
-  }
-  const want = keys.key(expected.context);
-  const pair = subtree.policyPairs.add(actual, want);
-  if (want === actual) subtree.policy.matching += 1;
-  else {
-    subtree.policy.mismatched += 1;
-    subtree.policyPairs.sample(pair, path);
+/** A descriptor of the current working directory, to come back to; null when it cannot be opened. */
+function openHome(): number | null {
+  try {
+    return openSync(".", fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  } catch {
+    return null;
   }
 }
 
-function countReference(subtree: Subtree, actual: string, reference: string, path: () => string): void {
-  const pair = subtree.referencePairs.add(actual, reference);
-  if (reference === actual) subtree.reference.matching += 1;
-  else {
-    subtree.reference.mismatched += 1;
-    subtree.referencePairs.sample(pair, path);
+/**
+ * Makes `local` the working directory (never through a symlink: O_NOFOLLOW) and lists it. Returns
+ * the errno of a failure.
+ */
+function enterAndList(local: string, stream: boolean): EntryStream | number {
+  let fd: number;
+  try {
+    fd = openSync(fsPath(local), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW);
+  } catch (error) {
+    return errnoOf(error);
   }
+  const changed = changeDirectory(fd);
+  closeSync(fd);
+  if (changed < 0) return -changed;
+  return listDirectory(".", stream);
 }
 
 /** Entries of one directory, one at a time: a listing, or a stream for a very large directory. */
@@ -637,11 +777,11 @@ interface EntryStream {
   close(): void;
 }
 
-/** Lists a directory (st_size `size`), or returns the errno of the failure. */
-function listDirectory(local: string, size: number): EntryStream | number {
+/** Lists (or streams) a directory, or returns the errno of the failure. */
+function listDirectory(local: string, stream: boolean): EntryStream | number {
   const path = fsPath(local);
   try {
-    if (size > STREAM_DIRECTORY_BYTES) {
+    if (stream) {
       const handle = opendirSync(path, { encoding: "latin1", bufferSize: 256 });
       return {
         next: () => handle.readSync(),

@@ -44,6 +44,7 @@ type Lgetxattr = (path: string | Buffer, name: string, value: Buffer | null, siz
 
 interface Libc {
   lgetxattr: Lgetxattr;
+  fchdir: (fd: number) => number;
   errno: () => number;
 }
 
@@ -57,7 +58,8 @@ function loadLibc(): Libc {
   const lgetxattr = lib.func(
     "long lgetxattr(const char *path, const char *name, void *value, size_t size)",
   ) as unknown as Lgetxattr;
-  libc = { lgetxattr, errno: () => koffi.errno() };
+  const fchdir = lib.func("int fchdir(int fd)") as unknown as (fd: number) => number;
+  libc = { lgetxattr, fchdir, errno: () => koffi.errno() };
   return libc;
 }
 
@@ -136,6 +138,17 @@ export class LabelReader {
     if (-length === ENODATA) return null;
     return new XattrError(-length);
   }
+}
+
+/**
+ * fchdir(2): makes the directory open on `fd` the working directory, so the label scanner can read
+ * entries by name (one path component for the kernel to resolve). Returns 0 or -errno.
+ * process.chdir cannot take a descriptor, and a descriptor opened with O_NOFOLLOW is what
+ * guarantees the walk never follows a symlink swapped in for a directory.
+ */
+export function changeDirectory(fd: number): number {
+  const lib = loadLibc();
+  return lib.fchdir(fd) === 0 ? 0 : -lib.errno();
 }
 
 let shared: LabelReader | undefined;
