@@ -199,6 +199,40 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     },
   );
 
+  program
+    .command("selinux-scan")
+    .description("audit the SELinux labels of every file of the image stores (or of PATH), without a budget")
+    .argument("[path...]", "host paths to scan instead of the node's stores")
+    .option("--host-root <dir>", "the host's filesystem, e.g. /host in a container", "/")
+    .option("--proc-root <dir>", "the host's /proc (default: /proc)")
+    .option("--json", "print the result as JSON")
+    .addOption(
+      new Option("--selinux-compare <mode>", "compare labels by type (like restorecon) or full context")
+        .choices(["type", "full"])
+        .default("type"),
+    )
+    .action(
+      async (
+        paths: string[],
+        flags: { hostRoot: string; procRoot?: string; json?: boolean; selinuxCompare: "type" | "full" },
+      ) => {
+        const { selinuxScan } = await import("./commands/selinux-scan.js");
+        const stderr = io.stderr as Io["stderr"] & { isTTY?: boolean };
+        setExit(
+          await selinuxScan(
+            {
+              hostRoot: flags.hostRoot,
+              procRoot: flags.procRoot,
+              paths,
+              compare: flags.selinuxCompare,
+              json: Boolean(flags.json),
+            },
+            { stdout: io.stdout, stderr },
+          ),
+        );
+      },
+    );
+
   return program;
 }
 

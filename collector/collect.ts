@@ -2,11 +2,14 @@ import os from "node:os";
 import { Host, type HostOptions } from "./host/host.js";
 import { describeError } from "./host/root.js";
 import { type Facts, SCHEMA_VERSION, type Snapshot, type SourceName } from "./snapshot.js";
+import { avcSource } from "./sources/avc.js";
 import { criSource } from "./sources/cri.js";
 import { filesystemsSource } from "./sources/filesystems.js";
 import { imageStoresSource } from "./sources/image-stores.js";
+import { journalSource } from "./sources/journal.js";
 import { kubeletConfigSource } from "./sources/kubelet-config.js";
 import { podLogsSource } from "./sources/pod-logs.js";
+import { selinuxSource } from "./sources/selinux.js";
 import { Absent, type CollectOptions, type SourceDefinition, type SourceResult } from "./sources/source.js";
 import { storageConfigSource } from "./sources/storage-config.js";
 import { TOOL_NAME, VERSION } from "./version.js";
@@ -21,6 +24,9 @@ export const SOURCES: AnySource[] = [
   criSource as SourceDefinition<Facts, "cri">,
   imageStoresSource as SourceDefinition<Facts, "image-stores">,
   podLogsSource as SourceDefinition<Facts, "pod-logs">,
+  journalSource as SourceDefinition<Facts, "journal">,
+  avcSource as SourceDefinition<Facts, "avc">,
+  selinuxSource as SourceDefinition<Facts, "selinux">,
 ];
 
 export interface CollectRequest extends Partial<CollectOptions> {

@@ -1,8 +1,11 @@
+import type { AvcFacts } from "./sources/avc.js";
 import type { CriFacts } from "./sources/cri.js";
 import type { FilesystemsFacts } from "./sources/filesystems.js";
 import type { ImageStoresFacts } from "./sources/image-stores.js";
+import type { JournalFacts } from "./sources/journal.js";
 import type { KubeletConfigFacts } from "./sources/kubelet-config.js";
 import type { PodLogsFacts } from "./sources/pod-logs.js";
+import type { SelinuxFacts } from "./sources/selinux.js";
 import type { SourceResult } from "./sources/source.js";
 import type { StorageConfigFacts } from "./sources/storage-config.js";
 
@@ -14,6 +17,9 @@ export interface Facts {
   cri: CriFacts;
   "image-stores": ImageStoresFacts;
   "pod-logs": PodLogsFacts;
+  journal: JournalFacts;
+  avc: AvcFacts;
+  selinux: SelinuxFacts;
 }
 
 export type SourceName = keyof Facts;
@@ -26,6 +32,9 @@ export const SOURCE_NAMES = [
   "cri",
   "image-stores",
   "pod-logs",
+  "journal",
+  "avc",
+  "selinux",
 ] as const satisfies readonly SourceName[];
 
 export const SCHEMA_VERSION = 1;

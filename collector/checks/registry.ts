@@ -14,6 +14,7 @@ import {
 import { imageChecks } from "./images.js";
 import { pressureChecks } from "./pressure.js";
 import { runtimeChecks } from "./runtime.js";
+import { selinuxChecks } from "./selinux.js";
 import { splitfsChecks } from "./splitfs.js";
 
 /** Reported when a check itself throws: one broken check must not hide the others' findings. */
@@ -35,6 +36,7 @@ export const CHECKS: CheckDefinition[] = [
   ...pressureChecks,
   ...runtimeChecks,
   ...imageChecks,
+  ...selinuxChecks,
   ...configChecks,
   ...collectionChecks,
 ];

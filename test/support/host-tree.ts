@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 
-export type LoopFs = "ext4" | "xfs" | "vfat";
+export type LoopFs = "ext4" | "xfs";
 
 export interface LoopOptions {
   sizeMiB: number;
@@ -104,9 +104,7 @@ export class HostTree {
     const mkfs =
       fstype === "ext4"
         ? ["mkfs.ext4", ["-q", "-F", ...(options.inodes ? ["-N", String(options.inodes)] : []), image]]
-        : fstype === "vfat"
-          ? ["mkfs.vfat", [image]]
-          : ["mkfs.xfs", ["-q", "-f", image]];
+        : ["mkfs.xfs", ["-q", "-f", image]];
     await execa(mkfs[0] as string, mkfs[1] as string[]);
     await this.#mount(hostPath, ["-o", options.readOnly ? "loop,ro" : "loop", image]);
     return image;
