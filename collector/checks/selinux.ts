@@ -175,7 +175,7 @@ const equivalenceMissing: CheckDefinition = {
       if (store.role === "graphroot" || store.role === "kubelet-root" || store.equivalence.via !== null)
         continue;
       const expected = store.equivalence.expectedType;
-      if (expected !== null && expected.startsWith("container_")) continue;
+      if (expected?.startsWith("container_")) continue;
       drafts.push({
         severity: labelSeverity(facts, "warning"),
         subject: store.path,
