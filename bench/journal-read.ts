@@ -157,6 +157,9 @@ export async function journalRead(repo: string): Promise<void> {
   };
   const journalctlArgs = ["--no-pager", "-o", "json", "--all", ...files.map((f) => `--file=${f}`)];
   const journalctl = () => execa("journalctl", journalctlArgs, { stdin: "ignore", stdout: "ignore" });
+  // Reference row, not part of the ratio: journalctl's cheapest complete output (no JSON to build).
+  const exportArgs = ["--no-pager", "-o", "export", ...files.map((f) => `--file=${f}`)];
+  const journalctlExport = () => execa("journalctl", exportArgs, { stdin: "ignore", stdout: "ignore" });
 
   // Checked once, untimed: both sides see every entry, and the bindings decode every field.
   await bindings();
@@ -170,6 +173,7 @@ export async function journalRead(repo: string): Promise<void> {
     [
       { label: "readJournal sd-journal (every field)", run: bindings },
       { label: "journalctl -o json --all >/dev/null", run: journalctl },
+      { label: "(reference) journalctl -o export >/dev/null", run: journalctlExport },
     ],
     { warmup: WARMUP, runs: RUNS },
   );
@@ -186,9 +190,11 @@ export async function journalRead(repo: string): Promise<void> {
   console.log(`${RUNS} interleaved runs each after ${WARMUP} warm-up round (node ${process.version})`);
   console.log(seriesTable(series));
   console.log(`(reference, one run) readJournal journalctl backend: ${ms(fallbackMs)}`);
-  const [sd, ctl] = series.map((s) => median(s.samples)) as [number, number];
+  const [sd, ctl, exp] = series.map((s) => median(s.samples)) as [number, number, number];
+  const perEntry = (msTotal: number) => `${((msTotal * 1000) / ENTRIES).toFixed(2)} µs`;
   console.log(
-    `per entry: sd-journal ${((sd * 1000) / ENTRIES).toFixed(2)} µs, journalctl ${((ctl * 1000) / ENTRIES).toFixed(2)} µs`,
+    `per entry: sd-journal ${perEntry(sd)}, journalctl -o json ${perEntry(ctl)}, -o export ${perEntry(exp)}`,
   );
+  console.log(`(reference) sd-journal / journalctl -o export: ${(sd / exp).toFixed(2)}`);
   console.log(ratioLine("journal-read", sd / ctl, TARGET));
 }

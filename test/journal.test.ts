@@ -644,6 +644,19 @@ describe.skipIf(!ready)("journal reader", () => {
     expect(JSON.parse(child.stdout)).toEqual({ before: false, after: true, backend: "sd-journal" });
   });
 
+  it("passes on an error thrown by the callback, with either backend", async () => {
+    for (const backend of BACKENDS) {
+      const read = readJournal(
+        { source: { directories: [dirs.big] }, limits: ALL },
+        (entry) => {
+          if (entry.realtimeUsec >= T0 + 5000 * 1_000_000) throw new Error("callback failed");
+        },
+        { backend },
+      );
+      await expect(read).rejects.toThrow("callback failed");
+    }
+  });
+
   it("refuses queries that make no sense", async () => {
     const source = { directories: [dirs.services] };
     await expect(
@@ -677,6 +690,9 @@ describe("journal cursor store", () => {
     expect(await restarted.load("a")).toBe("cursor-a2");
     expect(await restarted.load("b")).toBe("cursor-b");
     expect(await restarted.load("constructor")).toBeNull();
+    await restarted.save("__proto__", "cursor-p");
+    expect(await new CursorStore(file).load("__proto__")).toBe("cursor-p");
+    expect(await new CursorStore(file).load("a")).toBe("cursor-a2");
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(await readdir(path.dirname(file))).toEqual(["cursors.json"]); // no temporary file left
   });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 
@@ -7,7 +8,12 @@ const MAX_STATE_BYTES = 1024 * 1024;
 
 interface StateFile {
   version: 1;
+  /** Without a prototype: a key such as "__proto__" is just a key. */
   cursors: Record<string, string>;
+}
+
+function emptyState(): StateFile {
+  return { version: 1, cursors: Object.create(null) as Record<string, string> };
 }
 
 /**
@@ -41,30 +47,31 @@ export class CursorStore {
   }
 
   async #read(): Promise<StateFile> {
-    const empty: StateFile = { version: 1, cursors: {} };
+    const state = emptyState();
     let text: string;
     try {
-      const handle = await open(this.file, "r");
+      // O_NONBLOCK: a FIFO planted at the path cannot block the open.
+      const handle = await open(this.file, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
         const info = await handle.stat();
-        if (!info.isFile() || info.size > MAX_STATE_BYTES) return empty;
+        if (!info.isFile() || info.size > MAX_STATE_BYTES) return state;
         text = await handle.readFile("utf8");
       } finally {
         await handle.close();
       }
     } catch {
-      return empty;
+      return state;
     }
     try {
       const parsed: unknown = JSON.parse(text);
       const cursors = (parsed as { cursors?: unknown } | null)?.cursors;
-      if (cursors === null || typeof cursors !== "object" || Array.isArray(cursors)) return empty;
-      const valid: Record<string, string> = {};
-      for (const [key, value] of Object.entries(cursors)) if (typeof value === "string") valid[key] = value;
-      return { version: 1, cursors: valid };
+      if (cursors === null || typeof cursors !== "object" || Array.isArray(cursors)) return state;
+      for (const [key, value] of Object.entries(cursors))
+        if (typeof value === "string") state.cursors[key] = value;
     } catch {
-      return empty;
+      // not JSON: start afresh
     }
+    return state;
   }
 
   async #write(state: StateFile): Promise<void> {

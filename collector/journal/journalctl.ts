@@ -76,6 +76,7 @@ async function run(
   };
   const remaining = session.remainingMs();
   const timer = Number.isFinite(remaining) ? setTimeout(kill, remaining) : undefined;
+  session.signal?.addEventListener("abort", kill, { once: true });
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < MAX_STDERR_BYTES) stderr += chunk.toString("utf8");
@@ -141,8 +142,14 @@ async function run(
         from = nl + 1;
       }
     }
+  } catch (error) {
+    // The callback threw (or the pipe broke): leave no journalctl behind.
+    kill();
+    await child;
+    throw error;
   } finally {
     if (timer) clearTimeout(timer);
+    session.signal?.removeEventListener("abort", kill);
   }
   const result = await child;
   if ((result as { code?: string }).code === "ENOENT") throw new Error("journalctl not found");

@@ -149,39 +149,59 @@ export class Memory {
   cString(p: Address): string {
     const start = this.at(p, 4096);
     const end = this.buf.indexOf(0, start);
-    return this.buf.toString("latin1", start, end < 0 || end > start + 4096 ? start + 4096 : end);
+    return (this.buf as unknown as FastSlices).latin1Slice(
+      start,
+      end < 0 || end > start + 4096 ? start + 4096 : end,
+    );
   }
 }
 
 /**
  * Field names, decoded once: a hash of the bytes up to "=" (computed while looking for it)
- * finds the name, and a byte comparison confirms it.
+ * finds the name, and a byte comparison confirms it. `seenIn` is the last entry that had the
+ * field: a repeated field is noticed without looking into the entry's object.
  */
-interface NameEntry {
+interface FieldName {
   name: string;
   bytes: Uint8Array;
-  next: NameEntry | undefined;
+  next: FieldName | undefined;
+  seenIn: number;
 }
-const names = new Map<number, NameEntry>();
+const names = new Map<number, FieldName>();
 const MAX_NAMES = 4096;
 
-function internName(buf: Buffer, start: number, end: number, hash: number): string {
+function internName(buf: Buffer, start: number, end: number, hash: number): FieldName {
   const length = end - start;
-  let entry = names.get(hash);
-  for (let e = entry; e !== undefined; e = e.next) {
+  const first = names.get(hash);
+  for (let e = first; e !== undefined; e = e.next) {
     const bytes = e.bytes;
     if (bytes.length !== length) continue;
     let i = 0;
     while (i < length && bytes[i] === buf[start + i]) i += 1;
-    if (i === length) return e.name;
+    if (i === length) return e;
   }
-  const name = buf.toString("latin1", start, end);
-  if (names.size < MAX_NAMES) {
-    entry = { name, bytes: Uint8Array.from(buf.subarray(start, end)), next: entry };
-    names.set(hash, entry);
-  }
-  return name;
+  const entry: FieldName = {
+    name: (buf as unknown as FastSlices).latin1Slice(start, end),
+    bytes: Uint8Array.from(buf.subarray(start, end)),
+    next: first,
+    seenIn: 0,
+  };
+  if (names.size < MAX_NAMES) names.set(hash, entry);
+  else entry.seenIn = -1; // a one-off, not remembered: repeats are found in the entry's object
+  return entry;
 }
+
+/**
+ * Buffer's own decoders, called directly: Buffer.prototype.toString("utf8", ...) dispatches to
+ * them through a lookup that costs a tenth of the read (bench/journal-read.ts).
+ */
+interface FastSlices {
+  utf8Slice(start: number, end: number): string;
+  latin1Slice(start: number, end: number): string;
+}
+
+/** Numbers entries, so that FieldName.seenIn can tell whether a field came up in this one. */
+let entrySerial = 0;
 
 const ERRNO_MEANING: Record<string, string> = {
   ENODATA: "truncated or incomplete",
@@ -358,6 +378,8 @@ async function deliverEntries(
     native.free(cursorAddress);
 
     native.restartData(j);
+    entrySerial = entrySerial === Number.MAX_SAFE_INTEGER ? 1 : entrySerial + 1;
+    const serial = entrySerial;
     const fields: Record<string, string | Buffer> = {};
     let bytes = 0;
     let truncated = 0;
@@ -378,13 +400,15 @@ async function deliverEntries(
         hash = (Math.imul(hash, 31) + c) | 0;
       }
       if (eq === nameEnd) continue; // no "=": not a field (journalctl skips it too)
-      const name = internName(buf, start, eq, hash);
-      if (fields[name] !== undefined) continue; // a repeated field keeps its first value
+      const field = internName(buf, start, eq, hash);
+      // A repeated field keeps its first value.
+      if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;
+      if (field.seenIn >= 0) field.seenIn = serial;
       const valueLength = end - eq - 1;
       let value: string | Buffer;
       let valueBytes = valueLength;
       if (valueLength <= max) {
-        value = buf.toString("utf8", eq + 1, end);
+        value = (buf as unknown as FastSlices).utf8Slice(eq + 1, end);
         if (value.includes("\uFFFD")) {
           value = decodeValue(buf, eq + 1, end, valueLength, max, info);
           valueBytes = info.bytes;
@@ -394,7 +418,7 @@ async function deliverEntries(
         valueBytes = info.bytes;
         truncated += 1;
       }
-      fields[name] = value;
+      fields[field.name] = value;
       bytes += eq - start + 1 + valueBytes;
     }
     if (r < 0) {

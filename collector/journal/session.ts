@@ -47,7 +47,8 @@ export class ReadSession {
   /** True once the end of the journal was reached (not a limit, the deadline or an error). */
   complete = false;
   readonly #deadlineAt: number;
-  readonly #signal: AbortSignal | undefined;
+  /** The caller's abort signal, if any. */
+  readonly signal: AbortSignal | undefined;
   readonly #onEntry: (entry: JournalEntry) => void;
   #warningsLeft = MAX_WARNINGS;
   #omitted = 0;
@@ -59,7 +60,7 @@ export class ReadSession {
     options: ReadOptions,
   ) {
     this.#onEntry = onEntry;
-    this.#signal = options.signal;
+    this.signal = options.signal;
     this.#deadlineAt = performance.now() + (options.deadlineMs ?? Number.POSITIVE_INFINITY);
     const { limits } = query;
     this.maxEntries = count(limits.maxEntries, "maxEntries");
@@ -143,7 +144,7 @@ export class ReadSession {
   /** True (once the warning is written) when the deadline passed or the caller aborted. */
   expired(): boolean {
     if (this.stats.timedOut) return true;
-    const aborted = this.#signal?.aborted === true;
+    const aborted = this.signal?.aborted === true;
     if (!aborted && performance.now() < this.#deadlineAt) return false;
     this.stats.timedOut = true;
     this.warn(
