@@ -139,7 +139,7 @@ describe.skipIf(!ready)("an additional image store on a FUSE mount that hangs or
     expect(sharedStore(hung.value).images.error).toContain("no answer from fuse filesystem");
     // The other sources finished on their own; none was cut off by its deadline.
     for (const [name, result] of Object.entries(hung.value.sources)) {
-      expect(result.status, `source ${name}`).toBe("ok");
+      expect(["ok", "absent"], `source ${name}`).toContain(result.status);
     }
 
     process.kill(bindfs.pid, "SIGCONT");
@@ -190,7 +190,7 @@ describe.skipIf(!ready)("an additional image store on a FUSE mount that hangs or
     expect(linked.status).toBe("unresponsive");
     expect(linked.error).toContain("(stat of /lazy)");
     for (const [name, result] of Object.entries(hung.value.sources)) {
-      expect(result.status, `source ${name}`).toBe("ok");
+      expect(["ok", "absent"], `source ${name}`).toContain(result.status);
     }
   });
 });

@@ -6,6 +6,7 @@ import type { Finding } from "../collector/checks/finding.js";
 import { runChecks } from "../collector/checks/registry.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import type { SelinuxFacts } from "../collector/sources/selinux.js";
+import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { requireParts } from "./support/requirements.js";
 import {
   collectTree,
@@ -220,5 +221,71 @@ describe.skipIf(!ready)("SELinux labels of split image stores, on real xattrs", 
       status: "scanned",
       scan: { mismatches: [] },
     });
+  });
+});
+
+const journalReady = requireParts("SELinux journal tests", ["root", "loop", "xfs", "journal-remote"]);
+
+describe.skipIf(!journalReady)("relabel failures and AVC records in the node's journal", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("counts relabel failures by reason and reads journald's copy of AVC records", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree);
+    const minutesAgo = (n: number) => new Date(Date.now() - n * 60_000);
+    const avc =
+      'AVC avc:  denied  { read } for  pid=4242 comm="nginx" path="/usr/lib64/libc.so.6" dev="vdb" ino=77 scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=system_u:object_r:default_t:s0 tclass=file permissive=0';
+    await writeJournalFile(
+      tree.local(`/var/log/journal/${MACHINE_ID}/system.journal`),
+      [
+        journalEntry(minutesAgo(30), {
+          SYSLOG_IDENTIFIER: "restorecon",
+          MESSAGE: "restorecon: Could not set context for /mnt/nfs/images/overlay:  Operation not supported",
+        }),
+        journalEntry(minutesAgo(20), {
+          SYSLOG_IDENTIFIER: "restorecon",
+          MESSAGE:
+            "restorecon: Could not set context for /mnt/nfs/images/overlay-images:  Operation not supported",
+        }),
+        journalEntry(minutesAgo(10), {
+          _SYSTEMD_UNIT: "crio.service",
+          MESSAGE: 'level=info msg="Pulled image"',
+        }),
+        journalEntry(minutesAgo(5), {
+          _TRANSPORT: "audit",
+          _AUDIT_TYPE_NAME: "AVC",
+          _AUDIT_ID: "981",
+          MESSAGE: avc,
+        }),
+        // Older than the 24 h lookback: not counted.
+        journalEntry(new Date(Date.now() - 48 * 3600_000), {
+          SYSLOG_IDENTIFIER: "chcon",
+          MESSAGE: "chcon: failed to change context of '/x' to 'y': Operation not supported",
+        }),
+      ],
+      tree.scratch,
+    );
+    const snapshot = await collectTree(tree);
+    const journal = snapshot.sources.journal;
+    if (journal.status !== "ok") throw new Error(`journal: ${journal.status}`);
+    expect(journal.facts.directories).toEqual(["/var/log/journal"]);
+    expect(journal.facts.counts).toEqual([
+      expect.objectContaining({
+        pack: "selinux-relabel",
+        unit: "restorecon",
+        reason: "RelabelNotSupported",
+        count: 2,
+      }),
+    ]);
+    const findings = runChecks(snapshot);
+    const relabel = byId(findings, "SELINUX_RELABEL_FAILED")[0];
+    expect(relabel?.evidence[0]).toMatch(/^2 × RelabelNotSupported from restorecon/);
+    expect(relabel?.remediation.summary).toContain("context= option");
+    const denial = byId(findings, "SELINUX_AVC_STORAGE_DENIALS")[0];
+    expect(denial?.evidence[0]).toContain("1 × container_t denied { read } on file default_t");
+    expect(denial?.evidence[0]).toContain("nginx: /usr/lib64/libc.so.6 (dev vdb ino 77)");
   });
 });

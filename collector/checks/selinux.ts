@@ -58,6 +58,11 @@ const disabled: CheckDefinition = {
   run(snapshot) {
     const facts = selinux(snapshot);
     if (facts?.state !== "disabled") return [];
+    // A node without SELinux at all (AppArmor distributions) is not told about it, unless its labels are off.
+    const labelsOff = facts.stores.some(
+      (s) => s.dirs.some((d) => d.label !== null) || (s.scan?.mismatches.length ?? 0) > 0,
+    );
+    if (!facts.config.found && !facts.policy.loaded && !labelsOff) return [];
     return [
       {
         evidence: facts.stateEvidence,
