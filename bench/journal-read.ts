@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { type ExportEntry, exportEntry } from "../collector/journal/export-format.js";
 import type * as ReaderModule from "../collector/journal/reader.js";
-import { interleave, median, ms, ratioLine, seriesTable, timeMs } from "./stats.js";
+import { interleave, median, ms, seriesTable, timeMs } from "./stats.js";
 
 const ENTRIES = 500_000;
 const FIELDS_PER_ENTRY = 19; // _BOOT_ID and the 18 fields below
@@ -196,5 +196,6 @@ export async function journalRead(repo: string): Promise<void> {
     `per entry: sd-journal ${perEntry(sd)}, journalctl -o json ${perEntry(ctl)}, -o export ${perEntry(exp)}`,
   );
   console.log(`(reference) sd-journal / journalctl -o export: ${(sd / exp).toFixed(2)}`);
-  console.log(ratioLine("journal-read", sd / ctl, TARGET));
+  // ratioLine would print the target as "1"; the line scripts look for is the same otherwise.
+  console.log(`RATIO journal-read ${(sd / ctl).toFixed(2)} (target <= ${TARGET.toFixed(1)})`);
 }

@@ -275,7 +275,7 @@ describe.skipIf(!ready)("journal reader", () => {
   }, 120_000);
 
   afterAll(async () => {
-    if (scratch && !process.env.KEEP) await rm(scratch, { recursive: true, force: true });
+    if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
   describe.each(BACKENDS)("with %s", (backend) => {
@@ -642,6 +642,45 @@ describe.skipIf(!ready)("journal reader", () => {
       cwd: path.resolve("."),
     });
     expect(JSON.parse(child.stdout)).toEqual({ before: false, after: true, backend: "sd-journal" });
+  });
+
+  it("falls back to journalctl when the bindings cannot load", async () => {
+    // A child process in which `import("koffi")` fails, as where koffi has no build for the platform.
+    const hooks = `export async function resolve(specifier, context, next) {
+      if (specifier === "koffi") throw new Error("koffi is not available here");
+      return next(specifier, context);
+    }`;
+    const register = `import { register } from "node:module";
+      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const script = `
+      const { readJournal } = await import(${JSON.stringify(path.resolve("collector/journal/reader.ts"))});
+      const query = { source: { directories: [${JSON.stringify(dirs.services)}] }, limits: { maxEntries: 1e6, maxBytes: 1e9, maxFieldBytes: 1e6 } };
+      const stats = await readJournal(query, () => {});
+      const forced = await readJournal(query, () => {}, { backend: "sd-journal" }).then(() => "read", (e) => e.message);
+      console.log(JSON.stringify({ backend: stats.backend, delivered: stats.delivered, warnings: stats.warnings, forced }));
+    `;
+    const child = await execa(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--import",
+        `data:text/javascript,${encodeURIComponent(register)}`,
+        "--input-type=module",
+        "-e",
+        script,
+      ],
+      { cwd: path.resolve(".") },
+    );
+    const result = JSON.parse(child.stdout);
+    expect(result).toMatchObject({
+      backend: "journalctl",
+      delivered: 60,
+      forced: "koffi is not available here",
+    });
+    expect(result.warnings.join("\n")).toMatch(
+      /sd-journal is not usable here \(koffi is not available here\): read with journalctl/,
+    );
   });
 
   it("passes on an error thrown by the callback, with either backend", async () => {

@@ -70,13 +70,18 @@ async function run(
     env: { SYSTEMD_COLORS: "0", SYSTEMD_PAGER: "", SYSTEMD_LOG_COLOR: "0" },
   });
   let killed = false;
+  let outOfTime = false;
   const kill = () => {
     killed = true;
     child.kill("SIGKILL");
   };
+  const stop = () => {
+    outOfTime = true;
+    kill();
+  };
   const remaining = session.remainingMs();
-  const timer = Number.isFinite(remaining) ? setTimeout(kill, remaining) : undefined;
-  session.signal?.addEventListener("abort", kill, { once: true });
+  const timer = Number.isFinite(remaining) ? setTimeout(stop, remaining) : undefined;
+  session.signal?.addEventListener("abort", stop, { once: true });
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < MAX_STDERR_BYTES) stderr += chunk.toString("utf8");
@@ -149,11 +154,11 @@ async function run(
     throw error;
   } finally {
     if (timer) clearTimeout(timer);
-    session.signal?.removeEventListener("abort", kill);
+    session.signal?.removeEventListener("abort", stop);
   }
   const result = await child;
   if ((result as { code?: string }).code === "ENOENT") throw new Error("journalctl not found");
-  if (killed) session.expired(); // when the deadline killed it, this records the timeout
+  if (outOfTime) session.expired(true); // the deadline (or an abort) killed it
   return { lines, exitCode: result.exitCode, stderr, killed };
 }
 
@@ -230,6 +235,7 @@ async function readOnce(session: ReadSession, fileArgs: string[]): Promise<"done
   let skipCursor: string | null = null;
   if (pos.kind === "cursor") {
     const probe = await cursorExists(session, fileArgs, pos.cursor);
+    if (session.stats.timedOut) return "done";
     if (!probe.killed && probe.exitCode !== 0 && probe.lines === 0) {
       if (/Failed to open/i.test(probe.stderr)) return "cannot-open";
       session.warn(
@@ -304,17 +310,17 @@ async function readOnce(session: ReadSession, fileArgs: string[]): Promise<"done
     return session.deliver(entry, bytes, truncated) ? "more" : "count";
   });
   if (notJson > 0) session.warn(`${notJson} lines of journalctl output were not journal entries`);
+  const messages = result.stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
   if (!result.killed && result.exitCode !== 0) {
     if (result.lines === 0 && /Failed to open/i.test(result.stderr)) return "cannot-open";
-    session.warn(
-      `journalctl exited with status ${result.exitCode}: ${firstLine(result.stderr) || "no message"}`,
-    );
-  } else if (!result.killed) {
-    session.complete = true;
-  }
-  for (const line of result.stderr.split("\n")) {
-    const text = line.trim();
-    if (text !== "" && !/^Failed to open/i.test(text)) session.warn(`journalctl: ${text}`);
+    const said = messages.join("; ").slice(0, 1000) || "no message";
+    session.warn(`journalctl exited with status ${result.exitCode}: ${said}`);
+  } else {
+    if (!result.killed) session.complete = true;
+    for (const text of messages) session.warn(`journalctl: ${text}`);
   }
   return "done";
 }

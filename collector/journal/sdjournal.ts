@@ -399,7 +399,7 @@ async function deliverEntries(
         if (c === 61) break;
         hash = (Math.imul(hash, 31) + c) | 0;
       }
-      if (eq === nameEnd) continue; // no "=": not a field (journalctl skips it too)
+      if (eq === nameEnd) continue; // no "=" where a name ends: not a field (journald writes none)
       const field = internName(buf, start, eq, hash);
       // A repeated field keeps its first value.
       if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;

@@ -141,11 +141,14 @@ export class ReadSession {
     else this.stats.droppedCapped = true;
   }
 
-  /** True (once the warning is written) when the deadline passed or the caller aborted. */
-  expired(): boolean {
+  /**
+   * True (once the warning is written) when the deadline passed or the caller aborted. `force`:
+   * the deadline timer fired (timers may fire a little before performance.now() says it is time).
+   */
+  expired(force = false): boolean {
     if (this.stats.timedOut) return true;
     const aborted = this.signal?.aborted === true;
-    if (!aborted && performance.now() < this.#deadlineAt) return false;
+    if (!force && !aborted && performance.now() < this.#deadlineAt) return false;
     this.stats.timedOut = true;
     this.warn(
       aborted
