@@ -5,8 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
-import { type ExportEntry, exportEntry } from "../collector/journal/export-format.js";
 import type * as ReaderModule from "../collector/journal/reader.js";
+import { type ExportEntry, exportEntry } from "../test/support/export-format.js";
 import { interleave, median, ms, seriesTable, timeMs } from "./stats.js";
 
 const ENTRIES = 500_000;

@@ -1,9 +1,7 @@
 import {
-  access,
   copyFile,
   mkdir,
   mkdtemp,
-  open,
   readdir,
   readFile,
   rename,
@@ -18,7 +16,6 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Host } from "../collector/host/host.js";
 import { CursorStore } from "../collector/journal/cursor-store.js";
-import { type ExportEntry, type ExportValue, exportEntry } from "../collector/journal/export-format.js";
 import { listJournalFiles } from "../collector/journal/files.js";
 import { journalDirectories } from "../collector/journal/locate.js";
 import { readJournal } from "../collector/journal/reader.js";
@@ -29,42 +26,26 @@ import type {
   JournalQuery,
   JournalReadStats,
 } from "../collector/journal/types.js";
+import type { ExportEntry, ExportValue } from "./support/export-format.js";
 import { HostTree } from "./support/host-tree.js";
+import { BOOT_ID, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { requireParts } from "./support/requirements.js";
 
 const ready = requireParts("journal reader tests", ["journal-remote"]);
 
 /**
  * Every journal here is a real journal file, written by systemd-journal-remote from export-format
- * input that the test builds (collector/journal/export-format.ts), and read back by libsystemd
+ * input that the test builds (test/support/export-format.ts), and read back by libsystemd
  * (the sd-journal bindings) and by journalctl.
  */
 
 const BACKENDS = ["sd-journal", "journalctl"] as const;
 type Backend = (typeof BACKENDS)[number];
-const BOOT_ID = "0123456789abcdef0123456789abcdef";
 const T0 = 1_700_000_000_000_000; // µs
 const ALL: JournalLimits = { maxEntries: 10_000_000, maxBytes: 2 ** 40, maxFieldBytes: 1024 * 1024 };
 const BIG = 120_000;
-const MACHINE_ID = "fedcba9876543210fedcba9876543210";
 
 let scratch: string;
-let journalRemote: string;
-
-async function findJournalRemote(): Promise<string> {
-  for (const candidate of [
-    "/usr/lib/systemd/systemd-journal-remote",
-    "/lib/systemd/systemd-journal-remote",
-  ]) {
-    try {
-      await access(candidate);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  throw new Error("systemd-journal-remote not found");
-}
 
 /** Entry `i` at T0 + i seconds, with the given fields. */
 function entryAt(i: number, fields: [string, ExportValue][]): ExportEntry {
@@ -77,25 +58,8 @@ function entryAt(i: number, fields: [string, ExportValue][]): ExportEntry {
 }
 
 /** Writes `entries` as a journal file with systemd-journal-remote (it may rotate into several). */
-async function writeJournal(file: string, entries: Iterable<ExportEntry>): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const input = path.join(scratch, `${path.basename(file)}.${Math.random().toString(36).slice(2)}.export`);
-  const handle = await open(input, "w");
-  try {
-    let batch: Buffer[] = [];
-    for (const entry of entries) {
-      batch.push(exportEntry(entry));
-      if (batch.length >= 4096) {
-        await handle.write(Buffer.concat(batch));
-        batch = [];
-      }
-    }
-    await handle.write(Buffer.concat(batch));
-  } finally {
-    await handle.close();
-  }
-  await execa(journalRemote, [`--output=${file}`, input], { stdin: "ignore" });
-  await rm(input);
+function writeJournal(file: string, entries: Iterable<ExportEntry>): Promise<void> {
+  return writeJournalFile(file, entries, scratch);
 }
 
 const UNITS = ["crio.service", "kubelet.service", "containerd.service"];
@@ -203,7 +167,6 @@ const dirs = {
 describe.skipIf(!ready)("journal reader", () => {
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-journal-"));
-    journalRemote = await findJournalRemote();
     for (const key of Object.keys(dirs) as (keyof typeof dirs)[]) dirs[key] = path.join(scratch, key);
 
     await writeJournal(

@@ -1,7 +1,7 @@
 import { access, mkdir, open, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
-import { type ExportEntry, type ExportValue, exportEntry } from "../../collector/journal/export-format.js";
+import { type ExportEntry, type ExportValue, exportEntry } from "./export-format.js";
 
 /**
  * Real journal files for tests: export-format input written here and turned into a journal file
