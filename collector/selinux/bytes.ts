@@ -6,6 +6,8 @@
  * that make up nearly every store, a byte string is the ordinary string.
  */
 
+import { displayName } from "../host/files.js";
+
 const NON_ASCII = /[\u0080-\uffff]/;
 
 /** The byte string of text (its UTF-8 bytes, one char each). */
@@ -15,15 +17,7 @@ export function toByteString(text: string): string {
 
 /** Readable form of a byte string: UTF-8 text when it decodes, with \xNN for bytes that do not. */
 export function displayBytes(bytes: string): string {
-  if (!NON_ASCII.test(bytes)) return bytes;
-  const raw = Buffer.from(bytes, "latin1");
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(raw);
-  } catch {
-    return [...raw]
-      .map((byte) => (byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`))
-      .join("");
-  }
+  return NON_ASCII.test(bytes) ? displayName(Buffer.from(bytes, "latin1")) : bytes;
 }
 
 /** What to hand to node:fs for a byte-string path (a Buffer when it is not plain ASCII). */
