@@ -69,7 +69,7 @@ export async function listDirectory(localDir: string): Promise<DirEntryName[]> {
     .sort((a, b) => Buffer.compare(a.raw, b.raw));
 }
 
-/** Readable form of a file name: UTF-8 text when it decodes, with \\xNN for bytes that do not. */
+/** Readable form of a file name: UTF-8 text when it decodes, with \xNN for bytes that do not. */
 export function displayName(raw: Buffer): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(raw);
