@@ -177,8 +177,8 @@ const equivalenceMissing: CheckDefinition = {
     if (!facts?.policy.loaded) return [];
     const drafts: FindingDraft[] = [];
     for (const store of facts.stores) {
-      if (store.role === "graphroot" || store.role === "kubelet-root" || store.equivalence.via !== null)
-        continue;
+      const relocated = store.role === "imagestore" || store.role === "additional-image-store";
+      if (!relocated || store.equivalence.via !== null) continue;
       const expected = store.equivalence.expectedType;
       if (expected?.startsWith("container_")) continue;
       drafts.push({

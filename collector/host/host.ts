@@ -20,6 +20,8 @@ export interface MountFact {
   source: string;
   readOnly: boolean;
   options: string[];
+  /** The filesystem's own options (mountinfo's last field), e.g. context=..., seclabel. */
+  superOptions: string[];
 }
 
 export type PathInspection =
@@ -132,6 +134,7 @@ export class Host {
       source: entry.source,
       readOnly: isReadOnly(entry),
       options: entry.options,
+      superOptions: entry.superOptions,
     };
   }
 

@@ -19,7 +19,13 @@ import { factsOf, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
 
 /** "path" is a directory named on the selinux-scan command line. */
-export type StoreRole = "graphroot" | "imagestore" | "additional-image-store" | "kubelet-root" | "path";
+export type StoreRole =
+  | "graphroot"
+  | "imagestore"
+  | "additional-image-store"
+  | "layer-store"
+  | "kubelet-root"
+  | "path";
 
 /** A store root or one of its overlay directories: its label and what it should be. */
 export interface DirLabel {
@@ -59,6 +65,8 @@ export interface StoreLabels {
   mountPoint: string | null;
   /** False when the filesystem cannot hold labels (ENOTSUP, or NFS/FUSE without context=). */
   xattrSupported: boolean | null;
+  /** The label a context= mount option gives the whole filesystem, if any. */
+  mountContext: string | null;
   dirs: DirLabel[];
   /** The policy's type for <store>/<driver> after substitution, and the .subs line that maps the store. */
   equivalence: { expectedType: string | null; via: string | null };
@@ -212,6 +220,9 @@ export function storesToAudit(
     if (cs.imagestore.value) stores.push({ role: "imagestore", path: cs.imagestore.value });
     for (const store of cs.additionalImageStores.value)
       stores.push({ role: "additional-image-store", path: store });
+    for (const store of cs.additionalLayerStores.value) {
+      if (store.path.startsWith("/")) stores.push({ role: "layer-store", path: store.path });
+    }
   }
   stores.push({ role: "kubelet-root", path: kubelet?.rootDir.value ?? "/var/lib/kubelet" });
   return stores;
@@ -249,6 +260,7 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
     fstype: null,
     mountPoint: null,
     xattrSupported: null,
+    mountContext: null,
     dirs: [],
     equivalence: equivalenceOf(store.path, ctx),
     scan: null,
@@ -262,14 +274,27 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
   const mount = inspection.mount;
   const withMount = { ...base, fstype: mount?.fstype ?? null, mountPoint: mount?.mountPoint ?? null };
   if (mount && mayHang(mount.fstype)) {
-    // Never walked in-process; whether it can carry labels shows in its mount options.
-    const labelled =
-      mount.options.some((o) => o.startsWith("context=")) || mount.options.includes("seclabel");
+    // Never walked in-process; whether it can carry labels shows in its mount options. A layer
+    // store (a FUSE server) is labelled as a whole: by context=, else fusefs_t by the policy.
+    const options = [...mount.options, ...mount.superOptions];
+    const context =
+      options
+        .find((o) => o.startsWith("context="))
+        ?.slice("context=".length)
+        .replace(/^"|"$/g, "") ?? null;
     return {
       ...withMount,
       status: "not-scanned",
       reason: `${mount.fstype} filesystem: not walked`,
-      xattrSupported: labelled,
+      xattrSupported: store.role === "layer-store" ? null : context !== null || options.includes("seclabel"),
+      mountContext: context,
+    };
+  }
+  if (store.role === "layer-store") {
+    return {
+      ...withMount,
+      status: "not-scanned",
+      reason: "not a FUSE mount: the layer store serves nothing here",
     };
   }
   const local = host.root.local(inspection.resolved);
