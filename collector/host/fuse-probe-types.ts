@@ -1,0 +1,46 @@
+/**
+ * Timed operations on a FUSE (or network) mount, run in a child process that is SIGKILLed at the
+ * deadline: the main process never calls an fs function on such a path.
+ */
+export type ProbeOpKind =
+  /** statfs(2) of the path. */
+  | "statfs"
+  /** readdir of a directory: the number of entries. */
+  | "readdir"
+  /** lstat(2): does the path exist, and what is it. */
+  | "stat"
+  /** open + read of a regular file, at most maxBytes (the content comes back). */
+  | "read";
+
+export interface ProbeOp {
+  op: ProbeOpKind;
+  /** A path on this machine (under the host root). */
+  path: string;
+  /** For "read": how much to read at most (default 64 KiB). */
+  maxBytes?: number;
+  /** For "readdir": how many names to return at most (default 0: only the count). */
+  maxNames?: number;
+}
+
+export type ProbeOpResult =
+  | {
+      op: ProbeOpKind;
+      path: string;
+      ok: true;
+      ms: number;
+      /** statfs: the f_type magic; readdir: entries and first names; stat: kind; read: the bytes as UTF-8 (invalid bytes replaced) */
+      value:
+        | { kind: "statfs"; type: number }
+        | { kind: "readdir"; entries: number; names: string[] }
+        | { kind: "stat"; fileType: "file" | "dir" | "symlink" | "other"; size: number }
+        | { kind: "read"; text: string; truncated: boolean };
+    }
+  | { op: ProbeOpKind; path: string; ok: false; ms: number; code: string; message: string };
+
+export interface ProbeRun {
+  /** Results of the operations that finished, in order. */
+  results: ProbeOpResult[];
+  /** The operation still running when the deadline killed the child, if any. */
+  hungAt: ProbeOp | null;
+  elapsedMs: number;
+}
