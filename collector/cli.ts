@@ -168,7 +168,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       ),
   ).action(
     async (
-      flags: CollectFlags & { snapshot?: string; json?: boolean; failOn: Severity | "never"; margin: number },
+      flags: CollectFlags & {
+        snapshot?: string;
+        json?: boolean;
+        failOn: Severity | "never";
+        margin: number;
+        probeSlowMs: number;
+      },
       command: Command,
     ) => {
       if (flags.snapshot && command.getOptionValueSource("hostRoot") === "cli") {
@@ -184,7 +190,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         : await runCollect(collectRequest(flags, io.env));
       const { runChecks } = await import("./checks/registry.js");
       const { severityRank } = await import("./checks/finding.js");
-      const findings = runChecks(snapshot, { pressureMarginPercent: flags.margin });
+      const findings = runChecks(snapshot, {
+        pressureMarginPercent: flags.margin,
+        probeSlowMs: flags.probeSlowMs,
+      });
       if (flags.json) {
         const { buildReport, renderJson } = await import("./report/json.js");
         io.stdout.write(renderJson(buildReport(snapshot, findings)));

@@ -1,5 +1,6 @@
 import { statfs } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
+import { DEFAULT_CHECK_OPTIONS } from "../collector/checks/finding.js";
 import { runChecks } from "../collector/checks/registry.js";
 import { requireParts } from "./support/requirements.js";
 import {
@@ -54,9 +55,9 @@ describe.skipIf(!ready)("disk and inode pressure on real filesystems", () => {
     expect(warning?.severity).toBe("warning");
     expect(warning?.evidence.join("\n")).toMatch(/headroom .* is below the 5% margin/);
     // A 2% margin puts 18% free comfortably above the 15% threshold.
-    expect(runChecks(snapshot, { pressureMarginPercent: 2 }).map((f) => f.id)).not.toContain(
-      "DISK_PRESSURE_IMMINENT",
-    );
+    expect(
+      runChecks(snapshot, { ...DEFAULT_CHECK_OPTIONS, pressureMarginPercent: 2 }).map((f) => f.id),
+    ).not.toContain("DISK_PRESSURE_IMMINENT");
   });
 
   it("is critical when a filesystem is nearly out of inodes (ext4 with few inodes)", async () => {

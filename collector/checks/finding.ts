@@ -40,9 +40,11 @@ export interface FindingDraft {
 export interface CheckOptions {
   /** Warn when a filesystem's headroom above its eviction threshold is below this share of its size. */
   pressureMarginPercent: number;
+  /** A layer-store probe operation slower than this is reported (LAYER_STORE_SLOW). */
+  probeSlowMs: number;
 }
 
-export const DEFAULT_CHECK_OPTIONS: CheckOptions = { pressureMarginPercent: 5 };
+export const DEFAULT_CHECK_OPTIONS: CheckOptions = { pressureMarginPercent: 5, probeSlowMs: 500 };
 
 export interface CheckDefinition {
   id: string;

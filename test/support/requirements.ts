@@ -4,7 +4,7 @@ import { execaSync } from "execa";
  * Real parts a test needs. On a developer's machine a missing part skips the test, loudly; in CI
  * (CI=true) it fails the run instead, so a missing install step can never pass as green.
  */
-export type Part = "root" | "loop" | "xfs" | "containerd" | "bindfs" | "journal-remote" | "attr";
+export type Part = "root" | "loop" | "xfs" | "containerd" | "bindfs" | "journal-remote" | "attr" | "podman";
 
 const probes: Record<Part, () => boolean> = {
   root: () => process.getuid?.() === 0,
@@ -13,6 +13,11 @@ const probes: Record<Part, () => boolean> = {
   containerd: () => has("containerd", ["--version"]),
   bindfs: () => has("bindfs", ["--version"]) && has("fusermount3", ["--version"]),
   attr: () => has("setfattr", ["--version"]) && has("getfattr", ["--version"]),
+  // Real lazy pulls: podman pulls from a docker-registry the test runs, images built with buildah.
+  podman: () =>
+    has("podman", ["--version"]) &&
+    has("buildah", ["--version"]) &&
+    has("/usr/bin/docker-registry", ["--version"]),
   // Writes real journal files from export format; journalctl and libsystemd come with systemd.
   "journal-remote": () =>
     ["/usr/lib/systemd/systemd-journal-remote", "/lib/systemd/systemd-journal-remote"].some((p) =>
