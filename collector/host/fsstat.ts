@@ -154,26 +154,54 @@ async function runProbe(
   deadlineMs: number,
   maxBuffer: number,
 ): Promise<ProbeResult> {
-  const started = performance.now();
-  const { execa } = await import("execa");
-  const child = await execa(process.execPath, ["-e", script, ...args], {
-    timeout: deadlineMs,
-    killSignal: "SIGKILL",
-    reject: false,
-    stdin: "ignore",
-    maxBuffer,
-  });
-  if (child.timedOut) return { outcome: "timeout", afterMs: Math.round(performance.now() - started) };
+  const child = await runChildScript(script, args, { deadlineMs, maxBuffer });
+  if (child.timedOut) return { outcome: "timeout", afterMs: Math.round(child.elapsedMs) };
   let parsed: { error?: { code: string; message: string } };
   try {
     parsed = JSON.parse(child.stdout);
   } catch {
-    return {
-      outcome: "error",
-      code: "EPROBE",
-      message: `${kind} probe failed: ${child.stderr || child.shortMessage}`,
-    };
+    return { outcome: "error", code: "EPROBE", message: `${kind} probe failed: ${child.failure}` };
   }
   if (parsed.error) return { outcome: "error", ...parsed.error };
   return { outcome: "ok", value: parsed };
+}
+
+export interface ChildRun {
+  /** The deadline came first and the child was SIGKILLed. */
+  timedOut: boolean;
+  /** What the child printed on stdout: all of it, or up to the kill (final newline stripped). */
+  stdout: string;
+  /** Why the child did not succeed, for messages: its stderr, else execa's short message (or exit status). */
+  failure: string;
+  /** Wall time from the call to the child's end, as the caller saw it. */
+  elapsedMs: number;
+}
+
+/**
+ * The one child runner for everything that may touch a FUSE or network filesystem: `node -e` with
+ * a constant script and an argument array (never a shell), stdin closed, stdout kept up to
+ * maxBuffer, SIGKILLed at the deadline. A child killed by the deadline still hands back what it
+ * printed before, so a script that reports each step as one line tells which step hung.
+ * execa is loaded on first use: most runs never start a child, and it costs the CLI's cold start.
+ */
+export async function runChildScript(
+  script: string,
+  args: string[],
+  options: { deadlineMs: number; maxBuffer: number },
+): Promise<ChildRun> {
+  const started = performance.now();
+  const { execa } = await import("execa");
+  const child = await execa(process.execPath, ["-e", script, ...args], {
+    timeout: options.deadlineMs,
+    killSignal: "SIGKILL",
+    reject: false,
+    stdin: "ignore",
+    maxBuffer: options.maxBuffer,
+  });
+  return {
+    timedOut: child.timedOut,
+    stdout: String(child.stdout ?? ""),
+    failure: String(child.stderr ?? "") || child.shortMessage || `exit status ${child.exitCode}`,
+    elapsedMs: performance.now() - started,
+  };
 }

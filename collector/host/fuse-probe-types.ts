@@ -42,5 +42,17 @@ export interface ProbeRun {
   results: ProbeOpResult[];
   /** The operation still running when the deadline killed the child, if any. */
   hungAt: ProbeOp | null;
+  /**
+   * The deadline killed the child. Then hungAt names the operation it was in, or is null when the
+   * child had not reached the first one yet (node itself was not up within the deadline).
+   */
+  timedOut: boolean;
+  /**
+   * Set when the child ended without reporting every operation for any other reason than the
+   * deadline (it could not start, crashed, printed too much), or had not started by the deadline.
+   * The operations it did not report are in neither results nor hungAt.
+   */
+  error?: { code: string; message: string };
+  /** Wall time of the whole run in this process, child start-up included. */
   elapsedMs: number;
 }
