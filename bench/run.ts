@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { coldStart } from "./cold-start.js";
 import { collectMounts } from "./collect-mounts.js";
+import { fuseProbe } from "./fuse-probe.js";
 import { journalRead } from "./journal-read.js";
 import { labelAudit } from "./label-audit.js";
 
@@ -16,6 +17,11 @@ const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise
   "collect-mounts": {
     about: "collect on a host root with 50 tmpfs mounts against `df` on them, as root (target <= 3)",
     run: collectMounts,
+  },
+  "fuse-probe": {
+    about:
+      "probeMount stat on a bindfs mount against a bare `node -e` lstat; collect() with the mount stopped, as root (target <= 1.2)",
+    run: fuseProbe,
   },
   "journal-read": {
     about:
