@@ -8,6 +8,7 @@ import { collectMounts } from "./collect-mounts.js";
 import { fuseProbe } from "./fuse-probe.js";
 import { journalRead } from "./journal-read.js";
 import { labelAudit } from "./label-audit.js";
+import { layerInspect } from "./layer-inspect.js";
 
 const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise<void> }> = {
   "cold-start": {
@@ -31,6 +32,11 @@ const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise
   "label-audit": {
     about: "label audit of a 200,000-file imagestore against `getfattr -R`, as root (target <= 0.8)",
     run: labelAudit,
+  },
+  "layer-inspect": {
+    about:
+      "classify 5,000 layers (lazy, partial, full) of 500 images against `find <graphroot>/overlay -maxdepth 2`, as root (target <= 1.5)",
+    run: layerInspect,
   },
 };
 

@@ -8,6 +8,7 @@ import { filesystemsSource } from "./sources/filesystems.js";
 import { imageStoresSource } from "./sources/image-stores.js";
 import { journalSource } from "./sources/journal.js";
 import { kubeletConfigSource } from "./sources/kubelet-config.js";
+import { layersSource } from "./sources/layers.js";
 import { podLogsSource } from "./sources/pod-logs.js";
 import { selinuxSource } from "./sources/selinux.js";
 import { Absent, type CollectOptions, type SourceDefinition, type SourceResult } from "./sources/source.js";
@@ -27,6 +28,7 @@ export const SOURCES: AnySource[] = [
   journalSource as SourceDefinition<Facts, "journal">,
   avcSource as SourceDefinition<Facts, "avc">,
   selinuxSource as SourceDefinition<Facts, "selinux">,
+  layersSource as SourceDefinition<Facts, "layers">,
 ];
 
 export interface CollectRequest extends Partial<CollectOptions> {

@@ -4,6 +4,7 @@ import type { FilesystemsFacts } from "./sources/filesystems.js";
 import type { ImageStoresFacts } from "./sources/image-stores.js";
 import type { JournalFacts } from "./sources/journal.js";
 import type { KubeletConfigFacts } from "./sources/kubelet-config.js";
+import type { LayersFacts } from "./sources/layers.js";
 import type { PodLogsFacts } from "./sources/pod-logs.js";
 import type { SelinuxFacts } from "./sources/selinux.js";
 import type { SourceResult } from "./sources/source.js";
@@ -20,6 +21,7 @@ export interface Facts {
   journal: JournalFacts;
   avc: AvcFacts;
   selinux: SelinuxFacts;
+  layers: LayersFacts;
 }
 
 export type SourceName = keyof Facts;
@@ -35,6 +37,7 @@ export const SOURCE_NAMES = [
   "journal",
   "avc",
   "selinux",
+  "layers",
 ] as const satisfies readonly SourceName[];
 
 export const SCHEMA_VERSION = 1;

@@ -88,9 +88,14 @@ async function readStore(
   };
 }
 
-type JsonRecord = Record<string, unknown>;
+export type JsonRecord = Record<string, unknown>;
 
-async function readJsonArray(
+/**
+ * Reads a containers/storage metadata file (images.json, layers.json, volatile-layers.json): a
+ * JSON array of records. Missing, unreadable, oversized or malformed files come back as a status
+ * with the error, never as an exception. Shared with the layers source.
+ */
+export async function readJsonArray(
   host: Host,
   hostPath: string,
 ): Promise<{ file: MetadataFile; records: JsonRecord[] }> {
@@ -131,16 +136,18 @@ function imageNames(records: JsonRecord[]): string[] {
   return names;
 }
 
-/** Uncompressed size when containers/storage knows it (-1 for lazily pulled layers), else compressed. */
 function layerBytes(records: JsonRecord[]): number {
   let total = 0;
-  for (const record of records) {
-    const diff = Number(record["diff-size"]);
-    const compressed = Number(record["compressed-size"]);
-    if (Number.isFinite(diff) && diff > 0) total += diff;
-    else if (Number.isFinite(compressed) && compressed > 0) total += compressed;
-  }
+  for (const record of records) total += layerRecordBytes(record);
   return total;
+}
+
+/** Uncompressed size when containers/storage knows it (-1 for lazily pulled layers), else compressed. */
+export function layerRecordBytes(record: JsonRecord): number {
+  const diff = Number(record["diff-size"]);
+  if (Number.isFinite(diff) && diff > 0) return diff;
+  const compressed = Number(record["compressed-size"]);
+  return Number.isFinite(compressed) && compressed > 0 ? compressed : 0;
 }
 
 /**
