@@ -8,8 +8,10 @@ import { filesystemsSource } from "./sources/filesystems.js";
 import { imageStoresSource } from "./sources/image-stores.js";
 import { journalSource } from "./sources/journal.js";
 import { kubeletConfigSource } from "./sources/kubelet-config.js";
+import { layerStoresSource } from "./sources/layer-stores.js";
 import { layersSource } from "./sources/layers.js";
 import { podLogsSource } from "./sources/pod-logs.js";
+import { rootModelSource } from "./sources/root-model.js";
 import { selinuxSource } from "./sources/selinux.js";
 import { Absent, type CollectOptions, type SourceDefinition, type SourceResult } from "./sources/source.js";
 import { storageConfigSource } from "./sources/storage-config.js";
@@ -29,6 +31,8 @@ export const SOURCES: AnySource[] = [
   avcSource as SourceDefinition<Facts, "avc">,
   selinuxSource as SourceDefinition<Facts, "selinux">,
   layersSource as SourceDefinition<Facts, "layers">,
+  layerStoresSource as SourceDefinition<Facts, "layer-stores">,
+  rootModelSource as SourceDefinition<Facts, "root-model">,
 ];
 
 export interface CollectRequest extends Partial<CollectOptions> {

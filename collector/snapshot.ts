@@ -4,8 +4,10 @@ import type { FilesystemsFacts } from "./sources/filesystems.js";
 import type { ImageStoresFacts } from "./sources/image-stores.js";
 import type { JournalFacts } from "./sources/journal.js";
 import type { KubeletConfigFacts } from "./sources/kubelet-config.js";
+import type { LayerStoresFacts } from "./sources/layer-stores.js";
 import type { LayersFacts } from "./sources/layers.js";
 import type { PodLogsFacts } from "./sources/pod-logs.js";
+import type { RootModelFacts } from "./sources/root-model.js";
 import type { SelinuxFacts } from "./sources/selinux.js";
 import type { SourceResult } from "./sources/source.js";
 import type { StorageConfigFacts } from "./sources/storage-config.js";
@@ -22,6 +24,8 @@ export interface Facts {
   avc: AvcFacts;
   selinux: SelinuxFacts;
   layers: LayersFacts;
+  "layer-stores": LayerStoresFacts;
+  "root-model": RootModelFacts;
 }
 
 export type SourceName = keyof Facts;
@@ -38,6 +42,8 @@ export const SOURCE_NAMES = [
   "avc",
   "selinux",
   "layers",
+  "layer-stores",
+  "root-model",
 ] as const satisfies readonly SourceName[];
 
 export const SCHEMA_VERSION = 1;

@@ -12,7 +12,9 @@ import {
   severityRank,
 } from "./finding.js";
 import { imageChecks } from "./images.js";
+import { lazyPullChecks } from "./lazypull.js";
 import { pressureChecks } from "./pressure.js";
+import { rootModelChecks } from "./rootmodel.js";
 import { runtimeChecks } from "./runtime.js";
 import { selinuxChecks } from "./selinux.js";
 import { splitfsChecks } from "./splitfs.js";
@@ -37,6 +39,8 @@ export const CHECKS: CheckDefinition[] = [
   ...runtimeChecks,
   ...imageChecks,
   ...selinuxChecks,
+  ...lazyPullChecks,
+  ...rootModelChecks,
   ...configChecks,
   ...collectionChecks,
 ];

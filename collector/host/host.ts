@@ -63,6 +63,11 @@ export class Host {
   #mounts?: Promise<MountTable>;
   #processes?: Promise<ProcessInfo[]>;
   #risky?: { table: MountTable; entries: MountEntry[] };
+  /**
+   * Mounts that already gave no answer in this collection, with what was said: a later guarded
+   * operation on them answers at once instead of waiting another deadline.
+   */
+  #silent = new Map<number, string>();
 
   constructor(options: HostOptions) {
     this.root = new HostRoot(options.root);
@@ -106,9 +111,12 @@ export class Host {
   }
 
   async #readGuarded(resolved: ResolvedPath, mount: MountEntry, maxBytes: number): Promise<BoundedText> {
+    const silent = this.#silent.get(mount.mountId);
+    if (silent) throw Object.assign(new Error(silent), { code: "ETIMEDOUT" });
     const read = await readFileGuarded(resolved.local, maxBytes, this.guardedStatMs);
     if (read.outcome === "timeout") {
       const message = `no answer from ${mount.fstype} filesystem within ${read.afterMs} ms (reading ${resolved.host})`;
+      this.#silent.set(mount.mountId, message);
       throw Object.assign(new Error(message), { code: "ETIMEDOUT" });
     }
     if (read.outcome === "error") {
@@ -187,13 +195,13 @@ export class Host {
   }
 
   async #inspectGuarded(hostPath: string, localPath: string, mount: MountEntry): Promise<PathInspection> {
+    const silent = this.#silent.get(mount.mountId);
+    if (silent) return { status: "unresponsive", mount: this.toMountFact(mount), error: silent };
     const probe = await statPathGuarded(localPath, this.guardedStatMs);
     if (probe.outcome === "timeout") {
-      return {
-        status: "unresponsive",
-        mount: this.toMountFact(mount),
-        error: `no answer from ${mount.fstype} filesystem within ${probe.afterMs} ms (stat of ${hostPath})`,
-      };
+      const error = `no answer from ${mount.fstype} filesystem within ${probe.afterMs} ms (stat of ${hostPath})`;
+      this.#silent.set(mount.mountId, error);
+      return { status: "unresponsive", mount: this.toMountFact(mount), error };
     }
     if (probe.outcome === "error") {
       if (probe.code === "ENOENT" || probe.code === "ENOTDIR") {

@@ -1,0 +1,93 @@
+import { isWithin } from "../host/mountinfo.js";
+import { filesystemFacts, runtimeService } from "../model/view.js";
+import type { Snapshot } from "../snapshot.js";
+import { factsOf } from "../sources/source.js";
+import type { CheckDefinition } from "./finding.js";
+
+/** Where runtime state lives that must survive a reboot and an update (the runroot is meant to be volatile). */
+interface StatePlace {
+  what: string;
+  path: string;
+  mountPoint: string | null;
+  fstype: string | null;
+}
+
+function persistentState(snapshot: Snapshot): StatePlace[] {
+  const out: StatePlace[] = (filesystemFacts(snapshot)?.roles ?? [])
+    .filter((r) => r.role !== "runroot" && r.status === "ok")
+    .map((r) => ({
+      what: r.role,
+      path: r.path,
+      mountPoint: r.mount?.mountPoint ?? null,
+      fstype: r.mount?.fstype ?? null,
+    }));
+  for (const store of factsOf(snapshot.sources["layer-stores"])?.stores ?? []) {
+    if (store.process?.root)
+      out.push({
+        what: `${store.process.kind} --root`,
+        path: store.process.root,
+        mountPoint: null,
+        fstype: null,
+      });
+  }
+  return out;
+}
+
+const notPersistent: CheckDefinition = {
+  id: "RUNTIME_STATE_NOT_PERSISTENT",
+  severity: "warning",
+  title: "Container runtime state sits where a reboot or an update loses it",
+  area: "image-based systems",
+  description:
+    "On image-based nodes (ostree, bootc) only /var and /etc persist by design; a transient root (prepare-root.conf " +
+    "[root] transient) or a tmpfs keeps nothing across a reboot, and a transient /etc ([etc] transient) drops local " +
+    "SELinux equivalences written by semanage. A store, the kubelet root or a layer store's cache there is lost: " +
+    "images are pulled again, lazy layers break, labels fall back to the policy's defaults.",
+  confirm: [
+    "findmnt -o TARGET,FSTYPE,OPTIONS /",
+    "cat /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf",
+  ],
+  run(snapshot) {
+    const root = factsOf(snapshot.sources["root-model"]);
+    if (!root) return [];
+    const evidence: string[] = [];
+    for (const state of persistentState(snapshot)) {
+      const volatile = root.volatileMounts.find((m) => m !== "/" && isWithin(state.path, m));
+      const onTransientRoot =
+        root.transientRoot &&
+        (state.mountPoint === "/" || (state.mountPoint === null && !isWithin(state.path, "/var")));
+      if (volatile) evidence.push(`${state.what} ${state.path} is on a volatile mount (${volatile})`);
+      else if (onTransientRoot)
+        evidence.push(
+          `${state.what} ${state.path} is on the transient root: its upper directory is under /run`,
+        );
+    }
+    const subs = factsOf(snapshot.sources.selinux)?.policy.localSubstitutions ?? [];
+    if (root.prepareRoot.etcTransient && subs.length > 0) {
+      evidence.push(
+        `/etc is transient (${root.prepareRoot.file}: [etc] transient=true): the local SELinux equivalences (${subs.map((s) => `${s.alias} → ${s.original}`).join(", ")}) are lost at reboot`,
+      );
+    }
+    if (evidence.length === 0) return [];
+    return [
+      {
+        evidence: [
+          root.ostreeBooted ? "ostree-booted node" : "not an ostree node",
+          `/ is ${root.root?.fstype ?? "?"} from ${root.root?.source ?? "?"}${root.composefs ? " (composefs)" : ""}`,
+          ...evidence,
+        ],
+        remediation: {
+          summary:
+            "Keep stores and the kubelet root under /var (persistent on ostree/bootc), and bake SELinux equivalences into the image instead of running semanage on the node.",
+          commands: [
+            "findmnt --target /var/lib/containers",
+            `systemctl stop ${runtimeService(snapshot)}`,
+            "# move the store under /var, update storage.conf / crio.conf, then start the runtime",
+          ],
+        },
+      },
+    ];
+  },
+};
+
+export const rootModelChecks: CheckDefinition[] = [notPersistent];

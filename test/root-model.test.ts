@@ -1,0 +1,102 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { execa } from "execa";
+import { afterEach, describe, expect, it } from "vitest";
+import { runChecks } from "../collector/checks/registry.js";
+import type { RootModelFacts } from "../collector/sources/root-model.js";
+import { requireParts } from "./support/requirements.js";
+import { baseNode, collectTree, GRAPHROOT, HostTree } from "./support/scenarios.js";
+import { SUBS } from "./support/selinux.js";
+
+const ready = requireParts("image-based root tests", ["root", "loop"]);
+
+/**
+ * An ostree/bootc node with a transient root, as ostree-prepare-root builds it: "/" is an
+ * overlay whose upper directory lives on a tmpfs under /run (/run/ostree/.private/root/upper), so
+ * whatever is written outside /var is gone at the next boot. Built from real mounts: the tree's
+ * files go into the overlay's lower directory.
+ */
+async function transientRootNode(tree: HostTree, options: { varOnItsOwnDisk: boolean }): Promise<void> {
+  const lower = path.join(tree.scratch, "deployment");
+  const write = async (hostPath: string, content: string) => {
+    await mkdir(path.dirname(path.join(lower, hostPath)), { recursive: true });
+    await writeFile(path.join(lower, hostPath), content);
+  };
+  await write("/etc/hostname", "bootc-node\n");
+  await write("/run/ostree-booted", "");
+  await write(
+    "/usr/lib/ostree/prepare-root.conf",
+    "# written by the test, in ostree-prepare-root's format\n[composefs]\nenabled = yes\n[root]\ntransient = true\n[etc]\ntransient = true\n",
+  );
+  await write("/etc/containers/storage.conf", `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\n`);
+  await write("/etc/crio/crio.conf", "[crio]\n");
+  await write("/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=targeted\n");
+  await write("/etc/selinux/targeted/contexts/files/file_contexts.subs", SUBS);
+  await mkdir(path.join(lower, GRAPHROOT), { recursive: true });
+  await mkdir(path.join(lower, "var/lib/kubelet"), { recursive: true });
+  await tree.mountTmpfs("/run", "size=16m");
+  await mkdir(tree.local("/run/ostree/.private/root/upper"), { recursive: true });
+  await mkdir(tree.local("/run/ostree/.private/root/work"), { recursive: true });
+  const options_ = `lowerdir=${lower},upperdir=${tree.local("/run/ostree/.private/root/upper")},workdir=${tree.local("/run/ostree/.private/root/work")}`;
+  await execa("mount", ["-t", "overlay", "-o", options_, "composefs", tree.root]);
+  tree.onCleanup(async () => {
+    await execa("umount", ["-l", tree.root], { reject: false });
+  });
+  if (options.varOnItsOwnDisk) {
+    await tree.mountLoop("/var", "ext4", { sizeMiB: 64 });
+    await tree.mkdir(GRAPHROOT);
+    await tree.mkdir("/var/lib/kubelet");
+  }
+}
+
+describe.skipIf(!ready)("image-based nodes: where runtime state persists", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("sees a composefs transient root and reports the stores and equivalences it would lose", async () => {
+    tree = await HostTree.create();
+    await transientRootNode(tree, { varOnItsOwnDisk: false });
+    const snapshot = await collectTree(tree);
+    const result = snapshot.sources["root-model"];
+    if (result.status !== "ok") throw new Error(result.status);
+    const facts: RootModelFacts = result.facts;
+    expect(facts.ostreeBooted).toBe(true);
+    expect(facts.prepareRoot).toMatchObject({
+      file: "/usr/lib/ostree/prepare-root.conf",
+      composefs: "yes",
+      rootTransient: true,
+      etcTransient: true,
+    });
+    expect(facts.composefs).toBe(true);
+    expect(facts.transientRoot).toBe(true);
+    const finding = runChecks(snapshot).find((f) => f.id === "RUNTIME_STATE_NOT_PERSISTENT");
+    const evidence = finding?.evidence.join("\n") ?? "";
+    expect(evidence).toContain(`containerfs ${GRAPHROOT} is on the transient root`);
+    expect(evidence).toContain(
+      "the local SELinux equivalences (/var/lib/images → /var/lib/containers/storage) are lost at reboot",
+    );
+  });
+
+  it("is satisfied when /var, with the stores, is a disk of its own", async () => {
+    tree = await HostTree.create();
+    await transientRootNode(tree, { varOnItsOwnDisk: true });
+    const finding = runChecks(await collectTree(tree)).find((f) => f.id === "RUNTIME_STATE_NOT_PERSISTENT");
+    // Only the transient /etc remains to tell about: the stores are safe on /var.
+    expect(
+      finding?.evidence.filter((line) => line.includes("transient root") || line.includes("volatile")),
+    ).toEqual([]);
+    expect(finding?.evidence.join("\n")).toContain("/etc is transient");
+  });
+
+  it("tells nothing on an ordinary node", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    const snapshot = await collectTree(tree);
+    const result = snapshot.sources["root-model"];
+    if (result.status !== "ok") throw new Error(result.status);
+    expect(result.facts).toMatchObject({ ostreeBooted: false, composefs: false, transientRoot: false });
+    expect(runChecks(snapshot).map((f) => f.id)).not.toContain("RUNTIME_STATE_NOT_PERSISTENT");
+  });
+});
