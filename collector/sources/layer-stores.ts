@@ -120,7 +120,7 @@ function findServer(processes: ProcessInfo[], hostPath: string, localPath: strin
 function positional(argv: string[]): string | null {
   for (let i = 1; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === "--") return argv[i + 1] ?? null;
+    if (arg === "--") continue;
     if (arg.startsWith("-")) {
       if (!arg.includes("=") && i + 1 < argv.length && !argv[i + 1]!.startsWith("-")) i++;
       continue;
