@@ -46,6 +46,8 @@ export interface LayerStoreFacts {
   /** Timed operations on the mount; null when there is no FUSE mount to probe. */
   probe: ProbeRun | null;
   responsive: boolean | null;
+  /** When this collection found the mount unresponsive (the exporter keeps the first such time across runs). */
+  unresponsiveSince: string | null;
   /** The layer's info JSON as the store serves it (field names tell the format), for one lazy layer. */
   sampleInfo: Record<string, unknown> | null;
   /** Per-layer fetch progress (.stargz-snapshotter/<digest>.json) of the sampled layer. */
@@ -174,6 +176,7 @@ async function describeStore(
     fusectl: null,
     probe: null,
     responsive: null,
+    unresponsiveSince: null,
     sampleInfo: null,
     sampleProgress: null,
     brokenLayers: [],
@@ -313,6 +316,7 @@ async function probeStore(
   const run = await probeMount([...ops, ...layerOps], Math.max(host.guardedStatMs, PROBE_MIN_DEADLINE_MS));
   store.probe = run;
   store.responsive = !run.timedOut && run.hungAt === null;
+  if (!store.responsive) store.unresponsiveSince = new Date().toISOString();
   const byPath = new Map(run.results.map((r) => [r.path, r] as const));
   // A dead connection (the server is gone, its mount left behind) breaks every layer at once,
   // even those the kernel still answers from its attribute cache for a moment.
