@@ -1,11 +1,10 @@
-import { rmSync } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { execa, execaSync } from "execa";
+import { execa } from "execa";
 import type * as CollectModule from "../collector/collect.js";
 import type { Snapshot } from "../collector/snapshot.js";
+import { requireRoot, withScratch } from "./scratch.js";
 import { interleave, median, ms, ratioLine, seriesTable, timeMs } from "./stats.js";
 
 const MOUNTS = 50;
@@ -57,14 +56,6 @@ async function mountAll(tree: Tree): Promise<void> {
 }
 
 /** Lazy unmounts (nothing can keep them busy), then removes the scratch directory if all went. */
-function unmountAll(tree: Tree): string[] {
-  const failed: string[] = [];
-  for (const target of tree.mounted.reverse()) {
-    if (execaSync("umount", ["-l", target], { reject: false }).failed) failed.push(target);
-  }
-  tree.mounted = [];
-  return failed;
-}
 
 /** Fails unless collect saw every store as a tmpfs mount point: otherwise we would time something else. */
 function checkSnapshot(snapshot: Snapshot, tree: Tree): void {
@@ -79,36 +70,19 @@ function checkSnapshot(snapshot: Snapshot, tree: Tree): void {
 }
 
 export async function collectMounts(repo: string): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `collect-mounts mounts ${MOUNTS} tmpfs and must run as root (try: sudo npm run bench -- collect-mounts)`,
-    );
-  }
-  const scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-bench-"));
-  const tree: Tree = {
-    scratch,
-    hostRoot: path.join(scratch, "host"),
-    procRoot: path.join(scratch, "proc"),
-    stores: [],
-    mounted: [],
-  };
-  const onSignal = () => {
-    if (unmountAll(tree).length === 0) rmSync(tree.scratch, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
+  requireRoot("collect-mounts", `mounts ${MOUNTS} tmpfs`);
+  await withScratch(async (scratch) => {
+    const tree: Tree = {
+      scratch: scratch.dir,
+      hostRoot: path.join(scratch.dir, "host"),
+      procRoot: path.join(scratch.dir, "proc"),
+      stores: [],
+      mounted: scratch.mounted,
+    };
     await buildTree(tree);
     await mountAll(tree);
     await measure(repo, tree);
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    const failed = unmountAll(tree);
-    if (failed.length > 0) console.error(`still mounted, scratch ${tree.scratch} kept: ${failed.join(" ")}`);
-    else await rm(tree.scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 async function measure(repo: string, tree: Tree): Promise<void> {

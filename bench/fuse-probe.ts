@@ -1,6 +1,4 @@
-import { rmSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa, execaSync, type ResultPromise } from "execa";
@@ -8,6 +6,7 @@ import type * as CollectModule from "../collector/collect.js";
 import type * as ProbeModule from "../collector/host/fuse-probe.js";
 import type { ProbeOp } from "../collector/host/fuse-probe-types.js";
 import type { Snapshot } from "../collector/snapshot.js";
+import { requireRoot, withScratch } from "./scratch.js";
 import { interleave, median, ms, ratioLine, seriesTable, table } from "./stats.js";
 
 const TARGET = 1.2;
@@ -98,37 +97,26 @@ function teardown(tree: Tree): boolean {
 }
 
 export async function fuseProbe(repo: string): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error("fuse-probe mounts bindfs and must run as root (try: sudo npm run bench -- fuse-probe)");
-  }
+  requireRoot("fuse-probe", "mounts bindfs");
   if (execaSync("bindfs", ["--version"], { reject: false }).failed)
     throw new Error("fuse-probe needs bindfs");
-  const scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-bench-"));
-  const hostRoot = path.join(scratch, "host");
-  const tree: Tree = {
-    scratch,
-    hostRoot,
-    procRoot: path.join(scratch, "proc"),
-    target: path.join(hostRoot, STORE),
-  };
-  const onSignal = () => {
-    if (teardown(tree)) rmSync(tree.scratch, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    await buildTree(tree);
-    await roundTrip(repo, tree);
-    await hungCollect(repo, tree);
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    const gone = teardown(tree);
-    await tree.bindfs?.process;
-    if (!gone) console.error(`still mounted, scratch ${tree.scratch} kept: ${tree.target}`);
-    else await rm(tree.scratch, { recursive: true, force: true });
-  }
+  let tree: Tree | undefined;
+  await withScratch(
+    async (scratch) => {
+      const hostRoot = path.join(scratch.dir, "host");
+      tree = {
+        scratch: scratch.dir,
+        hostRoot,
+        procRoot: path.join(scratch.dir, "proc"),
+        target: path.join(hostRoot, STORE),
+      };
+      await buildTree(tree);
+      await roundTrip(repo, tree);
+      await hungCollect(repo, tree);
+    },
+    () => (tree ? teardown(tree) : true),
+  );
+  await tree?.bindfs?.process;
 }
 
 async function importDist<T>(repo: string, file: string): Promise<T> {

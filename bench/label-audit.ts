@@ -1,12 +1,12 @@
-import { closeSync, openSync, rmSync } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { closeSync, openSync } from "node:fs";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { execa, execaSync } from "execa";
+import { execa } from "execa";
 import type * as FileContextsModule from "../collector/selinux/file-contexts.js";
 import type * as ScanModule from "../collector/selinux/scan.js";
 import { setSelinuxLabel } from "../test/support/host-tree.js";
+import { requireRoot, withScratch } from "./scratch.js";
 import { interleave, median, ms, ratioLine, seriesTable, table, timeMs } from "./stats.js";
 
 const TARGET = 0.8;
@@ -261,38 +261,16 @@ async function writePolicy(tree: Tree): Promise<void> {
   );
 }
 
-function unmountAll(tree: Tree): string[] {
-  const failed: string[] = [];
-  for (const target of tree.mounted.reverse()) {
-    if (execaSync("umount", ["-l", target], { reject: false }).failed) failed.push(target);
-  }
-  tree.mounted = [];
-  return failed;
-}
-
 export async function labelAudit(repo: string): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      "label-audit mounts tmpfs and sets security.selinux: run as root (sudo npm run bench -- label-audit)",
-    );
-  }
-  const scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-bench-"));
-  const tree: Tree = { scratch, hostRoot: path.join(scratch, "host"), mounted: [] };
-  const onSignal = () => {
-    if (unmountAll(tree).length === 0) rmSync(tree.scratch, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
+  requireRoot("label-audit", "mounts tmpfs and sets security.selinux");
+  await withScratch(async (scratch) => {
+    const tree: Tree = {
+      scratch: scratch.dir,
+      hostRoot: path.join(scratch.dir, "host"),
+      mounted: scratch.mounted,
+    };
     await measure(repo, tree);
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    const failed = unmountAll(tree);
-    if (failed.length > 0) console.error(`still mounted, scratch ${tree.scratch} kept: ${failed.join(" ")}`);
-    else await rm(tree.scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 interface MemoryFigures {

@@ -1,12 +1,11 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
+import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
-import { execa, execaSync } from "execa";
+import { execa } from "execa";
 import type * as HostModule from "../collector/host/host.js";
 import type * as LayersModule from "../collector/sources/layers.js";
+import { requireRoot, withScratch } from "./scratch.js";
 import { interleave, median, ms, ratioLine, seriesTable, timeMs } from "./stats.js";
 
 const TARGET = 1.5;
@@ -139,41 +138,19 @@ function buildStore(tree: Tree): Built {
   return built;
 }
 
-function unmountAll(tree: Tree): string[] {
-  const failed: string[] = [];
-  for (const target of tree.mounted.reverse()) {
-    if (execaSync("umount", ["-l", target], { reject: false }).failed) failed.push(target);
-  }
-  tree.mounted = [];
-  return failed;
-}
-
 export async function layerInspect(repo: string): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      "layer-inspect mounts a tmpfs and must run as root (try: sudo npm run bench -- layer-inspect)",
-    );
-  }
-  const scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-bench-"));
-  const tree: Tree = { scratch, hostRoot: path.join(scratch, "host"), mounted: [] };
-  const onSignal = () => {
-    if (unmountAll(tree).length === 0) rmSync(tree.scratch, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
+  requireRoot("layer-inspect", "mounts a tmpfs");
+  await withScratch(async (scratch) => {
+    const tree: Tree = {
+      scratch: scratch.dir,
+      hostRoot: path.join(scratch.dir, "host"),
+      mounted: scratch.mounted,
+    };
     mkdirSync(tree.hostRoot);
     await execa("mount", ["-t", "tmpfs", "-o", "size=512m,nr_inodes=1m", "tmpfs", tree.hostRoot]);
     tree.mounted.push(tree.hostRoot);
     await measure(repo, tree, buildStore(tree));
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    const failed = unmountAll(tree);
-    if (failed.length > 0) console.error(`still mounted, scratch ${tree.scratch} kept: ${failed.join(" ")}`);
-    else await rm(tree.scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 async function measure(repo: string, tree: Tree, built: Built): Promise<void> {

@@ -68,6 +68,7 @@ export class Host {
    * operation on them answers at once instead of waiting another deadline.
    */
   #silent = new Map<number, string>();
+  #inspections = new Map<string, Promise<PathInspection>>();
 
   constructor(options: HostOptions) {
     this.root = new HostRoot(options.root);
@@ -150,7 +151,17 @@ export class Host {
    * Where a host path lives: its device, mount, and usage. A path on a FUSE or network
    * filesystem is only ever touched from a child process with a deadline.
    */
-  async inspectPath(hostPath: string): Promise<PathInspection> {
+  inspectPath(hostPath: string): Promise<PathInspection> {
+    // Several sources ask about the same store paths; within one collection the answer stands.
+    let inspection = this.#inspections.get(hostPath);
+    if (!inspection) {
+      inspection = this.#inspect(hostPath);
+      this.#inspections.set(hostPath, inspection);
+    }
+    return inspection;
+  }
+
+  async #inspect(hostPath: string): Promise<PathInspection> {
     let placed: Placed;
     try {
       placed = await this.#place(hostPath);

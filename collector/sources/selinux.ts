@@ -138,6 +138,7 @@ export const selinuxSource: SourceDefinition<Inputs, "selinux"> = {
           scan: options.labelScan,
           wanted,
           avcPaths,
+          selinuxDisabled: state === "disabled",
         }),
       );
     }
@@ -250,6 +251,8 @@ export interface AuditContext {
   scan: { maxFiles: number; maxMs: number; compare: "type" | "full"; onProgress?: (checked: number) => void };
   wanted: Map<string, Set<bigint>>;
   avcPaths: SelinuxFacts["avcPaths"];
+  /** SELinux is disabled: a store without any label is not walked (every file would just be "unlabeled"). */
+  selinuxDisabled?: boolean;
 }
 
 /** Labels of one store: its root and overlay directories, and a (budgeted) scan of everything below. */
@@ -299,6 +302,9 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
   }
   const local = host.root.local(inspection.resolved);
   const dirs = topDirectories(host, store, inspection.resolved, ctx);
+  if (ctx.selinuxDisabled && dirs.every((dir) => dir.label === null)) {
+    return { ...withMount, dirs, status: "not-scanned", reason: "SELinux is disabled and the store carries no labels" };
+  }
   if (store.role === "kubelet-root") {
     // Pod volumes below it carry container_file_t on purpose (the runtime relabels them): only its root is judged.
     return { ...withMount, dirs };
