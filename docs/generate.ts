@@ -6,8 +6,10 @@ import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { CheckDefinition } from "../collector/checks/finding.js";
 import { CHECK_FAILED, CHECKS } from "../collector/checks/registry.js";
+import { METRICS } from "../collector/export/catalog.js";
 
-const TARGET = fileURLToPath(new URL("./findings.md", import.meta.url));
+const FINDINGS = fileURLToPath(new URL("./findings.md", import.meta.url));
+const METRICS_DOC = fileURLToPath(new URL("./metrics.md", import.meta.url));
 
 type CatalogEntry = Omit<CheckDefinition, "run">;
 
@@ -51,18 +53,43 @@ export function renderCatalog(): string {
   return `${lines.join("\n").trimEnd()}\n`;
 }
 
+export function renderMetrics(): string {
+  const lines = [
+    "# Metrics catalog",
+    "",
+    "Generated from `collector/export/catalog.ts` by `npm run docs`; do not edit by hand.",
+    "`imagefs-doctor serve` exports these on `/metrics` (and over OTLP with `--otlp-endpoint`).",
+    "Every series also has the label `node`. Label values are bounded: roles, ordinals (`store`),",
+    "SELinux types, reasons — never a path or an image reference.",
+    "",
+    "| metric | type | labels | meaning |",
+    "| --- | --- | --- | --- |",
+    ...METRICS.map(
+      (m) =>
+        `| \`${m.name}\` | ${m.type} | ${m.labels.map((l) => `\`${l}\``).join(", ") || "—"} | ${m.help} |`,
+    ),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
 async function main(): Promise<void> {
-  const catalog = renderCatalog();
+  const outputs: [string, string][] = [
+    [FINDINGS, renderCatalog()],
+    [METRICS_DOC, renderMetrics()],
+  ];
   if (process.argv.includes("--check")) {
-    const current = await readFile(TARGET, "utf8").catch(() => "");
-    if (current !== catalog) {
-      process.stderr.write("docs/findings.md is out of date: run `npm run docs` and commit the result\n");
-      process.exit(1);
+    for (const [file, text] of outputs) {
+      if ((await readFile(file, "utf8").catch(() => "")) !== text) {
+        process.stderr.write(`${file} is out of date: run \`npm run docs\` and commit the result\n`);
+        process.exit(1);
+      }
     }
     return;
   }
-  await writeFile(TARGET, catalog);
-  process.stdout.write(`wrote ${TARGET}\n`);
+  for (const [file, text] of outputs) {
+    await writeFile(file, text);
+    process.stdout.write(`wrote ${file}\n`);
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -36,6 +36,10 @@ export interface AvcFacts {
   storageDenials: AvcGroup[];
   /** Other denials of container processes (ports, capabilities, other files): counted, not kept. */
   otherContainerDenials: number;
+  /** Records at or before this time were counted by an earlier cycle and skipped now. */
+  after: string | null;
+  /** The newest record's time: the next cycle counts only what comes after it. */
+  newestRecord: string | null;
 }
 
 const AUDIT_LOGS = ["/var/log/audit/audit.log", ...[1, 2, 3, 4].map((n) => `/var/log/audit/audit.log.${n}`)];
@@ -46,12 +50,21 @@ export const avcSource: SourceDefinition<{ avc: AvcFacts }, "avc"> = {
   name: "avc",
   deadlineMs: 15_000,
   async collect({ host, options }) {
-    const groups = new AvcGroups();
-    const facts: AvcFacts = { auditLogs: [], journal: null, storageDenials: [], otherContainerDenials: 0 };
+    const after = options.resume?.avcAfter ?? null;
+    const groups = new AvcGroups(after);
+    const facts: AvcFacts = {
+      auditLogs: [],
+      journal: null,
+      storageDenials: [],
+      otherContainerDenials: 0,
+      after,
+      newestRecord: after,
+    };
     await readAuditLogs(host, facts, groups);
     await readJournalAvcs(host, options, facts, groups);
     facts.storageDenials = groups.list();
     facts.otherContainerDenials = groups.other;
+    facts.newestRecord = groups.newest ?? after;
     return facts;
   },
 };
@@ -59,10 +72,20 @@ export const avcSource: SourceDefinition<{ avc: AvcFacts }, "avc"> = {
 /** Groups records, dropping the copies journald and auditd both keep of one event (same time and serial). */
 class AvcGroups {
   other = 0;
+  newest: string | null = null;
   readonly #groups = new Map<string, AvcGroup>();
   readonly #seen = new Set<string>();
+  readonly #after: string | null;
+
+  constructor(after: string | null) {
+    this.#after = after;
+  }
 
   add(record: AvcRecord): void {
+    if (record.time !== null) {
+      if (this.#after !== null && record.time <= this.#after) return;
+      if (this.newest === null || record.time > this.newest) this.newest = record.time;
+    }
     if (record.serial !== null && record.time !== null) {
       const id = `${record.time}:${record.serial}:${record.tcontext}:${record.ino}`;
       if (this.#seen.has(id)) return;
@@ -141,7 +164,10 @@ async function readJournalAvcs(
       {
         source: { directories },
         filters: [{ _TRANSPORT: "audit", _AUDIT_TYPE_NAME: "AVC" }, { _TRANSPORT: "kernel" }],
-        since: { realtimeUsec: Date.now() * 1000 - options.journalLookbackHours * 3600e6 },
+        // After a watermark, a minute's slack: journald stamps an entry when it receives it.
+        since: options.resume?.avcAfter
+          ? { realtimeUsec: Date.parse(options.resume.avcAfter) * 1000 - 60e6 }
+          : { realtimeUsec: Date.now() * 1000 - options.journalLookbackHours * 3600e6 },
         limits: { maxEntries: 50_000, maxBytes: 64 * 1024 * 1024, maxFieldBytes: 16 * 1024 },
       },
       (entry) => {

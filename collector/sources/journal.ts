@@ -4,7 +4,7 @@ import { readJournal } from "../journal/reader.js";
 import type { JournalFilter, JournalReadStats } from "../journal/types.js";
 import { type ReasonCount, ReasonCounter } from "../logrules/counter.js";
 import { BUILTIN_PACK_DIR, loadPacks, type PackError } from "../logrules/pack.js";
-import { Absent, type SourceDefinition } from "./source.js";
+import { Absent, journalStart, type SourceDefinition } from "./source.js";
 
 /** Journal entries classified by the log rule packs (built-in and --log-rules), over the lookback. */
 export interface JournalFacts {
@@ -15,6 +15,10 @@ export interface JournalFacts {
   packErrors: PackError[];
   read: Pick<JournalReadStats, "backend" | "delivered" | "bytes" | "dropped" | "warnings">;
   counts: ReasonCount[];
+  /** Counted from the previous cycle's cursor, or over the lookback window. */
+  from: "cursor" | "lookback";
+  /** Where the next cycle continues. */
+  cursor: string | null;
 }
 
 export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal"> = {
@@ -32,7 +36,7 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
         {
           source: { directories: local },
           filters,
-          since: { realtimeUsec: Date.now() * 1000 - options.journalLookbackHours * 3600e6 },
+          since: journalStart(options.resume?.journal, options.journalLookbackHours),
           limits: { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, maxFieldBytes: 16 * 1024 },
         },
         (entry) => counter.add(entry),
@@ -53,6 +57,8 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
         warnings: stats.warnings,
       },
       counts: counter.counts(),
+      from: options.resume?.journal ? "cursor" : "lookback",
+      cursor: stats.lastCursor ?? options.resume?.journal ?? null,
     };
   },
 };

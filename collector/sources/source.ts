@@ -27,6 +27,23 @@ export interface CollectOptions {
   logRuleDirs: string[];
   /** Budget and comparison of the SELinux label scan, per store. */
   labelScan: { maxFiles: number; maxMs: number; compare: "type" | "full" };
+  /**
+   * Where the previous cycle of a long-running exporter stopped reading logs, so counts are of
+   * what is new (counters); without it, log sources read the lookback window.
+   */
+  resume?: ResumePoints;
+}
+
+export interface ResumePoints {
+  /** Journal cursor after which the journal source continues. */
+  journal?: string | null;
+  /** AVC records in audit.log at or before this time (ISO) were already counted. */
+  avcAfter?: string | null;
+}
+
+/** Where a log source starts: after the last cycle's cursor, else at the start of the lookback window. */
+export function journalStart(cursor: string | null | undefined, lookbackHours: number) {
+  return cursor ? { afterCursor: cursor } : { realtimeUsec: Date.now() * 1000 - lookbackHours * 3600e6 };
 }
 
 export interface SourceContext<Facts> {

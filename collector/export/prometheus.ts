@@ -1,0 +1,65 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Finding } from "../checks/finding.js";
+import type { Snapshot } from "../snapshot.js";
+import { METRICS, type MetricName } from "./catalog.js";
+import {
+  counterIncrements,
+  type ExporterMemory,
+  gaugeSamples,
+  newMemory,
+  probeObservations,
+} from "./samples.js";
+
+type Metric = Gauge<string> | Counter<string> | Histogram<string>;
+
+/**
+ * The Prometheus side of the catalog: one prom-client metric per definition, all with the `node`
+ * label. Gauges are replaced whole each cycle (a series that disappears from the snapshot
+ * disappears from /metrics); counters only grow; probe timings go into the histogram.
+ */
+export class PrometheusExporter {
+  readonly registry = new Registry();
+  readonly memory: ExporterMemory = newMemory();
+  readonly #metrics = new Map<MetricName, Metric>();
+
+  constructor(node: string) {
+    this.registry.setDefaultLabels({ node });
+    for (const def of METRICS) {
+      const config = {
+        name: def.name,
+        help: def.help,
+        labelNames: [...def.labels],
+        registers: [this.registry],
+      };
+      const metric =
+        def.type === "gauge"
+          ? new Gauge(config)
+          : def.type === "counter"
+            ? new Counter(config)
+            : new Histogram({ ...config, buckets: [...(def as { buckets: readonly number[] }).buckets] });
+      this.#metrics.set(def.name, metric);
+    }
+  }
+
+  /** Publishes one cycle: its snapshot, findings, and how long it took. */
+  update(snapshot: Snapshot, findings: Finding[], cycleSeconds: number, now = Date.now()): void {
+    for (const [name, metric] of this.#metrics) {
+      if (metric instanceof Gauge && name !== "imagefs_collection_timestamp_seconds") metric.reset();
+    }
+    for (const sample of gaugeSamples(snapshot, findings, this.memory, now)) {
+      (this.#metrics.get(sample.name) as Gauge<string>).set(sample.labels, sample.value);
+    }
+    for (const sample of counterIncrements(snapshot)) {
+      if (sample.value > 0)
+        (this.#metrics.get(sample.name) as Counter<string>).inc(sample.labels, sample.value);
+    }
+    const probes = probeObservations(snapshot);
+    const histogram = this.#metrics.get("imagefs_layer_store_probe_duration_seconds") as Histogram<string>;
+    for (const observation of probes.observations) histogram.observe(observation.labels, observation.seconds);
+    for (const failure of probes.failures)
+      (this.#metrics.get(failure.name) as Counter<string>).inc(failure.labels, failure.value);
+    (this.#metrics.get("imagefs_collections_total") as Counter<string>).inc();
+    (this.#metrics.get("imagefs_collection_duration_seconds") as Gauge<string>).set(cycleSeconds);
+    (this.#metrics.get("imagefs_collection_timestamp_seconds") as Gauge<string>).set(now / 1000);
+  }
+}
