@@ -208,6 +208,48 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     },
   );
 
+  addCollectOptions(
+    program
+      .command("serve")
+      .description("collect on an interval and serve /metrics, /findings, /healthz and /readyz")
+      .option(
+        "--listen <host:port>",
+        "where to listen; 0.0.0.0:9817 in a DaemonSet (see README)",
+        "127.0.0.1:9817",
+      )
+      .option(
+        "--interval <seconds>",
+        "time between the end of one collection and the start of the next",
+        positiveInteger("--interval"),
+        60,
+      )
+      .option(
+        "--state-dir <dir>",
+        "keep journal positions here across restarts (the exporter's only writes)",
+      ),
+  ).action(async (flags: CollectFlags & { listen: string; interval: number; stateDir?: string }) => {
+    const { parseListen, serve } = await import("./commands/serve.js");
+    let listen: ReturnType<typeof parseListen>;
+    try {
+      listen = parseListen(flags.listen);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    const server = await serve({
+      listen,
+      intervalMs: flags.interval * 1000,
+      collect: collectRequest(flags, io.env),
+      stateDir: flags.stateDir,
+      log: (line) => io.stderr.write(`${new Date().toISOString()} ${line}\n`),
+    });
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve);
+      process.once("SIGINT", resolve);
+    });
+    await server.close();
+    setExit(EXIT.ok);
+  });
+
   program
     .command("selinux-scan")
     .description("audit the SELinux labels of every file of the image stores (or of PATH), without a budget")

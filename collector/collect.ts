@@ -57,6 +57,7 @@ export async function collect(request: CollectRequest): Promise<Snapshot> {
     journalLookbackHours: request.journalLookbackHours ?? 24,
     logRuleDirs: request.logRuleDirs ?? [],
     labelScan: request.labelScan ?? { maxFiles: 20_000, maxMs: 2000, compare: "type" },
+    resume: request.resume,
   };
   const results = new Map<SourceName, Promise<SourceResult<unknown>>>();
   const context = {
@@ -107,6 +108,14 @@ export async function runSource<K extends SourceName>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The node's name: NODE_NAME (the DaemonSet's downward API), else the host's /etc/hostname. */
+export function resolveNodeName(
+  request: Pick<CollectRequest, "hostRoot" | "procRoot" | "nodeName">,
+): Promise<string> {
+  if (request.nodeName) return Promise.resolve(request.nodeName);
+  return nodeName(new Host({ root: request.hostRoot, procRoot: request.procRoot }));
 }
 
 async function nodeName(host: Host): Promise<string> {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, type RegistryContentType } from "prom-client";
 import type { Finding } from "../checks/finding.js";
 import type { Snapshot } from "../snapshot.js";
 import { METRICS, type MetricName } from "./catalog.js";
@@ -18,7 +18,7 @@ type Metric = Gauge<string> | Counter<string> | Histogram<string>;
  * disappears from /metrics); counters only grow; probe timings go into the histogram.
  */
 export class PrometheusExporter {
-  readonly registry = new Registry();
+  readonly registry = new Registry<RegistryContentType>();
   readonly memory: ExporterMemory = newMemory();
   readonly #metrics = new Map<MetricName, Metric>();
 

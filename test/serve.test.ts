@@ -1,0 +1,192 @@
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Server, serve } from "../collector/commands/serve.js";
+import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
+import { mountBindfs } from "./support/lazy-pull.js";
+import { requireParts } from "./support/requirements.js";
+import {
+  baseNode,
+  GRAPHROOT,
+  HostTree,
+  IMAGESTORE,
+  RUNROOT,
+  splitImageNode,
+  startRuntime,
+} from "./support/scenarios.js";
+
+const ready = requireParts("serve tests", ["root", "loop", "xfs", "journal-remote", "bindfs"]);
+
+async function get(server: Server, route: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`http://127.0.0.1:${server.address.port}${route}`, {
+    headers,
+    signal: AbortSignal.timeout(5000),
+  });
+  return {
+    status: response.status,
+    type: response.headers.get("content-type") ?? "",
+    body: await response.text(),
+  };
+}
+
+/** The value of one series in Prometheus text, or undefined when absent. */
+function value(metrics: string, series: RegExp): number | undefined {
+  const line = metrics.split("\n").find((l) => !l.startsWith("#") && series.test(l));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe.skipIf(!ready)("imagefs-doctor serve", () => {
+  let tree: HostTree;
+  let server: Server | undefined;
+  let stateDir: string | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    await tree?.cleanup();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const start = (extra: { intervalMs?: number; stateDir?: string; guardedStatMs?: number } = {}) =>
+    serve({
+      listen: { host: "127.0.0.1", port: 0 },
+      intervalMs: extra.intervalMs ?? 60_000,
+      collect: {
+        hostRoot: tree.root,
+        procRoot: tree.procRoot,
+        criTimeoutMs: 1000,
+        guardedStatMs: extra.guardedStatMs ?? 1000,
+      },
+      stateDir: extra.stateDir,
+      log: () => {},
+    });
+
+  it("answers /metrics, /findings, /healthz and /readyz from the last cycle, in both exposition formats", async () => {
+    tree = await HostTree.create();
+    await splitImageNode(tree);
+    await startRuntime(tree, { imagestore: IMAGESTORE });
+    server = await start();
+    await server.ready;
+    expect((await get(server, "/healthz")).status).toBe(200);
+    expect((await get(server, "/readyz")).body).toBe("ready\n");
+    const metrics = await get(server, "/metrics");
+    expect(metrics.type).toContain("text/plain; version=0.0.4");
+    expect(value(metrics.body, /^imagefs_topology_info\{topology="split-image",node="worker-0"\}/)).toBe(1);
+    const imagefs = value(
+      metrics.body,
+      /^imagefs_filesystem_size_bytes\{role="imagefs",store="0",node="worker-0"\}/,
+    );
+    expect(imagefs).toBeGreaterThan(200 * 2 ** 20);
+    expect(
+      value(
+        metrics.body,
+        /^imagefs_eviction_threshold_bytes\{role="imagefs",signal="imagefs.available",kind="hard",node="worker-0"\}/,
+      ),
+    ).toBeCloseTo(imagefs! * 0.15, 0);
+    expect(value(metrics.body, /^imagefs_runtime_up\{node="worker-0"\}/)).toBe(1);
+    // No path or image reference ever becomes a label value.
+    expect(metrics.body).not.toMatch(/="\/(var|run|etc)\//);
+    const open = await get(server, "/metrics", { accept: "application/openmetrics-text; version=1.0.0" });
+    expect(open.type).toContain("application/openmetrics-text");
+    expect(open.body.trimEnd().endsWith("# EOF")).toBe(true);
+    const findings = JSON.parse((await get(server, "/findings")).body);
+    expect(Object.keys(findings).sort()).toEqual(["findings", "generatedAt", "node", "snapshot"]);
+    expect((await get(server, "/nope")).status).toBe(404);
+  });
+
+  it("keeps answering scrapes at once while a cycle waits on a hung store, which shows in its own metrics", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await startRuntime(tree);
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "${RUNROOT}"\n[storage.options]\nadditionalimagestores = ["/mnt/shared"]\n`,
+    );
+    const source = path.join(tree.scratch, "shared");
+    await mkdir(path.join(source, "overlay-images"), { recursive: true });
+    const bindfs = await mountBindfs(source, tree.local("/mnt/shared"));
+    tree.onCleanup(async () => {
+      bindfs.process.kill("SIGCONT");
+      bindfs.process.kill("SIGKILL");
+      await bindfs.process;
+    });
+    server = await start({ intervalMs: 100, guardedStatMs: 4000 });
+    await server.ready;
+    process.kill(bindfs.pid, "SIGSTOP");
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // past the kernel's attribute cache
+    // A cycle is now stuck on the store for up to 4 s; scrapes must not wait for it.
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      expect((await get(server, "/metrics")).status).toBe(200);
+      expect(performance.now() - started).toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await until("the hung store to show", async () => {
+      const metrics = (await get(server!, "/metrics")).body;
+      return (
+        value(
+          metrics,
+          /^imagefs_filesystem_up\{role="additional-image-store",store="0",node="worker-0"\}/,
+        ) === 0
+      );
+    });
+    const metrics = (await get(server, "/metrics")).body;
+    expect(value(metrics, /^imagefs_filesystem_up\{role="containerfs",store="0",node="worker-0"\}/)).toBe(1);
+    expect(
+      value(metrics, /^imagefs_finding\{id="STORE_UNRESPONSIVE",severity="critical",node="worker-0"\}/),
+    ).toBe(1);
+    process.kill(bindfs.pid, "SIGCONT");
+  });
+
+  it("counts each journal event once: across cycles, and across a restart with --state-dir", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await startRuntime(tree);
+    stateDir = await mkdtemp(path.join(os.tmpdir(), "imagefs-state-"));
+    const failure = (minutesAgo: number, file: string) =>
+      journalEntry(new Date(Date.now() - minutesAgo * 60_000), {
+        SYSLOG_IDENTIFIER: "restorecon",
+        MESSAGE: `restorecon: Could not set context for /mnt/nfs/${file}:  Operation not supported`,
+      });
+    const journalDir = tree.local(`/var/log/journal/${MACHINE_ID}`);
+    await writeJournalFile(
+      path.join(journalDir, "system@1.journal"),
+      [failure(30, "a"), failure(20, "b")],
+      tree.scratch,
+    );
+    const relabel =
+      /^imagefs_log_events_total\{pack="selinux-relabel",unit="restorecon",reason="RelabelNotSupported",node="worker-0"\}/;
+
+    server = await start({ intervalMs: 200, stateDir });
+    await server.ready;
+    expect(value((await get(server, "/metrics")).body, relabel)).toBe(2);
+    await until(
+      "two more cycles",
+      async () => (value((await get(server!, "/metrics")).body, /^imagefs_collections_total/) ?? 0) >= 3,
+    );
+    expect(value((await get(server, "/metrics")).body, relabel)).toBe(2);
+
+    await writeJournalFile(path.join(journalDir, "system@2.journal"), [failure(1, "c")], tree.scratch);
+    await until("the new event", async () => value((await get(server!, "/metrics")).body, relabel) === 3);
+
+    // A restart starts its counters at 0 and does not count the old events again.
+    await server.close();
+    server = await start({ intervalMs: 200, stateDir });
+    await server.ready;
+    expect(value((await get(server, "/metrics")).body, relabel)).toBeUndefined();
+    await writeJournalFile(path.join(journalDir, "system@3.journal"), [failure(0, "d")], tree.scratch);
+    await until(
+      "the event after the restart",
+      async () => value((await get(server!, "/metrics")).body, relabel) === 1,
+    );
+    expect(await readdir(stateDir)).toEqual(["cursors.json"]);
+  });
+});
