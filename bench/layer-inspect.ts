@@ -50,7 +50,8 @@ function touch(local: string, content?: string): void {
  * short links; `overlay-layers/` a tar-split per real layer. The layer store is a plain
  * directory (never looked into).
  */
-function buildStore(tree: Tree): Built {
+/** Lays out, under tree.hostRoot, a graphroot of 5,000 layers (lazy, partial, full) and 500 images. */
+export function buildStore(tree: Pick<Tree, "hostRoot">): Built {
   const started = performance.now();
   const root = path.join(tree.hostRoot, GRAPHROOT);
   const overlay = path.join(root, "overlay");

@@ -9,6 +9,7 @@ import { fuseProbe } from "./fuse-probe.js";
 import { journalRead } from "./journal-read.js";
 import { labelAudit } from "./label-audit.js";
 import { layerInspect } from "./layer-inspect.js";
+import { serveScrape } from "./serve-scrape.js";
 
 const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise<void> }> = {
   "cold-start": {
@@ -32,6 +33,11 @@ const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise
   "label-audit": {
     about: "label audit of a 200,000-file imagestore against `getfattr -R`, as root (target <= 0.8)",
     run: labelAudit,
+  },
+  "serve-scrape": {
+    about:
+      "scrape latency and memory of `serve` (5,000 layers, 50 mounts) against prometheus-node-exporter, as root (target: p50 ratio <= 1.0, RSS <= 100 MiB)",
+    run: serveScrape,
   },
   "layer-inspect": {
     about:

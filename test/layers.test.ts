@@ -347,8 +347,6 @@ describe.skipIf(!ready)("layers: which layers were really served lazily", () => 
     expect(lazy.get(A2!)).toEqual({
       id: A2,
       home: IMAGESTORE,
-      additionalLayer: `${STORE}/${b64(refA)}/${tocA2}`,
-      diffLink: `${STORE}/${b64(refA)}/${tocA2}/diff`,
       target: `${STORE}/${b64(refA)}/${tocA2}`,
       layerStore: STORE,
       storePath: STORE,

@@ -58,11 +58,10 @@ export interface LazyLayerFact {
   id: string;
   /** Store root holding the layer directory. */
   home: string;
-  /** The `additionallayer` file's content: the layer's path in the store, as containers/storage wrote it. */
-  additionalLayer: string | null;
-  /** Where `diff` points (readlink; never followed): `<store>/<b64 ref>/<digest>/diff`. */
-  diffLink: string;
-  /** The layer's directory in the store (the link's parent), what is mounted from: host path. */
+  /**
+   * The layer's directory in the store, what is mounted from: host path. The `additionallayer`
+   * file names it and `diff` links to `<target>/diff`; when they disagree, `anomalies` says so.
+   */
   target: string;
   /** The additionallayerstores entry's path (as configured) the target lies in; null when none configured holds it. */
   layerStore: string | null;
@@ -485,8 +484,6 @@ function describeLazy(
   return {
     id: layer.id,
     home: layer.home,
-    additionalLayer,
-    diffLink,
     target,
     layerStore: store?.entry.path ?? null,
     storePath,

@@ -303,7 +303,12 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
   const local = host.root.local(inspection.resolved);
   const dirs = topDirectories(host, store, inspection.resolved, ctx);
   if (ctx.selinuxDisabled && dirs.every((dir) => dir.label === null)) {
-    return { ...withMount, dirs, status: "not-scanned", reason: "SELinux is disabled and the store carries no labels" };
+    return {
+      ...withMount,
+      dirs,
+      status: "not-scanned",
+      reason: "SELinux is disabled and the store carries no labels",
+    };
   }
   if (store.role === "kubelet-root") {
     // Pod volumes below it carry container_file_t on purpose (the runtime relabels them): only its root is judged.
