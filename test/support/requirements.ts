@@ -4,7 +4,16 @@ import { execaSync } from "execa";
  * Real parts a test needs. On a developer's machine a missing part skips the test, loudly; in CI
  * (CI=true) it fails the run instead, so a missing install step can never pass as green.
  */
-export type Part = "root" | "loop" | "xfs" | "containerd" | "bindfs" | "journal-remote" | "attr" | "podman";
+export type Part =
+  | "root"
+  | "loop"
+  | "xfs"
+  | "containerd"
+  | "bindfs"
+  | "journal-remote"
+  | "attr"
+  | "podman"
+  | "promtool";
 
 const probes: Record<Part, () => boolean> = {
   root: () => process.getuid?.() === 0,
@@ -18,6 +27,8 @@ const probes: Record<Part, () => boolean> = {
     has("podman", ["--version"]) &&
     has("buildah", ["--version"]) &&
     has("/usr/bin/docker-registry", ["--version"]),
+  // Parses PromQL (dashboard queries) and runs rule unit tests; Debian package prometheus.
+  promtool: () => has("promtool", ["--version"]),
   // Writes real journal files from export format; journalctl and libsystemd come with systemd.
   "journal-remote": () =>
     ["/usr/lib/systemd/systemd-journal-remote", "/lib/systemd/systemd-journal-remote"].some((p) =>
