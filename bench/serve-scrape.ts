@@ -8,6 +8,8 @@ import { interleave, median, ms, percentile, ratioLine, seriesTable } from "./st
 const MOUNTS = 50;
 const SCRAPES = 300;
 const RSS_TARGET_MIB = 100;
+/** The environment deploy/kubernetes/daemonset.yaml gives the container; keep the two in step. */
+export const SERVE_ENV = { NODE_OPTIONS: "--max-semi-space-size=1", MALLOC_ARENA_MAX: "2" };
 
 /** A host root with 50 tmpfs stores and a graphroot of 5,000 layers, served by `imagefs-doctor serve`. */
 async function buildTree(hostRoot: string, procRoot: string, mounted: string[]): Promise<void> {
@@ -60,10 +62,11 @@ export async function serveScrape(repo: string): Promise<void> {
       scratch.mounted.push(hostRoot);
       await buildTree(hostRoot, procRoot, scratch.mounted);
       const cli = path.join(repo, "dist/collector/cli.js");
+      // Started the way the DaemonSet image starts it (deploy/Containerfile): a young generation
+      // of 1 MiB semi-spaces and two malloc arenas, which is what keeps it under the RSS target.
       const ours = execa(
-        process.execPath,
+        cli,
         [
-          cli,
           "serve",
           "--listen",
           "127.0.0.1:19817",
@@ -74,7 +77,7 @@ export async function serveScrape(repo: string): Promise<void> {
           "--proc-root",
           procRoot,
         ],
-        { reject: false },
+        { reject: false, env: SERVE_ENV },
       );
       const theirs = execa("prometheus-node-exporter", ["--web.listen-address=127.0.0.1:19100"], {
         reject: false,

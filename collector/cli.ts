@@ -103,6 +103,27 @@ function collectRequest(flags: CollectFlags, env: NodeJS.ProcessEnv): CollectReq
   };
 }
 
+async function otlpSink(
+  endpoint: string,
+  request: CollectRequest,
+  intervalSeconds: number,
+  log: (line: string) => void,
+) {
+  const { createOtlpSink, otlpSignalUrl } = await import("./export/otlp.js");
+  try {
+    otlpSignalUrl(endpoint, "metrics");
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { resolveNodeName } = await import("./collect.js");
+  return createOtlpSink({
+    endpoint,
+    node: await resolveNodeName(request),
+    intervalMs: intervalSeconds * 1000,
+    log,
+  });
+}
+
 async function runCollect(request: CollectRequest): Promise<Snapshot> {
   const { collect } = await import("./collect.js");
   return collect(request);
@@ -223,32 +244,40 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         positiveInteger("--interval"),
         60,
       )
+      .option("--state-dir <dir>", "keep journal positions here across restarts (the exporter's only writes)")
       .option(
-        "--state-dir <dir>",
-        "keep journal positions here across restarts (the exporter's only writes)",
+        "--otlp-endpoint <url>",
+        "also push metrics and a trace per collection over OTLP/HTTP, e.g. http://otel-collector:4318",
       ),
-  ).action(async (flags: CollectFlags & { listen: string; interval: number; stateDir?: string }) => {
-    const { parseListen, serve } = await import("./commands/serve.js");
-    let listen: ReturnType<typeof parseListen>;
-    try {
-      listen = parseListen(flags.listen);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    const server = await serve({
-      listen,
-      intervalMs: flags.interval * 1000,
-      collect: collectRequest(flags, io.env),
-      stateDir: flags.stateDir,
-      log: (line) => io.stderr.write(`${new Date().toISOString()} ${line}\n`),
-    });
-    await new Promise<void>((resolve) => {
-      process.once("SIGTERM", resolve);
-      process.once("SIGINT", resolve);
-    });
-    await server.close();
-    setExit(EXIT.ok);
-  });
+  ).action(
+    async (
+      flags: CollectFlags & { listen: string; interval: number; stateDir?: string; otlpEndpoint?: string },
+    ) => {
+      const { parseListen, serve } = await import("./commands/serve.js");
+      let listen: ReturnType<typeof parseListen>;
+      try {
+        listen = parseListen(flags.listen);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      const log = (line: string) => io.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      const request = collectRequest(flags, io.env);
+      const server = await serve({
+        listen,
+        intervalMs: flags.interval * 1000,
+        collect: request,
+        stateDir: flags.stateDir,
+        sinks: flags.otlpEndpoint ? [await otlpSink(flags.otlpEndpoint, request, flags.interval, log)] : [],
+        log,
+      });
+      await new Promise<void>((resolve) => {
+        process.once("SIGTERM", resolve);
+        process.once("SIGINT", resolve);
+      });
+      await server.close();
+      setExit(EXIT.ok);
+    },
+  );
 
   program
     .command("selinux-scan")

@@ -46,6 +46,13 @@ describe("command line without a host", () => {
     const both = await cli(["diagnose", "--snapshot", "x.json", "--host-root", "/"]);
     expect(both.exitCode).toBe(2);
     expect(both.stderr).toContain("--snapshot and --host-root exclude each other");
+    const ftp = await cli(["serve", "--otlp-endpoint", "ftp://collector:4318"]);
+    expect(ftp.exitCode).toBe(2);
+    expect(ftp.stderr).toContain('--otlp-endpoint expects an http(s) URL, got "ftp://collector:4318"');
+    const secret = await cli(["serve", "--otlp-endpoint", "http://user:s3cr3t@collector:4318"]);
+    expect(secret.exitCode).toBe(2);
+    expect(secret.stderr).toContain("set them in OTEL_EXPORTER_OTLP_HEADERS");
+    expect(secret.stderr).not.toContain("s3cr3t");
   });
 
   it("refuses a snapshot that is not JSON or of another schema, saying why", async () => {

@@ -36,6 +36,11 @@ export function otlpSignalUrl(endpoint: string, signal: "metrics" | "traces"): s
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new Error(`--otlp-endpoint expects an http(s) URL, got "${endpoint}"`);
+  // A password in the URL would show in `ps`, in our log lines and in error messages.
+  if (url.username || url.password)
+    throw new Error(
+      "--otlp-endpoint must not carry credentials; set them in OTEL_EXPORTER_OTLP_HEADERS instead",
+    );
   const base = url.pathname.replace(/\/+$/, "").replace(/\/v1\/(metrics|traces)$/, "");
   url.pathname = `${base}/v1/${signal}`;
   return url.toString();
