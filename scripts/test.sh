@@ -31,5 +31,6 @@ npm ci --no-audit --no-fund
 npm run lint
 npm run typecheck
 npm run docs:check
+npm run deploy-manifests:check
 npm run dashboards:check
 npx vitest run
