@@ -39,6 +39,7 @@ import {
 } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { SERVE_ENV } from "../bench/serve-scrape.js";
 import { renderDashboards, renderOutputs, renderPrometheusRule } from "../deploy/generate.js";
 
 const REPO = path.resolve(import.meta.dirname, "..");
@@ -381,6 +382,12 @@ function checkKubernetesInvariants(docs: Doc[]): void {
     name: "NODE_NAME",
     valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } },
   });
+
+  // The memory settings the serve-scrape benchmark measures with.
+  const env = (name: string) => c.env?.find((e) => e.name === name)?.value ?? "";
+  for (const [name, value] of Object.entries(SERVE_ENV)) {
+    for (const word of value.split(" ")) expect(env(name).split(" "), name).toContain(word);
+  }
 
   // The port, the probes on it, and --listen agree.
   const port = c.ports?.find((p) => p.name === "metrics");
@@ -797,6 +804,17 @@ describe("deploy/Containerfile", async () => {
     // Nothing is built or installed from npm in the runtime stage.
     expect(runs(runtime).join(" ")).not.toMatch(/\bnpm\b/);
     expect(runtime.instructions.find((i) => i.keyword === "USER")?.args).toBe("0");
+    // The memory settings the serve-scrape benchmark measures with are the image's defaults.
+    const env = Object.fromEntries(
+      runtime.instructions
+        .filter((i) => i.keyword === "ENV")
+        .flatMap((i) =>
+          i.args
+            .split(/\s+/)
+            .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+        ),
+    );
+    expect(env).toMatchObject(SERVE_ENV);
   });
 
   it("copies only files that exist, and from stages that exist", async () => {
@@ -888,8 +906,9 @@ describe("deploy/Containerfile", async () => {
               cwd: workdir,
               env: { npm_config_prefer_offline: "true", CI: "true" },
               stdio: ["ignore", "pipe", "pipe"],
-            }).catch((error: Error & { stderr?: string }) => {
-              throw new Error(`${name}: RUN ${instruction.args}: ${error.stderr ?? error.message}`);
+            }).catch((error: Error & { stdout?: string; stderr?: string }) => {
+              const output = [error.stdout, error.stderr].filter(Boolean).join("\n");
+              throw new Error(`${name}: RUN ${instruction.args}: ${output || error.message}`);
             });
           }
         }
