@@ -31,6 +31,7 @@ npm ci --no-audit --no-fund
 npm run lint
 npm run typecheck
 npm run docs:check
+npm run rules:check
 npm run deploy-manifests:check
 npm run dashboards:check
 npx vitest run
