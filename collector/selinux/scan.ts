@@ -533,102 +533,104 @@ class Scanner {
       const scope = dir.scope;
       const atRoot = dir.depth === 0;
       const prefix = dir.local === "/" ? "/" : `${dir.local}/`;
-      for (let entry = entries.next(); entry !== null; entry = entries.next()) {
-        if (checked >= maxFiles) {
-          this.#result.sampled = true;
-          this.#result.stoppedBy = "maxFiles";
-          entries.close();
-          break walk;
-        }
-        if (checked >= nextClock) {
-          nextClock = checked + 1024;
-          if (performance.now() >= this.#deadline) {
+      // A streamed directory holds a descriptor until closed, whichever way the loop ends.
+      try {
+        for (let entry = entries.next(); entry !== null; entry = entries.next()) {
+          if (checked >= maxFiles) {
             this.#result.sampled = true;
-            this.#result.stoppedBy = "maxMs";
-            entries.close();
+            this.#result.stoppedBy = "maxFiles";
             break walk;
           }
-        }
-        const name = entry.name;
-        if (checkSkip && this.#skip.has(prefix + name)) {
-          this.#noteSkip("listed", joinKey(dir.host, name));
-          continue;
-        }
-        const target = relative ? name : prefix + name;
-        let kind = kindOf(entry);
-        let stat: AnyStats | undefined;
-        if (kind === undefined || kind === "dir" || wanted) {
-          stat = safeLstat(target, bigint);
-          if (stat === undefined) continue; // gone since it was listed
-          kind = kindOf(stat);
-          if (kind === "dir" && stat.dev !== rootDev) {
-            this.#noteSkip("otherFilesystem", joinKey(dir.host, name));
+          if (checked >= nextClock) {
+            nextClock = checked + 1024;
+            if (performance.now() >= this.#deadline) {
+              this.#result.sampled = true;
+              this.#result.stoppedBy = "maxMs";
+              break walk;
+            }
+          }
+          const name = entry.name;
+          if (checkSkip && this.#skip.has(prefix + name)) {
+            this.#noteSkip("listed", joinKey(dir.host, name));
             continue;
           }
-          if (wanted) this.#noteInode(stat.ino, joinKey(dir.host, name));
-        }
-
-        const raw = reader.readRaw(cPath(target));
-        checked += 1;
-        if (raw < 0 && raw !== -ENODATA) {
-          this.#noteError(-raw, joinKey(dir.host, name));
-          if (-raw === ENOTSUP) {
-            this.#result.noXattrSupport = true;
-            entries.close();
-            break walk;
+          const target = relative ? name : prefix + name;
+          let kind = kindOf(entry);
+          let stat: AnyStats | undefined;
+          if (kind === undefined || kind === "dir" || wanted) {
+            stat = safeLstat(target, bigint);
+            if (stat === undefined) continue; // gone since it was listed
+            kind = kindOf(stat);
+            if (kind === "dir" && stat.dev !== rootDev) {
+              this.#noteSkip("otherFilesystem", joinKey(dir.host, name));
+              continue;
+            }
+            if (wanted) this.#noteInode(stat.ino, joinKey(dir.host, name));
           }
-          continue;
-        }
-        const subtree = atRoot ? (kind === "dir" ? this.#subtreeFor(name) : dir.subtree) : dir.subtree;
-        subtree.checked += 1;
-        let actual: string;
-        if (raw >= 0) actual = this.#actualKey(reader);
-        else {
-          actual = NO_CONTEXT;
-          subtree.unlabeled += 1;
-        }
 
-        // (a) the policy: the fixed answer below this directory, or a lookup of the child's key.
-        let childKey: string | null = null;
-        if (scope !== null) {
-          let expected = dir.stable ? scope.fixedBelow(kind!) : undefined;
-          if (expected === undefined) {
-            childKey = dir.stable
-              ? joinKey(dir.key!, name)
-              : contexts!.substituteKey(joinKey(dir.host, name));
-            expected = dir.stable ? scope.match(childKey, kind) : contexts!.match(childKey, kind);
+          const raw = reader.readRaw(cPath(target));
+          checked += 1;
+          if (raw < 0 && raw !== -ENODATA) {
+            this.#noteError(-raw, joinKey(dir.host, name));
+            if (-raw === ENOTSUP) {
+              this.#result.noXattrSupport = true;
+              break walk;
+            }
+            continue;
           }
-          this.#countPolicy(subtree, actual, expected, dir, name);
-        }
+          const subtree = atRoot ? (kind === "dir" ? this.#subtreeFor(name) : dir.subtree) : dir.subtree;
+          subtree.checked += 1;
+          let actual: string;
+          if (raw >= 0) actual = this.#actualKey(reader);
+          else {
+            actual = NO_CONTEXT;
+            subtree.unlabeled += 1;
+          }
 
-        // (b) the reference store.
-        let refLabel = dir.refFallback;
-        let refExists = false;
-        if (dir.refDir !== null) {
-          const refRaw = this.#refReader.readRaw(cPath(`${dir.refDir}/${name}`));
-          if (refRaw >= 0) {
-            refLabel = this.#keys.key(this.#refReader.label());
-            refExists = true;
-          } else if (refRaw === -ENODATA) {
-            refLabel = NO_CONTEXT;
-            refExists = true;
-          } else if (refRaw !== -ENOENT && refRaw !== -ENOTDIR) {
-            refLabel = null; // unreadable: cannot compare
+          // (a) the policy: the fixed answer below this directory, or a lookup of the child's key.
+          let childKey: string | null = null;
+          if (scope !== null) {
+            let expected = dir.stable ? scope.fixedBelow(kind!) : undefined;
+            if (expected === undefined) {
+              childKey = dir.stable
+                ? joinKey(dir.key!, name)
+                : contexts!.substituteKey(joinKey(dir.host, name));
+              expected = dir.stable ? scope.match(childKey, kind) : contexts!.match(childKey, kind);
+            }
+            this.#countPolicy(subtree, actual, expected, dir, name);
+          }
+
+          // (b) the reference store.
+          let refLabel = dir.refFallback;
+          let refExists = false;
+          if (dir.refDir !== null) {
+            const refRaw = this.#refReader.readRaw(cPath(`${dir.refDir}/${name}`));
+            if (refRaw >= 0) {
+              refLabel = this.#keys.key(this.#refReader.label());
+              refExists = true;
+            } else if (refRaw === -ENODATA) {
+              refLabel = NO_CONTEXT;
+              refExists = true;
+            } else if (refRaw !== -ENOENT && refRaw !== -ENOTDIR) {
+              refLabel = null; // unreadable: cannot compare
+            }
+          }
+          if (this.#refRoot !== null) {
+            if (refLabel === null) subtree.reference.unknown += 1;
+            else this.#countReference(subtree, actual, refLabel, dir, name);
+          }
+
+          if (kind === "dir") {
+            stack.push(this.#child(dir, name, childKey, refExists, refLabel, subtree, Number(stat!.size)));
+          }
+          if (checked >= nextProgress) {
+            nextProgress = checked + this.#progressEvery;
+            this.#checked = checked;
+            this.#options.onProgress?.(checked);
           }
         }
-        if (this.#refRoot !== null) {
-          if (refLabel === null) subtree.reference.unknown += 1;
-          else this.#countReference(subtree, actual, refLabel, dir, name);
-        }
-
-        if (kind === "dir") {
-          stack.push(this.#child(dir, name, childKey, refExists, refLabel, subtree, Number(stat!.size)));
-        }
-        if (checked >= nextProgress) {
-          nextProgress = checked + this.#progressEvery;
-          this.#checked = checked;
-          this.#options.onProgress?.(checked);
-        }
+      } finally {
+        entries.close();
       }
     }
     this.#checked = checked;
