@@ -350,11 +350,28 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
-  const code = await main(process.argv.slice(2), {
+  let code: number = EXIT.ok;
+  // A reader that goes away (`| head`) ends the output quietly, as it ends any Unix tool's.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(code);
+    throw error;
+  });
+  code = await main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
   });
   // Exit explicitly: a stat stuck in a hung mount must not keep the process alive after the report.
+  // But only once the report is out: writes to a pipe are asynchronous, and process.exit() drops
+  // what the reader has not taken yet (`diagnose --json | jq` would get the first 64 KiB).
+  await Promise.all([process.stdout, process.stderr].map(flushed));
   process.exit(code);
+}
+
+/** Resolves when everything written to the stream before has been handed to the OS (or failed). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write("", () => resolve());
+  });
 }

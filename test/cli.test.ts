@@ -55,6 +55,36 @@ describe("command line without a host", () => {
     expect(secret.stderr).not.toContain("s3cr3t");
   });
 
+  it("writes a report larger than a pipe holds whole, and stops quietly when the reader goes away", async () => {
+    const dir = await HostTree.create();
+    try {
+      // The example node with 3,000 more images: a --json report of about 1.8 MB.
+      const snapshot = JSON.parse(await readFile("examples/split-image-misconfigured.json", "utf8"));
+      const zero = { lazy: 0, partial: 0, full: 0, missing: 0, unknown: 0 };
+      snapshot.sources.layers.facts.images = Array.from({ length: 3000 }, (_, i) => ({
+        id: `image-${i}`,
+        name: `registry.example.com/app-${i}:latest`,
+        home: "/var/lib/images",
+        topLayer: null,
+        chainLength: 0,
+        layers: zero,
+        bytes: zero,
+      }));
+      const big = path.join(dir.scratch, "big.json");
+      await writeFile(big, JSON.stringify(snapshot));
+      const whole = await cli(["diagnose", "--snapshot", big, "--json", "--fail-on", "never"]);
+      expect(whole.exitCode).toBe(0);
+      expect(JSON.parse(whole.stdout).snapshot.sources.layers.facts.images).toHaveLength(3000);
+      const head = await execa(process.execPath, [CLI, "diagnose", "--snapshot", big, "--json"], {
+        reject: false,
+      }).pipe("head", ["-c", "100"]);
+      expect(head.stdout).toHaveLength(100);
+      expect(head.pipedFrom[0]?.stderr).toBe("");
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it("refuses a snapshot that is not JSON or of another schema, saying why", async () => {
     const dir = await HostTree.create();
     try {
