@@ -71,7 +71,7 @@ export async function serveScrape(repo: string): Promise<void> {
           "--listen",
           "127.0.0.1:19817",
           "--interval",
-          "30",
+          "2",
           "--host-root",
           hostRoot,
           "--proc-root",

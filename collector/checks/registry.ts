@@ -1,4 +1,5 @@
 import { describeError } from "../host/root.js";
+import { byCodePoint } from "../model/order.js";
 import type { Snapshot } from "../snapshot.js";
 import { collectionChecks } from "./collection.js";
 import { configChecks } from "./config.js";
@@ -77,6 +78,6 @@ export function runChecks(snapshot: Snapshot, options: CheckOptions = DEFAULT_CH
     }
   }
   return findings.sort(
-    (a, b) => severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id),
+    (a, b) => severityRank(b.severity) - severityRank(a.severity) || byCodePoint(a.id, b.id),
   );
 }

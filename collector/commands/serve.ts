@@ -48,7 +48,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const { runChecks } = await import("../checks/registry.js");
   const { PrometheusExporter } = await import("../export/prometheus.js");
   const { CursorStore } = await import("../journal/cursor-store.js");
-  const { Registry } = await import("prom-client");
 
   const node = await resolveNodeName(options.collect);
   const exporter = new PrometheusExporter(node);
@@ -92,23 +91,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
     });
   };
 
-  // Prometheus text or OpenMetrics, by the scraper's Accept header. Requests are serialised:
-  // the content type is set on the registry for the time of one rendering.
-  let rendering = Promise.resolve();
-  const render = (openMetrics: boolean) => {
-    const result = rendering.then(async () => {
-      exporter.registry.setContentType(
-        openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE,
-      );
-      return { body: await exporter.registry.metrics(), type: exporter.registry.contentType };
-    });
-    rendering = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
-  };
-
   const server = http.createServer(async (request, response) => {
     const url = new URL(request.url ?? "/", "http://localhost");
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -117,10 +99,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     }
     switch (url.pathname) {
       case "/metrics": {
-        const { body, type } = await render(
-          (request.headers.accept ?? "").includes("application/openmetrics-text"),
-        );
-        response.writeHead(200, { "content-type": type }).end(body);
+        // Prometheus text or OpenMetrics, by the scraper's Accept header.
+        const openMetrics = (request.headers.accept ?? "").includes("application/openmetrics-text");
+        const { body, contentType } = await exporter.render(openMetrics ? "openmetrics" : "prometheus");
+        response.writeHead(200, { "content-type": contentType }).end(body);
         return;
       }
       case "/healthz":

@@ -12,6 +12,12 @@ import {
 
 type Metric = Gauge<string> | Counter<string> | Histogram<string>;
 
+export type ExpositionFormat = "prometheus" | "openmetrics";
+export interface Exposition {
+  body: string;
+  contentType: string;
+}
+
 /**
  * The Prometheus side of the catalog: one prom-client metric per definition, all with the `node`
  * label. Gauges are replaced whole each cycle (a series that disappears from the snapshot
@@ -21,6 +27,13 @@ export class PrometheusExporter {
   readonly registry = new Registry<RegistryContentType>();
   readonly memory: ExporterMemory = newMemory();
   readonly #metrics = new Map<MetricName, Metric>();
+  /**
+   * The exposition of the last cycle, per format. Values change only in update(), so scrapes
+   * between two cycles share one rendering: a scrape costs a write, and allocates next to nothing.
+   */
+  #rendered = new Map<ExpositionFormat, Promise<Exposition>>();
+  /** Renderings are serialised: the registry's content type is set for the time of one. */
+  #rendering: Promise<unknown> = Promise.resolve();
 
   constructor(node: string) {
     this.registry.setDefaultLabels({ node });
@@ -61,5 +74,24 @@ export class PrometheusExporter {
     (this.#metrics.get("imagefs_collections_total") as Counter<string>).inc();
     (this.#metrics.get("imagefs_collection_duration_seconds") as Gauge<string>).set(cycleSeconds);
     (this.#metrics.get("imagefs_collection_timestamp_seconds") as Gauge<string>).set(now / 1000);
+    this.#rendered.clear();
+  }
+
+  /** The metrics in Prometheus text or OpenMetrics, as of the last update(). */
+  render(format: ExpositionFormat): Promise<Exposition> {
+    let rendered = this.#rendered.get(format);
+    if (!rendered) {
+      rendered = this.#rendering.then(async () => {
+        this.registry.setContentType(
+          format === "openmetrics" ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE,
+        );
+        return { body: await this.registry.metrics(), contentType: this.registry.contentType };
+      });
+      this.#rendering = rendered.catch(() => undefined);
+      this.#rendered.set(format, rendered);
+      // A failed rendering is not kept: the next scrape tries again.
+      rendered.catch(() => this.#rendered.delete(format));
+    }
+    return rendered;
   }
 }

@@ -69,6 +69,7 @@ export class Host {
    */
   #silent = new Map<number, string>();
   #inspections = new Map<string, Promise<PathInspection>>();
+  #shared = new Map<string, Promise<unknown>>();
 
   constructor(options: HostOptions) {
     this.root = new HostRoot(options.root);
@@ -145,6 +146,19 @@ export class Host {
       options: entry.options,
       superOptions: entry.superOptions,
     };
+  }
+
+  /**
+   * One result per key for this collection, for work several sources need (a layers.json of
+   * 5,000 records is read and parsed once, not once per source). Callers must not mutate it.
+   */
+  shared<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    let result = this.#shared.get(key) as Promise<T> | undefined;
+    if (!result) {
+      result = compute();
+      this.#shared.set(key, result);
+    }
+    return result;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { open, readdir } from "node:fs/promises";
 import path from "node:path";
+import { byCodePoint } from "../model/order.js";
 
 /**
  * Which files make up a journal directory, and what their headers say.
@@ -71,7 +72,7 @@ export async function listJournalFiles(
 
 async function listDir(directory: string) {
   const entries = await readdir(directory, { withFileTypes: true });
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return entries.sort((a, b) => byCodePoint(a.name, b.name));
 }
 
 const HEADER_BYTES = 208; // every field the reader uses lies in the first 208 bytes (systemd >= 187)

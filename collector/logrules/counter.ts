@@ -1,4 +1,5 @@
 import type { JournalEntry } from "../journal/types.js";
+import { byCodePoint } from "../model/order.js";
 import { classify, fieldText, type LogPack } from "./pack.js";
 
 /** How often one reason was seen from one unit: what log-based findings and metrics are built on. */
@@ -60,6 +61,6 @@ export class ReasonCounter {
   }
 
   counts(): ReasonCount[] {
-    return [...this.#counts.values()].sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
+    return [...this.#counts.values()].sort((a, b) => b.count - a.count || byCodePoint(a.reason, b.reason));
   }
 }

@@ -95,10 +95,17 @@ export type JsonRecord = Record<string, unknown>;
  * JSON array of records. Missing, unreadable, oversized or malformed files come back as a status
  * with the error, never as an exception. Shared with the layers source.
  */
-export async function readJsonArray(
+export function readJsonArray(
   host: Host,
   hostPath: string,
-): Promise<{ file: MetadataFile; records: JsonRecord[] }> {
+): Promise<{ file: MetadataFile; records: readonly JsonRecord[] }> {
+  return host.shared(`json-array:${hostPath}`, () => readJsonArrayOnce(host, hostPath));
+}
+
+async function readJsonArrayOnce(
+  host: Host,
+  hostPath: string,
+): Promise<{ file: MetadataFile; records: readonly JsonRecord[] }> {
   let text: string;
   try {
     const read = await host.readText(hostPath, MAX_METADATA_BYTES);
@@ -126,7 +133,7 @@ export async function readJsonArray(
   }
 }
 
-function imageNames(records: JsonRecord[]): string[] {
+function imageNames(records: readonly JsonRecord[]): string[] {
   const names: string[] = [];
   for (const record of records) {
     const recordNames = Array.isArray(record.names) ? record.names : [];
@@ -136,7 +143,7 @@ function imageNames(records: JsonRecord[]): string[] {
   return names;
 }
 
-function layerBytes(records: JsonRecord[]): number {
+function layerBytes(records: readonly JsonRecord[]): number {
   let total = 0;
   for (const record of records) total += layerRecordBytes(record);
   return total;
