@@ -531,9 +531,10 @@ const lazyPull: RuleFile = {
       summary: "Layer content served lazily failed verification.",
       description:
         'stargz-store on node {{ $labels.node }} logged {{ $value | printf "%.0f" }} verification failures in the last hour: the registry or something in between served content other than what the image names.',
-      why: `A content-integrity problem, so it pages. Events come from the journal counter; the finding
-LAYER_STORE_VERIFICATION_FAILURES also reports verification switched off in the store's
-configuration, which stays with ImagefsCriticalFinding (not listed as covered here).`,
+      findings: ["LAYER_STORE_VERIFICATION_FAILURES"],
+      why: `A content-integrity problem, so it pages. Events come from the journal counter. The finding
+LAYER_STORE_VERIFICATION_FAILURES is critical only for such events (verification switched off in
+the store's configuration makes it a warning), so the catch-all leaves it to this alert.`,
     },
     {
       alert: "ImagefsLayerStoreAuthFailures",
