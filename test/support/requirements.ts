@@ -13,7 +13,8 @@ export type Part =
   | "journal-remote"
   | "attr"
   | "podman"
-  | "promtool";
+  | "promtool"
+  | "prometheus";
 
 const probes: Record<Part, () => boolean> = {
   root: () => process.getuid?.() === 0,
@@ -29,6 +30,8 @@ const probes: Record<Part, () => boolean> = {
     has("/usr/bin/docker-registry", ["--version"]),
   // Parses PromQL (dashboard queries) and runs rule unit tests; Debian package prometheus.
   promtool: () => has("promtool", ["--version"]),
+  // The server itself, for the end-to-end test of rules and dashboards; Debian package prometheus.
+  prometheus: () => has("prometheus", ["--version"]),
   // Writes real journal files from export format; journalctl and libsystemd come with systemd.
   "journal-remote": () =>
     ["/usr/lib/systemd/systemd-journal-remote", "/lib/systemd/systemd-journal-remote"].some((p) =>

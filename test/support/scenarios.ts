@@ -13,8 +13,11 @@ export const RUNROOT = "/run/containers/storage";
 export const KUBELET_ROOT = "/var/lib/kubelet";
 export const IMAGESTORE = "/var/lib/images";
 
-export async function baseNode(tree: HostTree, options: { rootMiB?: number } = {}): Promise<void> {
-  await tree.mountRootLoop("ext4", { sizeMiB: options.rootMiB ?? 256 });
+export async function baseNode(
+  tree: HostTree,
+  options: { rootMiB?: number; rootInodes?: number } = {},
+): Promise<void> {
+  await tree.mountRootLoop("ext4", { sizeMiB: options.rootMiB ?? 256, inodes: options.rootInodes });
   await tree.write("/etc/hostname", "worker-0\n");
   await tree.mkdir("/run");
   await tree.symlink("../run", "/var/run");
@@ -55,9 +58,9 @@ export async function writeKubeletConfig(tree: HostTree, extra: Record<string, u
 /** KEP-4191: imagestore on a disk of its own, set in a CRI-O drop-in. */
 export async function splitImageNode(
   tree: HostTree,
-  options: { imagestoreFs?: LoopFs | "unmounted"; fstab?: boolean } = {},
+  options: { imagestoreFs?: LoopFs | "unmounted"; fstab?: boolean; rootInodes?: number } = {},
 ): Promise<void> {
-  await baseNode(tree);
+  await baseNode(tree, { rootInodes: options.rootInodes });
   await tree.write("/etc/crio/crio.conf.d/10-imagestore.conf", `[crio]\nimagestore = "${IMAGESTORE}"\n`);
   const fs = options.imagestoreFs ?? "xfs";
   if (fs !== "unmounted") await tree.mountLoop(IMAGESTORE, fs, { sizeMiB: fs === "xfs" ? 320 : 128 });
