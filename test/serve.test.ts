@@ -92,6 +92,10 @@ describe.skipIf(!ready)("imagefs-doctor serve", () => {
       ),
     ).toBeCloseTo(imagefs! * 0.15, 0);
     expect(value(metrics.body, /^imagefs_runtime_up\{node="worker-0"\}/)).toBe(1);
+    // Every series names its node, so one Prometheus can hold every node's.
+    const samples = metrics.body.split("\n").filter((line) => line !== "" && !line.startsWith("#"));
+    expect(samples.length).toBeGreaterThan(50);
+    expect(samples.filter((line) => !line.includes('node="worker-0"'))).toEqual([]);
     // No path or image reference ever becomes a label value.
     expect(metrics.body).not.toMatch(/="\/(var|run|etc)\//);
     const open = await get(server, "/metrics", { accept: "application/openmetrics-text; version=1.0.0" });
