@@ -14,7 +14,9 @@ export type Part =
   | "attr"
   | "podman"
   | "promtool"
-  | "prometheus";
+  | "prometheus"
+  | "chromium"
+  | "shellcheck";
 
 const probes: Record<Part, () => boolean> = {
   root: () => process.getuid?.() === 0,
@@ -32,6 +34,10 @@ const probes: Record<Part, () => boolean> = {
   promtool: () => has("promtool", ["--version"]),
   // The server itself, for the end-to-end test of rules and dashboards; Debian package prometheus.
   prometheus: () => has("prometheus", ["--version"]),
+  // Renders the HTML report headless, driven by playwright-core; Debian package chromium.
+  chromium: () => has("chromium", ["--version"]),
+  // Lints mustgather/'s shell scripts; Debian package shellcheck.
+  shellcheck: () => has("shellcheck", ["--version"]),
   // Writes real journal files from export format; journalctl and libsystemd come with systemd.
   "journal-remote": () =>
     ["/usr/lib/systemd/systemd-journal-remote", "/lib/systemd/systemd-journal-remote"].some((p) =>
