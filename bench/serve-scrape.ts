@@ -10,7 +10,7 @@ const SCRAPES = 300;
 /** The issue's target, in decimal megabytes. */
 const RSS_TARGET_MB = 100;
 /** The environment deploy/kubernetes/daemonset.yaml gives the container; keep the two in step. */
-export const SERVE_ENV = { NODE_OPTIONS: "--max-semi-space-size=1", MALLOC_ARENA_MAX: "2" };
+export const SERVE_ENV = { NODE_OPTIONS: "--max-semi-space-size=1 --expose-gc", MALLOC_ARENA_MAX: "2" };
 
 /** A host root with 50 tmpfs stores and a graphroot of 5,000 layers, served by `imagefs-doctor serve`. */
 async function buildTree(hostRoot: string, procRoot: string, mounted: string[]): Promise<void> {

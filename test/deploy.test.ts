@@ -808,11 +808,7 @@ describe("deploy/Containerfile", async () => {
     const env = Object.fromEntries(
       runtime.instructions
         .filter((i) => i.keyword === "ENV")
-        .flatMap((i) =>
-          i.args
-            .split(/\s+/)
-            .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
-        ),
+        .flatMap((i) => [...i.args.matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)].map((m) => [m[1], m[2] ?? m[3]])),
     );
     expect(env).toMatchObject(SERVE_ENV);
   });
