@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JournalEntry } from "../collector/journal/types.js";
-import { ReasonCounter } from "../collector/logrules/counter.js";
+import { MAX_TIMELINE_HOURS, ReasonCounter } from "../collector/logrules/counter.js";
 import { BUILTIN_PACK_DIR, loadPacks } from "../collector/logrules/pack.js";
 
 let when = Date.UTC(2026, 10, 23, 8) * 1000;
@@ -74,6 +74,52 @@ describe("log rule packs", () => {
     ]);
     expect(counts[0]?.example).toContain("overlay-images");
     expect(counts[0]!.firstSeen < counts[0]!.lastSeen).toBe(true);
+  });
+
+  it("counts each reason per hour, all units together, keeping the newest week", async () => {
+    const { packs } = await loadPacks([BUILTIN_PACK_DIR]);
+    const counter = new ReasonCounter(packs);
+    const at = (hour: number, minute: number, fields: Record<string, string>): JournalEntry => ({
+      cursor: `t${hour}-${minute}`,
+      realtimeUsec: (Date.UTC(2026, 10, 1) + hour * 3600_000 + minute * 60_000) * 1000,
+      fields,
+    });
+    const readOnly = {
+      SYSLOG_IDENTIFIER: "restorecon",
+      MESSAGE: "Read only filesystem, relabel not possible: /x",
+    };
+    counter.add(at(0, 5, readOnly));
+    counter.add(at(0, 59, { ...readOnly, SYSLOG_IDENTIFIER: "setfiles" }));
+    counter.add(at(2, 0, readOnly));
+    counter.add(
+      at(1, 30, {
+        _SYSTEMD_UNIT: "crio.service",
+        MESSAGE: "relabel failed /d: lsetxattr /d: permission denied",
+      }),
+    );
+    expect(counter.timeline()).toEqual([
+      {
+        pack: "selinux-relabel",
+        reason: "RelabelReadOnly",
+        hours: [
+          { start: "2026-11-01T00:00:00.000Z", count: 2 },
+          { start: "2026-11-01T02:00:00.000Z", count: 1 },
+        ],
+        dropped: 0,
+      },
+      {
+        pack: "selinux-relabel",
+        reason: "RelabelPermissionDenied",
+        hours: [{ start: "2026-11-01T01:00:00.000Z", count: 1 }],
+        dropped: 0,
+      },
+    ]);
+    for (let hour = 3; hour < MAX_TIMELINE_HOURS + 5; hour += 1) counter.add(at(hour, 0, readOnly));
+    const [series] = counter.timeline();
+    expect(series!.hours).toHaveLength(MAX_TIMELINE_HOURS);
+    expect(series!.hours[0]!.start).toBe(new Date(Date.UTC(2026, 10, 1) + 5 * 3600_000).toISOString());
+    // hours 0 (2 entries), 2, 3 and 4 fell off the front.
+    expect(series!.dropped).toBe(5);
   });
 
   it("lets a user pack replace a built-in one of the same name, and add new ones", async () => {

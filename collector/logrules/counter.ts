@@ -16,11 +16,29 @@ export interface ReasonCount {
 }
 
 const EXAMPLE_CHARS = 300;
+const HOUR_MS = 3600_000;
+/** Hourly buckets kept per reason (a week): a longer --lookback keeps the newest ones. */
+export const MAX_TIMELINE_HOURS = 168;
+
+/** Entries of one (pack, reason), all units together, per hour: what a chart over time draws. */
+export interface ReasonTimeline {
+  pack: string;
+  reason: string;
+  /** Hours with at least one entry, oldest first; `start` is the hour's start (UTC, ISO). */
+  hours: { start: string; count: number }[];
+  /** Entries in hours older than the newest MAX_TIMELINE_HOURS, which are not kept. */
+  dropped: number;
+}
 
 /** Classifies entries with packs and counts them per (pack, unit, reason), in constant memory per key. */
 export class ReasonCounter {
   readonly #packs: LogPack[];
   readonly #counts = new Map<string, ReasonCount>();
+  /** Per (pack, reason): hour index (ms since the epoch / 1 h) -> entries, and entries dropped. */
+  readonly #hours = new Map<
+    string,
+    { pack: string; reason: string; hours: Map<number, number>; dropped: number }
+  >();
 
   constructor(packs: LogPack[]) {
     this.#packs = packs;
@@ -37,6 +55,7 @@ export class ReasonCounter {
       const key = `${pack.name}\0${unit}\0${rule.reason}`;
       const seen = new Date(entry.realtimeUsec / 1000).toISOString();
       const example = (fieldText(entry, "MESSAGE") ?? "").slice(0, EXAMPLE_CHARS);
+      this.#countHour(pack.name, rule.reason, Math.floor(entry.realtimeUsec / 1000 / HOUR_MS));
       const count = this.#counts.get(key);
       if (!count) {
         this.#counts.set(key, {
@@ -58,6 +77,36 @@ export class ReasonCounter {
       }
     }
     return matched;
+  }
+
+  #countHour(pack: string, reason: string, hour: number): void {
+    const key = `${pack}\0${reason}`;
+    let series = this.#hours.get(key);
+    if (!series) {
+      series = { pack, reason, hours: new Map(), dropped: 0 };
+      this.#hours.set(key, series);
+    }
+    series.hours.set(hour, (series.hours.get(hour) ?? 0) + 1);
+    if (series.hours.size <= MAX_TIMELINE_HOURS) return;
+    const oldest = Math.min(...series.hours.keys());
+    series.dropped += series.hours.get(oldest)!;
+    series.hours.delete(oldest);
+  }
+
+  /** Hourly counts per (pack, reason), in the order of `counts()`'s first appearance of each. */
+  timeline(): ReasonTimeline[] {
+    const order = [...new Set(this.counts().map((c) => `${c.pack}\0${c.reason}`))];
+    return order.map((key) => {
+      const series = this.#hours.get(key)!;
+      return {
+        pack: series.pack,
+        reason: series.reason,
+        hours: [...series.hours.entries()]
+          .sort((a, b) => a[0] - b[0])
+          .map(([hour, count]) => ({ start: new Date(hour * HOUR_MS).toISOString(), count })),
+        dropped: series.dropped,
+      };
+    });
   }
 
   counts(): ReasonCount[] {

@@ -2,7 +2,7 @@ import { describeError } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
 import { readJournal } from "../journal/reader.js";
 import type { JournalFilter, JournalReadStats } from "../journal/types.js";
-import { type ReasonCount, ReasonCounter } from "../logrules/counter.js";
+import { type ReasonCount, ReasonCounter, type ReasonTimeline } from "../logrules/counter.js";
 import { BUILTIN_PACK_DIR, loadPacks, type PackError } from "../logrules/pack.js";
 import { Absent, journalStart, type SourceDefinition } from "./source.js";
 
@@ -15,6 +15,8 @@ export interface JournalFacts {
   packErrors: PackError[];
   read: Pick<JournalReadStats, "backend" | "delivered" | "bytes" | "dropped" | "warnings">;
   counts: ReasonCount[];
+  /** The same entries per (pack, reason) and hour, for a chart over time (bounded: a week per reason). */
+  timeline: ReasonTimeline[];
   /** Counted from the previous cycle's cursor, or over the lookback window. */
   from: "cursor" | "lookback";
   /** Where the next cycle continues. */
@@ -57,6 +59,7 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
         warnings: stats.warnings,
       },
       counts: counter.counts(),
+      timeline: counter.timeline(),
       from: options.resume?.journal ? "cursor" : "lookback",
       cursor: stats.lastCursor ?? options.resume?.journal ?? null,
     };
