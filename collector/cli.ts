@@ -176,6 +176,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .description("collect (or read a snapshot) and report findings with remediation")
       .option("--snapshot <file>", "judge a snapshot written by `collect --json` instead of this host")
       .option("--json", "print {node, generatedAt, findings, snapshot} as JSON")
+      .option("--html <file>", "also write the report as one self-contained HTML file (mode 0600)")
       .addOption(
         new Option("--fail-on <severity>", "exit 1 when a finding is at or above this severity")
           .choices(["critical", "warning", "info", "never"])
@@ -192,6 +193,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       flags: CollectFlags & {
         snapshot?: string;
         json?: boolean;
+        html?: string;
         failOn: Severity | "never";
         margin: number;
         probeSlowMs: number;
@@ -221,6 +223,12 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       } else {
         const { renderText, styleFor } = await import("./report/text.js");
         io.stdout.write(renderText(snapshot, findings, styleFor(io.stdout, io.env)));
+      }
+      if (flags.html) {
+        const { buildReport } = await import("./report/json.js");
+        const { renderHtml } = await import("./report/html.js");
+        await writeOutput(flags.html, renderHtml(buildReport(snapshot, findings)));
+        if (!flags.json) io.stdout.write(`HTML report written to ${flags.html}\n`);
       }
       const failOn = flags.failOn;
       const failing =
