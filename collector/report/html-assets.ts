@@ -44,6 +44,7 @@ article.finding h4 { margin: 0 0 4px; font-size: 14px; }
 article.finding ul { margin: 4px 0; padding-left: 20px; }
 .cmd { display: flex; align-items: flex-start; gap: 6px; margin: 4px 0; }
 .cmd pre { flex: 1; margin: 0; padding: 6px 8px; background: var(--panel); border: 1px solid var(--line); border-radius: 3px; white-space: pre-wrap; overflow-wrap: anywhere; }
+pre.note { margin: 4px 0; padding: 4px 8px; border-left: 3px solid var(--line); white-space: pre-wrap; }
 button.copy { font: inherit; font-size: 12px; padding: 3px 10px; cursor: pointer; border: 1px solid var(--line); background: var(--bg); color: var(--fg); border-radius: 3px; min-width: 64px; }
 button.copy.done { border-color: var(--ok); color: var(--ok); }
 .topology { display: flex; flex-direction: column; gap: 10px; }
@@ -77,7 +78,8 @@ svg.chart .series polyline { fill: none; stroke-width: 2; }
 .c6 { stroke: #ad1457; fill: #ad1457; } .c7 { stroke: #5d4037; fill: #5d4037; }
 .dash polyline, line.dash { stroke-dasharray: 6 3; }
 tr.bad td { background: color-mix(in srgb, var(--crit) 10%, transparent); }
-@media print { button.copy { display: none; } nav.toc { display: none; } }
+@media print { pre.note { margin: 4px 0; padding: 4px 8px; border-left: 3px solid var(--line); white-space: pre-wrap; }
+button.copy { display: none; } nav.toc { display: none; } }
 `;
 
 /** Copy buttons: the Clipboard API where the browser allows it, else the command is selected. */

@@ -1,10 +1,28 @@
 import { type Finding, SEVERITIES } from "../checks/finding.js";
 import { code, type Html, html, join } from "./html-parts.js";
 
-/** A command with its copy button; lines starting with "#" are notes (what to edit where). */
+/** A command with its copy button. */
 function command(text: string): Html {
-  if (text.startsWith("#")) return html`<p class="note">${text.replace(/^#\s*/, "")}</p>`;
   return html`<div class="cmd"><pre>${code(text)}</pre><button type="button" class="copy" title="Copy this command">Copy</button></div>`;
+}
+
+/** Commands in order; consecutive lines starting with "#" are one note (what to edit where), indentation kept. */
+function commands(list: string[]): Html[] {
+  const out: Html[] = [];
+  let note: string[] = [];
+  const flush = () => {
+    if (note.length > 0) out.push(html`<pre class="note">${note.join("\n")}</pre>`);
+    note = [];
+  };
+  for (const line of list) {
+    if (line.startsWith("#")) note.push(line.replace(/^# ?/, ""));
+    else {
+      flush();
+      out.push(command(line));
+    }
+  }
+  flush();
+  return out;
 }
 
 function finding(f: Finding, index: number): Html {
@@ -14,7 +32,7 @@ function finding(f: Finding, index: number): Html {
 ${f.subject ? html`<div class="muted">about ${code(f.subject)}</div>` : ""}
 ${(f.evidence ?? []).length > 0 ? html`<ul class="evidence">${f.evidence.map((e) => html`<li>${e}</li>`)}</ul>` : ""}
 <p><b>Fix:</b> ${f.remediation?.summary ?? ""}</p>
-${(f.remediation?.commands ?? []).map(command)}
+${commands(f.remediation?.commands ?? [])}
 <p class="muted">runbook: ${code(f.runbook)}</p>
 </article>`;
 }

@@ -180,7 +180,7 @@ function usageBars(
       "inodes",
       usage.totalInodes,
       usage.freeInodes,
-      marksFor(collect("inodesFree"), usage.totalInodes, usage.freeInodes, count),
+      marksFor(collect("inodesFree"), usage.totalInodes, usage.freeInodes, (n) => count(Math.ceil(n))),
       count,
     ),
   );
