@@ -16,7 +16,8 @@ export type Part =
   | "promtool"
   | "prometheus"
   | "chromium"
-  | "shellcheck";
+  | "shellcheck"
+  | "jq";
 
 const probes: Record<Part, () => boolean> = {
   root: () => process.getuid?.() === 0,
@@ -38,6 +39,8 @@ const probes: Record<Part, () => boolean> = {
   chromium: () => has("chromium", ["--version"]),
   // Lints mustgather/'s shell scripts; Debian package shellcheck.
   shellcheck: () => has("shellcheck", ["--version"]),
+  // mustgather/gather writes its statuses and summary with jq; Debian package jq.
+  jq: () => has("jq", ["--version"]),
   // Writes real journal files from export format; journalctl and libsystemd come with systemd.
   "journal-remote": () =>
     ["/usr/lib/systemd/systemd-journal-remote", "/lib/systemd/systemd-journal-remote"].some((p) =>
