@@ -752,6 +752,23 @@ describe.runIf(runnable)("mustgather/gather against a stand-in oc", () => {
       expect(execCalls(run.calls)).toEqual([]);
     });
 
+    it("uses only node names that are DNS names as directory names", async () => {
+      cluster.routes = [];
+      cluster.pods([
+        ["imagefs-doctor-evil", "../../evil", "Running"],
+        ["imagefs-doctor-dots", "..", "Running"],
+        ["imagefs-doctor-fine", "node-fine", "Pending"],
+      ]);
+      const run = await cluster.run({}, path.join(cluster.dir, "out-names"));
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(execCalls(run.calls)).toEqual([]);
+      expect(await readdir(path.join(run.out, "nodes"))).toEqual(["node-fine"]);
+      await expect(stat(path.join(cluster.dir, "evil"))).rejects.toThrow();
+      expect(await readFile(path.join(run.out, "gather.logs"), "utf8")).toContain(
+        "skipping a node name that is not a DNS subdomain: ../../evil",
+      );
+    });
+
     it("exits non-zero only when it cannot write its output directory", async () => {
       const blocker = path.join(cluster.dir, "a-file");
       await writeFile(blocker, "");
