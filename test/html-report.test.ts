@@ -347,6 +347,16 @@ describe.skipIf(!ready)("HTML report of hostile and broken snapshots", () => {
     const result = await cli(["diagnose", "--snapshot", file, "--html", out, "--fail-on", "never"]);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain(`HTML report written to ${out}`);
+    const unwritable = await cli([
+      "diagnose",
+      "--snapshot",
+      file,
+      "--html",
+      path.join(scratch, "no/such/dir.html"),
+    ]);
+    expect(unwritable.exitCode).toBe(2);
+    expect(unwritable.stderr).toContain("cannot write");
+    expect(await readdir(scratch)).not.toContain("no");
 
     const opened = await open(out);
     const { page } = opened;
