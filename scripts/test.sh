@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(containerd runc xfsprogs e2fsprogs util-linux mount procps bindfs fuse3 systemd-journal-remote attr podman buildah docker-registry prometheus chromium shellcheck)
+PACKAGES=(containerd runc xfsprogs e2fsprogs util-linux mount procps bindfs fuse3 systemd-journal-remote attr podman buildah docker-registry prometheus chromium shellcheck jq)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
