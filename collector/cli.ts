@@ -175,6 +175,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .command("diagnose")
       .description("collect (or read a snapshot) and report findings with remediation")
       .option("--snapshot <file>", "judge a snapshot written by `collect --json` instead of this host")
+      .option(
+        "--bundle <file>",
+        "judge the snapshot in a support bundle from must-gather (.tar.gz, .tar or extracted directory)",
+      )
       .option("--json", "print {node, generatedAt, findings, snapshot} as JSON")
       .option("--html <file>", "also write the report as one self-contained HTML file (mode 0600)")
       .addOption(
@@ -192,6 +196,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     async (
       flags: CollectFlags & {
         snapshot?: string;
+        bundle?: string;
         json?: boolean;
         html?: string;
         failOn: Severity | "never";
@@ -200,17 +205,27 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
       command: Command,
     ) => {
-      if (flags.snapshot && command.getOptionValueSource("hostRoot") === "cli") {
+      const inputs = [
+        flags.snapshot && "--snapshot",
+        flags.bundle && "--bundle",
+        command.getOptionValueSource("hostRoot") === "cli" && "--host-root",
+      ].filter(Boolean);
+      if (inputs.length > 1) {
         throw new UsageError(
-          "--snapshot and --host-root exclude each other: judge a file or a host, not both",
+          `${inputs.join(" and ")} exclude each other: judge a file, a bundle or a host, one of them`,
         );
       }
       if (!Number.isFinite(flags.margin) || flags.margin < 0 || flags.margin > 100) {
         throw new UsageError("--margin must be a percentage between 0 and 100");
       }
-      const snapshot = flags.snapshot
-        ? await (await import("./snapshot-file.js")).readSnapshot(flags.snapshot)
-        : await runCollect(collectRequest(flags, io.env));
+      const bundle = flags.bundle
+        ? await (await import("./bundle/reader.js")).readBundle(flags.bundle)
+        : undefined;
+      const snapshot = bundle
+        ? bundle.snapshot
+        : flags.snapshot
+          ? await (await import("./snapshot-file.js")).readSnapshot(flags.snapshot)
+          : await runCollect(collectRequest(flags, io.env));
       const { runChecks } = await import("./checks/registry.js");
       const { severityRank } = await import("./checks/finding.js");
       const findings = runChecks(snapshot, {
@@ -222,6 +237,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         io.stdout.write(renderJson(buildReport(snapshot, findings)));
       } else {
         const { renderText, styleFor } = await import("./report/text.js");
+        if (bundle) io.stdout.write((await import("./bundle/reader.js")).describeBundle(bundle));
         io.stdout.write(renderText(snapshot, findings, styleFor(io.stdout, io.env)));
       }
       if (flags.html) {

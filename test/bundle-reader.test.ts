@@ -1,0 +1,568 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGzip, gzipSync } from "node:zlib";
+import { execa } from "execa";
+import tar from "tar-stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * `diagnose --bundle` through the built CLI, on archives this test writes with tar-stream: a good
+ * bundle judges like `diagnose --snapshot` of the same snapshot, and every hostile kind of archive
+ * is refused with a message naming the problem, exit status 2, quickly, with nothing written.
+ */
+
+const CLI = path.resolve("dist/collector/cli.js");
+const EXAMPLE = path.resolve("examples/split-image-misconfigured.json");
+/** In every name a hostile archive would make an extractor write, so a leftover is found by name. */
+const TOKEN = `bundletest${randomBytes(6).toString("hex")}`;
+const TOP = `imagefs-doctor-worker-0-${TOKEN}`;
+const VERSION_FILE = "imagefs-doctor\n0.1.0\n";
+const MiB = 1024 * 1024;
+
+let work: string;
+let snapshotText: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), "imagefs-bundle-test-"));
+  snapshotText = await readFile(EXAMPLE, "utf8");
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+interface Run {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs the CLI in an empty working directory with its own empty TMPDIR, both checked afterwards. */
+async function cli(args: string[]): Promise<Run & { cwd: string; tmp: string }> {
+  const cwd = await mkdtemp(path.join(work, "cwd-"));
+  const tmp = await mkdtemp(path.join(work, "tmpdir-"));
+  const started = Date.now();
+  const run = await execa(process.execPath, [CLI, ...args], {
+    reject: false,
+    timeout: 60_000,
+    cwd,
+    env: { ...process.env, TMPDIR: tmp, NO_COLOR: "1" },
+  });
+  return {
+    exitCode: run.exitCode,
+    stdout: run.stdout,
+    stderr: run.stderr,
+    ms: Date.now() - started,
+    cwd,
+    tmp,
+  };
+}
+
+/** Every path whose name holds TOKEN under `dir` (recursively) or directly in /tmp and /etc. */
+async function leftovers(): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string) => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.name.includes(TOKEN)) found.push(full);
+      if (entry.isDirectory()) await walk(full);
+    }
+  };
+  await walk(work);
+  for (const dir of ["/tmp", "/etc", os.tmpdir()]) {
+    for (const name of await readdir(dir)) if (name.includes(TOKEN)) found.push(path.join(dir, name));
+  }
+  return found;
+}
+
+/** The hostile case: exit 2, one clear line naming the problem, no report, in time, nothing left. */
+async function expectRefused(file: string, message: RegExp, withinMs = 15_000): Promise<string> {
+  const run = await cli(["diagnose", "--bundle", file]);
+  expect(run.stderr).toMatch(message);
+  expect(run.stderr.trim().split("\n")).toHaveLength(1);
+  expect(run.stderr).toMatch(/^imagefs-doctor: /);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+  expect(run.exitCode).toBe(2);
+  expect(run.stdout).toBe("");
+  expect(run.ms).toBeLessThan(withinMs);
+  expect(await readdir(run.cwd)).toEqual([]);
+  expect(await readdir(run.tmp)).toEqual([]);
+  expect(await leftovers()).toEqual([]);
+  return run.stderr;
+}
+
+interface Item {
+  name: string;
+  type?: tar.Header["type"];
+  body?: string | Buffer;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Bytes of zeros, streamed into the entry rather than held in memory. */
+  zeros?: number;
+}
+
+/** The files a bundle holds, under TOP (or another top directory). */
+function bundleItems(
+  options: { top?: string; snapshot?: string | null; version?: string | null } = {},
+): Item[] {
+  const top = options.top ?? TOP;
+  const items: Item[] = [
+    { name: `${top}/`, type: "directory" },
+    { name: `${top}/timestamp`, body: "2026-11-23T10:38:46Z\n" },
+    { name: `${top}/manifest.json`, body: JSON.stringify({ files: ["snapshot.json"] }) },
+    { name: `${top}/redactions.json`, body: "[]\n" },
+    { name: `${top}/findings.json`, body: "[]\n" },
+    { name: `${top}/report.html`, body: "<!doctype html><title>report</title>\n" },
+    { name: `${top}/host/`, type: "directory" },
+    { name: `${top}/host/etc/containers/storage.conf`, body: '[storage]\ndriver = "overlay"\n' },
+    { name: `${top}/journal/crio.log`, body: "Nov 23 10:00:00 worker-0 crio[1]: started\n" },
+  ];
+  if (options.version !== null) items.push({ name: `${top}/version`, body: options.version ?? VERSION_FILE });
+  if (options.snapshot !== null) {
+    items.push({ name: `${top}/snapshot.json`, body: options.snapshot ?? snapshotText });
+  }
+  return items;
+}
+
+/** Writes a tar (gzipped unless told) with tar-stream; big entries are streamed, never materialised. */
+async function writeArchive(name: string, items: Item[], gzip = true): Promise<string> {
+  const file = path.join(work, name);
+  const pack = tar.pack();
+  const source = pack as unknown as NodeJS.ReadableStream;
+  const written = pipeline(
+    gzip ? [source, createGzip({ level: 9 }), createWriteStream(file)] : [source, createWriteStream(file)],
+  );
+  for (const item of items) {
+    const { zeros, body, ...header } = item;
+    if (zeros !== undefined) {
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry({ ...header, size: zeros }, (error) => (error ? reject(error) : resolve()));
+        const chunk = Buffer.alloc(MiB);
+        let left = zeros;
+        const more = () => {
+          while (left > chunk.length) {
+            left -= chunk.length;
+            if (!sink.write(chunk)) {
+              sink.once("drain", more);
+              return;
+            }
+          }
+          sink.end(chunk.subarray(0, left));
+        };
+        more();
+      });
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const done = (error?: Error | null) => (error ? reject(error) : resolve());
+        // Links, devices, FIFOs and directories have no body.
+        if (header.type !== undefined && header.type !== "file") pack.entry(header, done);
+        else pack.entry(header, body ?? "", done);
+      });
+    }
+  }
+  pack.finalize();
+  await written;
+  return file;
+}
+
+/** A ustar header built by hand, for what tar-stream will not write (a name that is not UTF-8). */
+function ustarHeader(name: Buffer, size: number, typeflag = "0"): Buffer {
+  const block = Buffer.alloc(512);
+  name.copy(block, 0);
+  block.write("0000644\0", 100);
+  block.write("0000000\0", 108);
+  block.write("0000000\0", 116);
+  block.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
+  block.write("00000000000\0", 136);
+  block.write("        ", 148);
+  block.write(typeflag, 156);
+  block.write("ustar\0", 257);
+  block.write("00", 263);
+  let sum = 0;
+  for (const byte of block) sum += byte;
+  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return block;
+}
+
+function padded(content: Buffer): Buffer {
+  return Buffer.concat([content, Buffer.alloc((512 - (content.length % 512)) % 512)]);
+}
+
+interface Finding {
+  id: string;
+  severity: string;
+  subject?: string;
+}
+
+function judged(stdout: string): string[] {
+  const report = JSON.parse(stdout) as { findings: Finding[] };
+  return report.findings.map((f) => `${f.severity} ${f.id} ${f.subject ?? ""}`);
+}
+
+describe("diagnose --bundle: a good bundle", () => {
+  let onSnapshot: Run;
+  let onSnapshotText: Run;
+  beforeAll(async () => {
+    onSnapshot = await cli(["diagnose", "--json", "--snapshot", EXAMPLE, "--fail-on", "never"]);
+    onSnapshotText = await cli(["diagnose", "--snapshot", EXAMPLE]);
+  });
+
+  it("judges the bundle's snapshot.json like diagnose --snapshot judges the file", async () => {
+    const file = await writeArchive("good.tar.gz", bundleItems());
+    const json = await cli(["diagnose", "--json", "--bundle", file, "--fail-on", "never"]);
+    expect(json.stderr).toBe("");
+    expect(json.exitCode).toBe(0);
+    expect(judged(json.stdout).length).toBeGreaterThanOrEqual(3);
+    expect(judged(json.stdout)).toEqual(judged(onSnapshot.stdout));
+    expect(JSON.parse(json.stdout).node).toBe("worker-0");
+
+    // Text: a first line names the bundle; the report below it is the same, and so is --fail-on.
+    const text = await cli(["diagnose", "--bundle", file]);
+    expect(text.exitCode).toBe(onSnapshotText.exitCode);
+    expect(text.exitCode).toBe(1);
+    const lines = text.stdout.split("\n");
+    const start = lines.findIndex((line) => line.startsWith("imagefs-doctor 0.1.0: node worker-0"));
+    expect(start).toBeGreaterThan(0);
+    expect(
+      lines
+        .slice(0, start)
+        .map((line) => line.trim())
+        .join(" "),
+    ).toBe(`bundle: ${file} (${TOP}/), written by imagefs-doctor 0.1.0 at 2026-11-23T10:38:46Z`);
+    expect(lines.slice(start).join("\n")).toBe(onSnapshotText.stdout);
+    expect(lines.filter((line) => line.length > 80)).toEqual([]);
+    expect((await cli(["diagnose", "--bundle", file, "--fail-on", "never"])).exitCode).toBe(0);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it("reads a plain .tar the same way", async () => {
+    const file = await writeArchive("good.tar", bundleItems(), false);
+    const run = await cli(["diagnose", "--json", "--bundle", file, "--fail-on", "never"]);
+    expect(run.stderr).toBe("");
+    expect(judged(run.stdout)).toEqual(judged(onSnapshot.stdout));
+  });
+
+  it("reads a directory bundle: the extracted top directory, must-gather's nodes/<node>/, their parents", async () => {
+    const base = await mkdtemp(path.join(work, "dir-"));
+    const extracted = path.join(base, "extracted");
+    // What oc adm must-gather copies back: must-gather.local.<random>/<image>/nodes/<node>/.
+    const local = path.join(base, "must-gather.local.5123");
+    const mustGather = path.join(local, "quay-io-imagefs-doctor-must-gather-sha256-0123");
+    const top = "imagefs-doctor-worker-0-20261123T103846Z";
+    for (const item of bundleItems({ top })) {
+      for (const [into, under] of [
+        [extracted, top],
+        [path.join(mustGather, "nodes", "worker-0"), "."],
+      ] as const) {
+        const local = path.join(into, under, item.name.slice(top.length + 1));
+        if (item.type === "directory") await mkdir(local, { recursive: true });
+        else {
+          await mkdir(path.dirname(local), { recursive: true });
+          await writeFile(local, item.body ?? "");
+        }
+      }
+    }
+    await writeFile(path.join(mustGather, "version"), "imagefs-doctor/must-gather\n0.1.0\n");
+    for (const dir of [
+      path.join(extracted, top),
+      extracted,
+      path.join(mustGather, "nodes", "worker-0"),
+      mustGather,
+      local,
+    ]) {
+      const run = await cli(["diagnose", "--json", "--bundle", dir, "--fail-on", "never"]);
+      expect(run.stderr).toBe("");
+      expect(judged(run.stdout)).toEqual(judged(onSnapshot.stdout));
+    }
+    // The extracted bundle tarred again by hand with GNU tar ("./" first, GNU headers) reads the same.
+    const retarred = path.join(base, "retarred.tar.gz");
+    await execa("tar", ["-C", extracted, "-czf", retarred, "."]);
+    const again = await cli(["diagnose", "--json", "--bundle", retarred, "--fail-on", "never"]);
+    expect(again.stderr).toBe("");
+    expect(judged(again.stdout)).toEqual(judged(onSnapshot.stdout));
+
+    const text = await cli(["diagnose", "--bundle", mustGather, "--fail-on", "never"]);
+    const lines = text.stdout.split("\n");
+    const header = lines.slice(
+      0,
+      lines.findIndex((line) => line.startsWith("imagefs-doctor 0.1.0: node")),
+    );
+    // (Wrapped at 80 columns, the path cut where it must be.)
+    expect(header.join("").replace(/\s/g, "")).toBe(
+      `bundle:${mustGather}(nodes/worker-0/),writtenbyimagefs-doctor0.1.0at2026-11-23T10:38:46Z`,
+    );
+
+    // Two nodes: say which to give.
+    await mkdir(path.join(mustGather, "nodes", "worker-1"));
+    await writeFile(path.join(mustGather, "nodes", "worker-1", "snapshot.json"), snapshotText);
+    const two = await cli(["diagnose", "--bundle", mustGather]);
+    expect(two.exitCode).toBe(2);
+    expect(two.stderr).toContain("holds 2 bundles; give one of them: nodes/worker-0, nodes/worker-1");
+  });
+
+  it("refuses --bundle with --snapshot or --host-root", async () => {
+    const both = await cli(["diagnose", "--bundle", "b.tar.gz", "--snapshot", EXAMPLE]);
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toContain("--snapshot and --bundle exclude each other");
+    const host = await cli(["diagnose", "--bundle", "b.tar.gz", "--host-root", "/"]);
+    expect(host.exitCode).toBe(2);
+    expect(host.stderr).toContain("--bundle and --host-root exclude each other");
+  });
+});
+
+describe("diagnose --bundle: a hostile or broken archive is refused, whole, saying why", () => {
+  it("an absolute path", async () => {
+    const outside = `/tmp/imagefs-bundle-escape-${TOKEN}`;
+    const file = await writeArchive("absolute.tar.gz", [...bundleItems(), { name: outside, body: "x" }]);
+    await expectRefused(file, new RegExp(`refused: entry "${outside}" has an absolute path`));
+  });
+
+  it("a .. component", async () => {
+    const name = `${TOP}/../../escape-${TOKEN}`;
+    const file = await writeArchive("dotdot.tar.gz", [...bundleItems(), { name, body: "x" }]);
+    await expectRefused(
+      file,
+      /refused: entry ".*\/\.\.\/\.\.\/escape-bundletest[0-9a-f]+" has a "\.\." component/,
+    );
+  });
+
+  it("a symlink to /etc, and a file written through it", async () => {
+    const file = await writeArchive("symlink.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/host/etc-link`, type: "symlink", linkname: "/etc" },
+      { name: `${TOP}/host/etc-link/imagefs-bundle-escape-${TOKEN}`, body: "x" },
+    ]);
+    await expectRefused(
+      file,
+      /refused: entry ".*\/host\/etc-link" is a symbolic link to "\/etc"; a bundle holds only regular files and directories/,
+    );
+  });
+
+  it("a hard link", async () => {
+    const file = await writeArchive("hardlink.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/host/shadow`, type: "link", linkname: "/etc/shadow" },
+    ]);
+    await expectRefused(file, /refused: entry ".*\/host\/shadow" is a hard link to "\/etc\/shadow"/);
+  });
+
+  it("a character device", async () => {
+    const file = await writeArchive("chardev.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/host/dev/sda`, type: "character-device", devmajor: 8, devminor: 0 },
+    ]);
+    await expectRefused(file, /refused: entry ".*\/host\/dev\/sda" is a character device \(8:0\)/);
+  });
+
+  it("a FIFO", async () => {
+    const file = await writeArchive("fifo.tar.gz", [...bundleItems(), { name: `${TOP}/pipe`, type: "fifo" }]);
+    await expectRefused(file, /refused: entry ".*\/pipe" is a FIFO/);
+  });
+
+  it("1 GiB of zeros in one entry (gzipped to about 1 MiB)", async () => {
+    const file = await writeArchive("zeros-entry.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/journal/zeros`, zeros: 1024 * MiB },
+    ]);
+    expect((await stat(file)).size).toBeLessThan(2 * MiB);
+    await expectRefused(
+      file,
+      /refused: entry ".*\/journal\/zeros" is 1024 MiB; the limit for one entry is 256 MiB/,
+    );
+  });
+
+  it("a gzip bomb: 1 GiB of zeros in entries each under the limit, stopped as it decompresses", async () => {
+    const file = await writeArchive("bomb.tar.gz", [
+      ...bundleItems(),
+      ...Array.from({ length: 5 }, (_, i) => ({ name: `${TOP}/journal/zeros-${i}`, zeros: 200 * MiB })),
+    ]);
+    expect((await stat(file)).size).toBeLessThan(2 * MiB);
+    const message = await expectRefused(
+      file,
+      /refused: it decompresses to more than 200 times its size .* a gzip bomb\?/,
+      5000,
+    );
+    // Stopped a little past the 32 MiB where the ratio starts to count, not after inflating it all.
+    const out = Number(/\((\d+) MiB out of/.exec(message)?.[1]);
+    expect(out).toBeGreaterThanOrEqual(32);
+    expect(out).toBeLessThan(64);
+  });
+
+  it("a plain tar whose entries add up to more than 512 MiB (sparse on disk)", async () => {
+    const file = path.join(work, "total.tar");
+    const handle = await open(file, "w");
+    try {
+      let offset = 0;
+      for (const item of bundleItems()) {
+        const body = Buffer.from(item.body ?? "");
+        const header = ustarHeader(
+          Buffer.from(item.name),
+          body.length,
+          item.type === "directory" ? "5" : "0",
+        );
+        const block = Buffer.concat([header, padded(body)]);
+        await handle.write(block, 0, block.length, offset);
+        offset += block.length;
+      }
+      for (let i = 0; i < 3; i++) {
+        await handle.write(ustarHeader(Buffer.from(`${TOP}/journal/big-${i}`), 200 * MiB), 0, 512, offset);
+        offset += 512 + 200 * MiB;
+      }
+      await handle.write(Buffer.alloc(1024), 0, 1024, offset);
+    } finally {
+      await handle.close();
+    }
+    await expectRefused(file, /refused: its entries add up to more than 512 MiB \(at ".*\/journal\/big-2"\)/);
+  });
+
+  it("many tiny entries", async () => {
+    const items = bundleItems();
+    for (let i = 0; i < 10_001; i++) items.push({ name: `${TOP}/host/f${i}`, body: "" });
+    const file = await writeArchive("many.tar.gz", items);
+    await expectRefused(file, /refused: it has more than 10000 entries \(at ".*\/host\/f\d+"\)/);
+  });
+
+  it("a second snapshot.json", async () => {
+    const file = await writeArchive("duplicate.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/snapshot.json`, body: JSON.stringify({ schemaVersion: 1, sources: {} }) },
+    ]);
+    await expectRefused(file, /refused: entry ".*\/snapshot.json" appears twice/);
+    // The same file spelt differently is still the same file.
+    const spelt = await writeArchive("duplicate-dot.tar.gz", [
+      ...bundleItems(),
+      { name: `./${TOP}//./snapshot.json`, body: "{}" },
+    ]);
+    await expectRefused(spelt, /refused: entry "\.\/.*\/\/\.\/snapshot.json" appears twice/);
+  });
+
+  it("a name that is not UTF-8, and one with a control character", async () => {
+    const version = Buffer.from(VERSION_FILE);
+    const tarball = Buffer.concat([
+      ustarHeader(Buffer.from(`${TOP}/`), 0, "5"),
+      ustarHeader(Buffer.from(`${TOP}/version`), version.length),
+      padded(version),
+      ustarHeader(
+        Buffer.concat([Buffer.from(`${TOP}/host/bad-`), Buffer.from([0xff, 0xfe]), Buffer.from(".conf")]),
+        0,
+      ),
+      Buffer.alloc(1024),
+    ]);
+    const file = path.join(work, "bad-utf8.tar.gz");
+    await writeFile(file, gzipSync(tarball));
+    await expectRefused(
+      file,
+      /refused: entry ".*\/host\/bad-\\xff\\xfe\.conf" has a name that is not valid UTF-8/,
+    );
+
+    const control = await writeArchive("control.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/host/\x1b[31mred`, body: "" },
+    ]);
+    const message = await expectRefused(control, /has a control character in its name/);
+    expect(message).not.toContain("\x1b");
+  });
+
+  it("a truncated gzip file, and a tar cut inside an entry", async () => {
+    const good = await readFile(await writeArchive("whole.tar.gz", bundleItems()));
+    const cut = path.join(work, "cut.tar.gz");
+    await writeFile(cut, good.subarray(0, Math.floor(good.length / 2)));
+    await expectRefused(cut, /cut\.tar\.gz is truncated: the gzip data ends early/);
+
+    const plain = await readFile(await writeArchive("whole.tar", bundleItems(), false));
+    const cutTar = path.join(work, "cut.tar");
+    await writeFile(cutTar, plain.subarray(0, plain.length - 4096));
+    await expectRefused(cutTar, /cut\.tar is truncated: the tar data ends inside an entry/);
+  });
+
+  it("not an archive at all: text, gzip of something else, zip, an empty file, a device", async () => {
+    const text = path.join(work, "notes.txt");
+    await writeFile(text, "these are not the bundles you are looking for\n".repeat(20));
+    await expectRefused(text, /notes\.txt is neither gzip nor a tar archive/);
+    const gzipped = path.join(work, "notes.txt.gz");
+    await writeFile(gzipped, gzipSync(await readFile(text)));
+    await expectRefused(
+      gzipped,
+      /notes\.txt\.gz is corrupt: what the gzip data holds is not a valid tar archive/,
+    );
+    const zip = path.join(work, "bundle.zip");
+    await writeFile(zip, Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), randomBytes(600)]));
+    await expectRefused(zip, /bundle\.zip is a zip archive/);
+    const empty = path.join(work, "empty.tar.gz");
+    await writeFile(empty, "");
+    await expectRefused(empty, /empty\.tar\.gz is empty, not a bundle/);
+    await expectRefused("/dev/zero", /\/dev\/zero is a character device, not a bundle/);
+    await expectRefused(path.join(work, "nope.tar.gz"), /cannot read bundle .*nope\.tar\.gz: ENOENT/);
+  });
+
+  it("no snapshot.json, a version file of another tool, a snapshot that is not JSON", async () => {
+    const missing = await writeArchive("no-snapshot.tar.gz", bundleItems({ snapshot: null }));
+    await expectRefused(missing, new RegExp(`has no ${TOP}/snapshot.json: there is nothing to diagnose`));
+    const noVersion = await writeArchive("no-version.tar.gz", bundleItems({ version: null }));
+    await expectRefused(noVersion, /is not an imagefs-doctor bundle: it has no .*\/version file/);
+    const other = await writeArchive("other-tool.tar.gz", bundleItems({ version: "sosreport\n4.5\n" }));
+    await expectRefused(
+      other,
+      /is not an imagefs-doctor bundle: .*\/version starts with "sosreport", not "imagefs-doctor"/,
+    );
+    const garbage = await writeArchive("garbage.tar.gz", bundleItems({ snapshot: "{ this is not json" }));
+    await expectRefused(garbage, /garbage\.tar\.gz:.*\/snapshot\.json is not valid JSON/);
+    const schema = await writeArchive("schema.tar.gz", bundleItems({ snapshot: '{"schemaVersion": 99}' }));
+    await expectRefused(schema, /schema\.tar\.gz:.*\/snapshot\.json has schemaVersion 99/);
+  });
+
+  it("entries outside the one top directory", async () => {
+    const file = await writeArchive("two-tops.tar.gz", [
+      ...bundleItems(),
+      { name: `other-${TOKEN}/x`, body: "" },
+    ]);
+    await expectRefused(file, /refused: entry "other-bundletest[0-9a-f]+\/x" is outside the top directory/);
+  });
+});
+
+describe("diagnose --bundle: a directory bundle reads nothing outside it", () => {
+  async function extractedBundle(): Promise<string> {
+    const dir = await mkdtemp(path.join(work, "hostile-dir-"));
+    await writeFile(path.join(dir, "version"), VERSION_FILE);
+    return dir;
+  }
+
+  it("refuses a snapshot.json that is a symlink out of the bundle", async () => {
+    const dir = await extractedBundle();
+    await symlink("/etc/passwd", path.join(dir, "snapshot.json"));
+    await expectRefused(dir, /refused: "snapshot.json" is a symbolic link to "\/etc\/passwd"/);
+  });
+
+  it("refuses a node directory that is a symlink out of the bundle", async () => {
+    const dir = await mkdtemp(path.join(work, "hostile-nodes-"));
+    const outside = await extractedBundle();
+    await writeFile(path.join(outside, "snapshot.json"), snapshotText);
+    await mkdir(path.join(dir, "nodes"));
+    await symlink(outside, path.join(dir, "nodes", "worker-0"));
+    await expectRefused(
+      dir,
+      /is not a bundle: no snapshot.json in it, in a directory below it or in nodes\/<node>\//,
+    );
+    await expectRefused(path.join(dir, "nodes"), /is not a bundle/);
+  });
+
+  it("refuses a snapshot.json that is a FIFO, without waiting on it", async () => {
+    const dir = await extractedBundle();
+    await execa("mkfifo", [path.join(dir, "snapshot.json")]);
+    await expectRefused(dir, /refused: "snapshot.json" is a FIFO, not a regular file/, 10_000);
+  });
+
+  it("refuses a wrong version file and a snapshot that is not JSON", async () => {
+    const dir = await extractedBundle();
+    await writeFile(path.join(dir, "snapshot.json"), "{ nope");
+    await expectRefused(dir, /snapshot\.json is not valid JSON/);
+    await writeFile(path.join(dir, "version"), "something-else\n1\n");
+    await expectRefused(dir, /version starts with "something-else", not "imagefs-doctor"/);
+  });
+});
