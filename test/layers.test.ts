@@ -294,6 +294,32 @@ describe.skipIf(!ready)("layers: which layers were really served lazily", () => 
       missing: { layers: 1, bytes: 10 },
       unknown: { layers: 0, bytes: 0 },
     });
+    // Per store: by where the directory is, else by the layers.json that records it (D1).
+    expect(facts.byHome).toEqual(
+      expect.arrayContaining([
+        {
+          home: IMAGESTORE,
+          tally: {
+            lazy: { layers: 3, bytes: 0 },
+            partial: { layers: 0, bytes: 0 },
+            full: { layers: 1, bytes: 1_000_000 },
+            missing: { layers: 0, bytes: 0 },
+            unknown: { layers: 0, bytes: 0 },
+          },
+        },
+        {
+          home: GRAPHROOT,
+          tally: {
+            lazy: { layers: 2, bytes: 823_000 },
+            partial: { layers: 1, bytes: 50_000 },
+            full: { layers: 5, bytes: 2_000_005 },
+            missing: { layers: 1, bytes: 10 },
+            unknown: { layers: 0, bytes: 0 },
+          },
+        },
+      ]),
+    );
+    expect(facts.byHome).toHaveLength(2);
     expect(facts.unrecorded.layers).toBe(3);
     expect(facts.unrecorded.lazy).toBe(1);
     expect(facts.unrecorded.examples).toEqual(

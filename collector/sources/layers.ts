@@ -106,6 +106,8 @@ export interface LayersFacts {
   directories: LayerDirectoryFact[];
   /** Every layer on the node, once by id (directories and records joined), by class. */
   totals: ClassTally;
+  /** The same per store root: where its directory is, else the store whose layers.json records it. */
+  byHome: { home: string; tally: ClassTally }[];
   /** Layer directories with no record in any layers.json / volatile-layers.json. */
   unrecorded: { layers: number; lazy: number; examples: string[] };
   /** Records without a layer directory (class "missing"). */
@@ -193,6 +195,8 @@ interface RecordedLayer {
   record: JsonRecord;
   parent: string | null;
   bytes: number;
+  /** Store root of the layers file holding the record. */
+  home: string;
 }
 
 /**
@@ -255,6 +259,7 @@ export async function inspectLayers(host: Host, request: InspectRequest): Promis
         record,
         parent: typeof record.parent === "string" && record.parent !== "" ? record.parent : null,
         bytes: layerRecordBytes(record),
+        home: m.root,
       });
     }
   }
@@ -288,9 +293,16 @@ export async function inspectLayers(host: Host, request: InspectRequest): Promis
   }
 
   const totals = emptyTally();
+  const perHome = new Map<string, ClassTally>();
   for (const [id, cls] of classes) {
+    const bytes = records.get(id)?.bytes ?? 0;
     totals[cls].layers += 1;
-    totals[cls].bytes += records.get(id)?.bytes ?? 0;
+    totals[cls].bytes += bytes;
+    const home = walks.layers.get(id)?.home ?? records.get(id)?.home ?? "unknown";
+    const tally = perHome.get(home) ?? emptyTally();
+    tally[cls].layers += 1;
+    tally[cls].bytes += bytes;
+    perHome.set(home, tally);
   }
 
   // Per image: walk the chain from the top layer through `parent` links.
@@ -373,6 +385,7 @@ export async function inspectLayers(host: Host, request: InspectRequest): Promis
     files,
     directories: walks.directories,
     totals,
+    byHome: [...perHome].map(([home, tally]) => ({ home, tally })),
     unrecorded,
     withoutDirectory,
     notInAnyImage,
