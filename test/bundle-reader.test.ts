@@ -467,6 +467,19 @@ describe("diagnose --bundle: a hostile or broken archive is refused, whole, sayi
     ]);
     const message = await expectRefused(control, /has a control character in its name/);
     expect(message).not.toContain("\x1b");
+    // A right-to-left override, and a link target with a C1 control (CSI) that JSON would leave raw.
+    const bidi = await writeArchive("bidi.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/host/\u202Etxt.sh`, body: "" },
+    ]);
+    expect(
+      await expectRefused(bidi, /host\/\\u202etxt\.sh" has a control character in its name/),
+    ).not.toContain("\u202E");
+    const csi = await writeArchive("csi.tar.gz", [
+      ...bundleItems(),
+      { name: `${TOP}/host/link`, type: "symlink", linkname: "/etc/\u009b31m" },
+    ]);
+    expect(await expectRefused(csi, /is a symbolic link to .*\\u009b31m/)).not.toMatch(/[\u0080-\u00ff]/);
   });
 
   it("a truncated gzip file, and a tar cut inside an entry", async () => {

@@ -170,9 +170,10 @@ async function readArchive(
     wanted: new Map(),
   };
   const abort = new AbortController();
-  let refusal: BundleError | undefined;
-  const refuse = (message: string) => {
-    refusal ??= new BundleError(`${file}: refused: ${message}`);
+  /** Why reading stopped early: a refusal, or (a bug) anything else thrown by the checks. */
+  let stopped: Error | undefined;
+  const stop = (error: Error) => {
+    stopped ??= error instanceof Refusal ? new BundleError(`${file}: refused: ${error.message}`) : error;
     abort.abort();
   };
 
@@ -186,8 +187,7 @@ async function readArchive(
     try {
       inner = checkEntry(header as EntryHeader, state, limits);
     } catch (error) {
-      if (!(error instanceof Refusal)) throw error;
-      refuse(error.message);
+      stop(error as Error);
       stream.resume();
       return;
     }
@@ -212,12 +212,11 @@ async function readArchive(
       signal: abort.signal,
     });
   } catch (error) {
-    if (refusal) throw refusal;
-    throw archiveError(file, kind, error);
+    throw stopped ?? archiveError(file, kind, error);
   } finally {
     input.destroy();
   }
-  if (refusal) throw refusal;
+  if (stopped) throw stopped;
 
   const top = state.top;
   if (top === undefined) throw new BundleError(`${file} holds no entries: not a bundle`);
@@ -286,7 +285,7 @@ type EntryHeader = Omit<tar.Header, "type" | "pax"> & {
  */
 function checkEntry(header: EntryHeader, state: ArchiveState, limits: BundleLimits): string | undefined {
   const name = entryName(header);
-  const shown = JSON.stringify(name);
+  const shown = quote(name);
   state.entries += 1;
   if (state.entries > limits.maxEntries) {
     throw new Refusal(`it has more than ${limits.maxEntries} entries (at ${shown}); a bundle has far fewer`);
@@ -312,7 +311,7 @@ function checkEntry(header: EntryHeader, state: ArchiveState, limits: BundleLimi
   state.top ??= top;
   if (top !== state.top) {
     throw new Refusal(
-      `entry ${shown} is outside the top directory ${JSON.stringify(`${state.top}/`)}; a bundle has every entry under one directory`,
+      `entry ${shown} is outside the top directory ${quote(`${state.top}/`)}; a bundle has every entry under one directory`,
     );
   }
   if (components.length === 1 && type !== "directory") {
@@ -326,7 +325,7 @@ function checkEntry(header: EntryHeader, state: ArchiveState, limits: BundleLimi
   for (let i = 1; i < components.length; i++) {
     const parent = components.slice(0, i).join("/");
     if (state.files.has(parent)) {
-      throw new Refusal(`entry ${shown} is inside ${JSON.stringify(parent)}, which is a file`);
+      throw new Refusal(`entry ${shown} is inside ${quote(parent)}, which is a file`);
     }
     state.dirs.add(parent);
   }
@@ -369,8 +368,7 @@ function entryName(header: EntryHeader): string {
   if (pax?.path !== undefined) {
     // tar-stream decodes pax records as UTF-8 itself, replacing what is not.
     name = pax.path;
-    if (name.includes("\uFFFD"))
-      throw new Refusal(`entry ${JSON.stringify(name)} has a name that is not valid UTF-8`);
+    if (name.includes("\uFFFD")) throw new Refusal(`entry ${quote(name)} has a name that is not valid UTF-8`);
   } else {
     const bytes = Buffer.from(header.name, "latin1");
     try {
@@ -381,18 +379,30 @@ function entryName(header: EntryHeader): string {
   }
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
     throw new Refusal(
-      `entry ${JSON.stringify(`${name.slice(0, 60)}...`)} has a name longer than ${MAX_NAME_BYTES} bytes`,
+      `entry ${quote(`${name.slice(0, 60)}...`)} has a name longer than ${MAX_NAME_BYTES} bytes`,
     );
   }
+  // Bidi overrides and zero-width characters too: they make a name look like another.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) {
-    throw new Refusal(`entry ${JSON.stringify(name)} has a control character in its name`);
+  if (/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/.test(name)) {
+    throw new Refusal(`entry ${quote(name)} has a control character in its name`);
   }
   return name;
 }
 
+/** The link target, for a message: UTF-8 when it is, its bytes escaped when not. */
+function linkTarget(header: EntryHeader): string {
+  if (header.pax?.linkpath !== undefined) return header.pax.linkpath;
+  const bytes = Buffer.from(header.linkname ?? "", "latin1");
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return escapeBytes(bytes);
+  }
+}
+
 function describeType(header: EntryHeader): string {
-  const link = header.linkname ? ` to ${JSON.stringify(header.linkname)}` : "";
+  const link = header.linkname ? ` to ${quote(linkTarget(header))}` : "";
   const only = "; a bundle holds only regular files and directories";
   switch (header.type) {
     case "symlink":
@@ -533,7 +543,7 @@ async function readInside(
   cap: number,
   shownDir: string,
 ): Promise<Buffer | undefined> {
-  const shown = JSON.stringify(path.relative(root, file));
+  const shown = quote(path.relative(root, file));
   const relative = path.relative(root, file).split(path.sep);
   for (let i = 1; i <= relative.length; i++) {
     const partial = path.join(root, ...relative.slice(0, i));
@@ -547,7 +557,7 @@ async function readInside(
     if (stats.isSymbolicLink()) {
       const target = await readlink(partial).catch(() => "?");
       throw new BundleError(
-        `${shownDir}: refused: ${JSON.stringify(path.relative(root, partial))} is a symbolic link to ${JSON.stringify(target)}; a bundle holds only regular files and directories`,
+        `${shownDir}: refused: ${quote(path.relative(root, partial))} is a symbolic link to ${quote(target)}; a bundle holds only regular files and directories`,
       );
     }
     if (i < relative.length && !stats.isDirectory()) return undefined;
@@ -567,9 +577,7 @@ async function readInside(
       throw new BundleError(`${shownDir}: refused: ${shown} is a ${kindOf(stats)}, not a regular file`);
     const real = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
     if (real !== undefined && !real.startsWith(root.endsWith("/") ? root : `${root}/`)) {
-      throw new BundleError(
-        `${shownDir}: refused: ${shown} resolves outside the bundle, to ${JSON.stringify(real)}`,
-      );
+      throw new BundleError(`${shownDir}: refused: ${shown} resolves outside the bundle, to ${quote(real)}`);
     }
     if (stats.size > cap)
       throw new BundleError(
@@ -615,14 +623,14 @@ function contents(
   const [first, second] = version.split("\n").map((line) => line.trim());
   if (first !== "imagefs-doctor") {
     throw new BundleError(
-      `${file} is not an imagefs-doctor bundle: ${prefix}version starts with ${JSON.stringify(first?.slice(0, 60) ?? "")}, not "imagefs-doctor"`,
+      `${file} is not an imagefs-doctor bundle: ${prefix}version starts with ${quote(first?.slice(0, 60) ?? "")}, not "imagefs-doctor"`,
     );
   }
   if (second === undefined || !/^[0-9A-Za-z.+~-]{1,64}$/.test(second)) {
     throw new BundleError(`${where("version")}: its second line is not a version`);
   }
 
-  const timestamp = text("timestamp")?.trim();
+  const timestamp = text("timestamp")?.split("\n")[0]?.trim();
   let manifest: Record<string, unknown> | undefined;
   const manifestText = text("manifest.json");
   if (manifestText !== undefined) {
@@ -660,6 +668,18 @@ function kindOf(stats: Stats): string {
   if (stats.isFIFO()) return "FIFO";
   if (stats.isSocket()) return "socket";
   return "special file";
+}
+
+/**
+ * A name from the bundle, quoted for a message: JSON escapes, and also the C1 controls, bidi
+ * overrides and line separators that JSON.stringify leaves as they are, so a hostile name cannot
+ * drive the terminal or disguise itself.
+ */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 function escapeBytes(bytes: Buffer): string {
