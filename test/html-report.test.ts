@@ -547,6 +547,9 @@ describe.skipIf(!treeReady)("HTML report of a node tree, through diagnose --html
     expect(layers.facts.totals.lazy.layers).toBe(2);
     expect(await page.locator('#layer-totals [data-class="lazy"]').textContent()).toBe("2");
     expect(await page.locator("#image-layers").textContent()).toContain(REF);
+    const graphroot = page.locator("#store-layers tbody tr").filter({ hasText: GRAPHROOT });
+    expect(await graphroot.locator('[data-class="lazy"]').textContent()).toBe("2");
+    expect(await graphroot.locator('[data-class="full"]').textContent()).toBe("1");
     const storeRow = page.locator("#layer-stores tbody tr").first();
     expect(await storeRow.textContent()).toContain(`${STORE}:ref`);
     expect(await storeRow.locator("[data-liveness]").getAttribute("data-liveness")).toBe("up");

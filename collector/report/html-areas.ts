@@ -160,6 +160,26 @@ export function lazyPullSection(snapshot: Snapshot): Html {
       ),
       classBar(layerCounts, "layers by class", count),
     );
+    const byHome = Array.isArray(layers.byHome) ? layers.byHome : null;
+    parts.push(
+      html`<h3>Per store</h3>`,
+      byHome
+        ? table(
+            ["store", ...LAYER_CLASSES, ""],
+            byHome.map(({ home, tally }) => {
+              const counts = Object.fromEntries(
+                LAYER_CLASSES.map((c) => [c, tally[c]?.layers ?? 0]),
+              ) as Record<LayerClass, number>;
+              return [
+                code(home),
+                ...LAYER_CLASSES.map((c) => html`<span data-class="${c}">${count(counts[c])}</span>`),
+                html`<span class="wide">${classBar(counts, `layers of ${home}`, count)}</span>`,
+              ];
+            }),
+            { id: "store-layers" },
+          )
+        : html`<p class="muted">This snapshot has no per-store figures (taken by an older imagefs-doctor).</p>`,
+    );
     parts.push(
       html`<h3>Layer directories per store</h3>`,
       table(
