@@ -167,6 +167,16 @@ describe.skipIf(!ready)("HTML report of the example snapshots, in Chromium", () 
         "no journal in /var/log/journal",
       );
       expect(await page.locator("#journal-chart").count()).toBe(0);
+      // The two examples past an eviction threshold show it on the image filesystem's bar.
+      const past = {
+        "split-image-disk-full.json": "past eviction: hard imagefs.available < 15%",
+        "separate-runtime-inodes.json": "past eviction: hard imagefs.inodesFree < 5%",
+      }[name];
+      const imagefs = page
+        .locator(".topo-row")
+        .filter({ has: page.locator('.box.store[data-role="imagefs"]') });
+      expect(await imagefs.locator("svg.bar .fill.crit").count()).toBe(past ? 1 : 0);
+      if (past) expect(await imagefs.textContent()).toContain(past);
       await screenshot(page, name.replace(/\.json$/, ""));
       await expectQuiet(opened);
       await opened.context.close();
