@@ -347,6 +347,7 @@ ${lines}
   )}</ul>`;
   const dropped = series.filter((s) => s.dropped > 0);
   return join([
+    html`<p class="muted">Entries per hour (UTC) for each reason the rule packs found; hover a dot for its count.</p>`,
     svg,
     legend,
     dropped.length > 0
@@ -365,7 +366,7 @@ export function journalSection(snapshot: Snapshot): Html {
   ];
   if (journal.packErrors.length > 0) {
     parts.push(
-      html`<ul>${journal.packErrors.map((e) => html`<li>rule pack error: ${JSON.stringify(e)}</li>`)}</ul>`,
+      html`<ul>${journal.packErrors.map((e) => html`<li>rule pack not loaded: ${code(e.file)}: ${e.message}</li>`)}</ul>`,
     );
   }
   if (journal.counts.length === 0) {
