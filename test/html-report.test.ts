@@ -377,6 +377,10 @@ describe.skipIf(!ready)("HTML report of hostile and broken snapshots", () => {
     expect(await notCollected("lazy-pull", "layer-stores")).toContain("absent");
     expect(await notCollected("journal", "journal")).toContain("timeout: no answer within 20000 ms");
     expect(await page.locator("#topology").textContent()).toContain("could not be drawn from the snapshot");
+    // The summary loses only the rows of the unreadable source.
+    const summary = (await page.locator("#summary").textContent()) ?? "";
+    expect(summary).toContain("KubeletSeparateDiskGCunreadable in this snapshot");
+    expect(summary).toContain("graphroot/var/lib/containers/storage");
     expect(await page.locator('[data-source-status="cri"]').textContent()).toBe("timeout");
     expect(await page.locator("#findings").textContent()).toContain("SOURCE_FAILED");
     await expectQuiet(opened);

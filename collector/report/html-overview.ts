@@ -25,58 +25,71 @@ export function summarySection(snapshot: Snapshot, generatedAt: string): Html {
   const kubelet = factsOrNull(snapshot, "kubelet-config");
   const selinux = factsOrNull(snapshot, "selinux");
   const layerStores = factsOrNull(snapshot, "layer-stores");
-  const rows: [string, unknown][] = [
-    ["Node", snapshot.node],
-    ["Collected", snapshot.collectedAt],
-    ["Report generated", generatedAt],
-    ["imagefs-doctor", snapshot.tool?.version],
-    ["Host root", snapshot.host?.root],
-  ];
-  if (cri?.runtime) {
-    rows.push(["Runtime", `${cri.runtime.name} ${cri.runtime.version} (CRI ${cri.runtime.apiVersion})`]);
-  } else if (fs) {
-    rows.push(["Runtime", `${fs.runtime.kind} (${fs.runtime.evidence}); no CRI answer`]);
-  } else rows.push(["Runtime", "unknown: neither cri nor filesystems was collected"]);
-  if (cri?.answeredBy) rows.push(["CRI endpoint", `${cri.answeredBy.endpoint} (${cri.answeredBy.via})`]);
+  const rows: [string, string][] = [];
+  // One row per fact; facts of a shape this version does not know cost their row, not the section.
+  const add = (label: string, value: () => unknown) => {
+    let text: string;
+    try {
+      const v = value();
+      if (v === undefined) return;
+      text = String(v ?? "unknown");
+    } catch {
+      text = "unreadable in this snapshot";
+    }
+    rows.push([label, text]);
+  };
+  add("Node", () => snapshot.node);
+  add("Collected", () => snapshot.collectedAt);
+  add("Report generated", () => generatedAt);
+  add("imagefs-doctor", () => snapshot.tool?.version ?? null);
+  add("Host root", () => snapshot.host?.root ?? null);
+  add("Runtime", () => {
+    if (cri?.runtime) return `${cri.runtime.name} ${cri.runtime.version} (CRI ${cri.runtime.apiVersion})`;
+    if (fs) return `${fs.runtime.kind} (${fs.runtime.evidence}); no CRI answer`;
+    return "unknown: neither cri nor filesystems was collected";
+  });
+  add("CRI endpoint", () =>
+    cri?.answeredBy ? `${cri.answeredBy.endpoint} (${cri.answeredBy.via})` : undefined,
+  );
   if (storage) {
-    const cs = storage.containersStorage;
-    rows.push(["Storage driver", cs.driver.value]);
-    rows.push(["graphroot", `${cs.graphroot.value} (from ${cs.graphroot.from})`]);
-    rows.push([
-      "imagestore",
-      cs.imagestore.value ? `${cs.imagestore.value} (from ${cs.imagestore.from})` : "not set",
-    ]);
-    rows.push(["runroot", `${cs.runroot.value} (from ${cs.runroot.from})`]);
-    const als = cs.additionalLayerStores.value.map((s) => s.raw);
-    if (als.length > 0) rows.push(["Additional layer stores", als.join(", ")]);
+    const cs = () => storage.containersStorage;
+    add("Storage driver", () => cs().driver.value);
+    add("graphroot", () => `${cs().graphroot.value} (from ${cs().graphroot.from})`);
+    add("imagestore", () =>
+      cs().imagestore.value ? `${cs().imagestore.value} (from ${cs().imagestore.from})` : "not set",
+    );
+    add("runroot", () => `${cs().runroot.value} (from ${cs().runroot.from})`);
+    add("Additional layer stores", () => {
+      const raw = cs().additionalLayerStores.value.map((entry) => entry.raw);
+      return raw.length > 0 ? raw.join(", ") : undefined;
+    });
   }
-  rows.push([
-    "Layout",
+  add("Layout", () =>
     fs ? `${fs.topology}: ${TOPOLOGY[fs.topology] ?? fs.topology}` : "unknown (filesystems not collected)",
-  ]);
-  rows.push([
-    "SELinux",
+  );
+  add("SELinux", () =>
     selinux
       ? `${selinux.state} (policy ${selinux.policy.type}${selinux.policy.loaded ? "" : ", file contexts not loaded"})`
       : "unknown (selinux not collected)",
-  ]);
+  );
   if (kubelet) {
-    rows.push([
-      "Kubelet configuration",
+    add("Kubelet configuration", () =>
       kubelet.configFile ? `${kubelet.configFile.path} (${kubelet.configFile.foundBy})` : "none found",
-    ]);
-    rows.push([
-      "KubeletSeparateDiskGC",
+    );
+    add("KubeletSeparateDiskGC", () =>
       kubelet.separateDiskGC.value === null ? "default" : String(kubelet.separateDiskGC.value),
-    ]);
-    rows.push([
+    );
+    add(
       "Image GC thresholds",
-      `high ${kubelet.imageGC.highThresholdPercent.value}%, low ${kubelet.imageGC.lowThresholdPercent.value}%`,
-    ]);
+      () =>
+        `high ${kubelet.imageGC.highThresholdPercent.value}%, low ${kubelet.imageGC.lowThresholdPercent.value}%`,
+    );
   }
-  const hints = (layerStores?.stores ?? []).flatMap((s) => s.versionHints ?? []);
-  if (hints.length > 0) rows.push(["Layer store version", hints.join("; ")]);
-  return html`<dl class="facts">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${String(v ?? "unknown")}</dd>`)}</dl>`;
+  add("Layer store version", () => {
+    const hints = (layerStores?.stores ?? []).flatMap((store) => store.versionHints ?? []);
+    return hints.length > 0 ? hints.join("; ") : undefined;
+  });
+  return html`<dl class="facts">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`;
 }
 
 /** Every source's status, duration and error. */
