@@ -337,6 +337,65 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
     );
 
+  addCollectOptions(
+    program
+      .command("must-gather")
+      .description("write the node's support bundle (.tar.gz, secrets masked; see docs/bundle.md)")
+      .requiredOption("-o, --output <file>", "the bundle to write, or - for stdout")
+      .option("--since <duration>", "journal and log window, e.g. 24h, 90m, 2h0m0s", "24h")
+      .option("--max-size <size>", "the most the .tar.gz may take, e.g. 20MB, 64MiB", "20MB")
+      .option("--timeout <duration>", "deadline of the whole run", "120s")
+      .option("--step-timeout <duration>", "deadline of each gathering step", "30s")
+      .option("--obfuscate", "replace host names and IP addresses by consistent tokens"),
+  ).action(
+    async (
+      flags: CollectFlags & {
+        output: string;
+        since: string;
+        maxSize: string;
+        timeout: string;
+        stepTimeout: string;
+        obfuscate?: boolean;
+      },
+      command: Command,
+    ) => {
+      const { mustGather, MustGatherError, parseDuration, parseSize } = await import("./commands/must-gather.js");
+      const parse = <T>(name: string, value: string, parser: (v: string) => T): T => {
+        try {
+          return parser(value);
+        } catch (error) {
+          throw new UsageError(`${name}: ${(error as Error).message}`);
+        }
+      };
+      const sinceMs = parse("--since", flags.since, parseDuration);
+      const request = collectRequest(flags, io.env);
+      if (command.getOptionValueSource("lookback") !== "cli")
+        request.journalLookbackHours = Math.max(1, Math.ceil(sinceMs / 3_600_000));
+      const stdout = io.stdout as unknown as import("node:stream").Writable;
+      if (flags.output === "-" && typeof stdout.on !== "function")
+        throw new UsageError("-o - needs a stream for stdout");
+      try {
+        await mustGather(
+          {
+            collect: request,
+            output: flags.output,
+            sinceMs,
+            maxBytes: parse("--max-size", flags.maxSize, parseSize),
+            timeoutMs: parse("--timeout", flags.timeout, parseDuration),
+            stepTimeoutMs: parse("--step-timeout", flags.stepTimeout, parseDuration),
+            obfuscate: Boolean(flags.obfuscate),
+            searchPath: io.env.PATH ?? "",
+          },
+          { stdout, stderr: io.stderr as Io["stderr"] & { isTTY?: boolean } },
+        );
+      } catch (error) {
+        if (error instanceof MustGatherError) throw new UsageError(error.message);
+        throw error;
+      }
+      setExit(EXIT.ok);
+    },
+  );
+
   return program;
 }
 

@@ -1,0 +1,214 @@
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+
+/**
+ * The raw items of a bundle and the steps that gather them. A step runs under a deadline; when it
+ * runs past it, every item it had begun and not finished is marked `timeout` and whatever it
+ * still produces afterwards is ignored. Items hold the text as read: redaction comes later, once,
+ * for the whole bundle.
+ */
+
+export type ItemStatus = "ok" | "error" | "timeout" | "skipped";
+
+export interface Item {
+  /** Path inside the bundle's top directory; null for what was not collected (a credential file). */
+  path: string | null;
+  /** A host path, a command's argv, or what a derived item was made from. */
+  source: string | string[];
+  status: ItemStatus;
+  durationMs: number;
+  /** How the content is masked: as text, as a JSON document, or as an HTML page. */
+  kind: "text" | "json" | "html";
+  content?: string;
+  /** The content is the beginning (or, for logs, the end) of something longer than the item's cap. */
+  truncated?: boolean;
+  error?: string;
+  /** The step that made it. */
+  step: string;
+}
+
+export interface ItemHandle {
+  ok(content: string, extra?: { truncated?: boolean; kind?: Item["kind"] }): void;
+  /** Content may come with a failure (a command that exited non-zero, a journal read cut by its deadline). */
+  fail(status: "error" | "timeout" | "skipped", error: string, content?: string): void;
+  /** Forget the item: it turned out not to exist (a well-known path that is not there). */
+  drop(): void;
+}
+
+export interface StepContext {
+  /** Milliseconds this step may still take. */
+  remainingMs(): number;
+  signal: AbortSignal;
+  begin(bundlePath: string | null, source: string | string[], kind?: Item["kind"]): ItemHandle;
+}
+
+export interface StepRecord {
+  name: string;
+  status: "ok" | "error" | "timeout" | "skipped";
+  durationMs: number;
+  items: number;
+  error?: string;
+}
+
+export interface StepListener {
+  started(name: string): void;
+  finished(record: StepRecord): void;
+}
+
+export class Gatherer {
+  readonly items: Item[] = [];
+  readonly steps: StepRecord[] = [];
+  readonly #runDeadline: number;
+  readonly #stepMs: number;
+  readonly #listener: StepListener | undefined;
+
+  /** `runDeadline` is a performance.now() value: no step runs past it. */
+  constructor(options: { runDeadline: number; stepMs: number; listener?: StepListener }) {
+    this.#runDeadline = options.runDeadline;
+    this.#stepMs = options.stepMs;
+    this.#listener = options.listener;
+  }
+
+  remainingRunMs(): number {
+    return this.#runDeadline - performance.now();
+  }
+
+  async step(
+    name: string,
+    work: (context: StepContext) => Promise<void>,
+    stepMs = this.#stepMs,
+  ): Promise<void> {
+    const started = performance.now();
+    const budget = Math.min(stepMs, this.#runDeadline - started);
+    if (budget <= 0) {
+      const record: StepRecord = {
+        name,
+        status: "skipped",
+        durationMs: 0,
+        items: 0,
+        error: "not run: the whole run's deadline (--timeout) had passed",
+      };
+      this.items.push({
+        path: null,
+        source: `step: ${name}`,
+        status: "skipped",
+        durationMs: 0,
+        kind: "text",
+        error: record.error,
+        step: name,
+      });
+      this.steps.push(record);
+      this.#listener?.finished(record);
+      return;
+    }
+    this.#listener?.started(name);
+    const deadlineAt = started + budget;
+    const controller = new AbortController();
+    let closed = false;
+    const open = new Set<Item & { startedAt: number }>();
+    const mine: Item[] = [];
+    const context: StepContext = {
+      remainingMs: () => Math.max(0, deadlineAt - performance.now()),
+      signal: controller.signal,
+      begin: (bundlePath, source, kind = "text") => {
+        const item: Item & { startedAt: number } = {
+          path: bundlePath,
+          source,
+          status: "ok",
+          durationMs: 0,
+          kind,
+          step: name,
+          startedAt: performance.now(),
+        };
+        if (closed) return { ok() {}, fail() {}, drop() {} };
+        open.add(item);
+        const finish = () => {
+          item.durationMs = Math.round(performance.now() - item.startedAt);
+          open.delete(item);
+        };
+        return {
+          ok: (content, extra) => {
+            if (closed || !open.has(item)) return;
+            finish();
+            item.content = content;
+            if (extra?.truncated) item.truncated = true;
+            if (extra?.kind) item.kind = extra.kind;
+            mine.push(item);
+          },
+          fail: (status, error, content) => {
+            if (closed || !open.has(item)) return;
+            finish();
+            item.status = status;
+            item.error = error;
+            if (content !== undefined) item.content = content;
+            mine.push(item);
+          },
+          drop: () => {
+            if (!closed) open.delete(item);
+          },
+        };
+      },
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), budget);
+    });
+    let status: StepRecord["status"] = "ok";
+    let error: string | undefined;
+    try {
+      const outcome = await Promise.race([Promise.resolve().then(() => work(context)), timeout]);
+      if (outcome === "timeout") {
+        status = "timeout";
+        error = `ran past its ${Math.round(budget)} ms deadline`;
+      }
+    } catch (thrown) {
+      status = "error";
+      error = (thrown as Error).message ?? String(thrown);
+    } finally {
+      clearTimeout(timer);
+    }
+    closed = true;
+    controller.abort();
+    for (const item of open) {
+      item.durationMs = Math.round(performance.now() - item.startedAt);
+      item.status = status === "ok" ? "error" : status;
+      item.error =
+        status === "timeout"
+          ? `step "${name}" ${error}; this item was not finished`
+          : `step "${name}" failed: ${error ?? "the item was never finished"}`;
+      mine.push(item);
+    }
+    for (const item of mine) {
+      const { startedAt: _, ...plain } = item as Item & { startedAt?: number };
+      this.items.push(plain);
+    }
+    const record: StepRecord = {
+      name,
+      status,
+      durationMs: Math.round(performance.now() - started),
+      items: mine.length,
+      ...(error ? { error } : {}),
+    };
+    this.steps.push(record);
+    this.#listener?.finished(record);
+  }
+}
+
+/** Regular files (and links) of a local directory, sorted bytewise, at most `max`. */
+export async function listFiles(localDir: string, max = 200): Promise<string[]> {
+  try {
+    const entries = await readdir(localDir, { withFileTypes: true });
+    return entries
+      .filter((e) => e.isFile() || e.isSymbolicLink())
+      .map((e) => e.name)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+      .slice(0, max);
+  } catch {
+    return [];
+  }
+}
+
+/** The bundle path of a host file. */
+export function hostEntry(hostPath: string): string {
+  return `host${path.posix.normalize(`/${hostPath}`)}`;
+}
