@@ -9,6 +9,7 @@ import { fuseProbe } from "./fuse-probe.js";
 import { journalRead } from "./journal-read.js";
 import { labelAudit } from "./label-audit.js";
 import { layerInspect } from "./layer-inspect.js";
+import { mustGather } from "./must-gather.js";
 import { serveScrape } from "./serve-scrape.js";
 
 const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise<void> }> = {
@@ -43,6 +44,11 @@ const BENCHMARKS: Record<string, { about: string; run: (repo: string) => Promise
     about:
       "classify 5,000 layers (lazy, partial, full) of 500 images against `find <graphroot>/overlay -maxdepth 2`, as root (target <= 1.5)",
     run: layerInspect,
+  },
+  "must-gather": {
+    about:
+      "must-gather bundle against `sos report` (crio, selinux, containers_common, logs) on one node root, as root (target: time ratio <= 0.2, bundle <= 20 MB)",
+    run: mustGather,
   },
 };
 
