@@ -53,7 +53,7 @@ function masked(value: string): string {
 }
 
 function alreadyMasked(value: string): boolean {
-  return value.replace(/^["']/, "").startsWith(REDACTED);
+  return /^["']?\[?REDACTED\b/.test(value);
 }
 
 const TEXT_RULES: TextRule[] = [

@@ -1,0 +1,200 @@
+import { describe, expect, it } from "vitest";
+import { archiveBound, spaceMargin } from "../collector/bundle/archive.js";
+import { Redactor, secretFileReason } from "../collector/bundle/redact.js";
+import { parseDuration, parseSize } from "../collector/commands/must-gather.js";
+
+/** The masking rules one by one, on the shapes of text a bundle holds. No host needed. */
+
+function masked(text: string, options: { obfuscate?: boolean; hostNames?: string[] } = {}) {
+  const redactor = new Redactor({ obfuscate: options.obfuscate ?? false, hostNames: options.hostNames });
+  const out = redactor.text(text, "f");
+  return { out, counts: Object.fromEntries(redactor.countsFor("f").map((c) => [c.rule, c.count])) };
+}
+
+describe("redaction rules", () => {
+  it.each([
+    ["url-credentials", 'location = "https://bob:pa55@mirror.example.org:5000/v2"', "pa55"],
+    ["url-credentials", "proxy https://ghp_tok3n@github.com/x", "ghp_tok3n"],
+    ["authorization-header", "request header Authorization: Bearer abc.def.ghi", "abc.def.ghi"],
+    ["authorization-header", '"Authorization": ["Basic dXNlcjpwYXNz"]', "dXNlcjpwYXNz"],
+    ["authorization-header", "X-Registry-Auth: eyJ1c2VybmFtZSI6ImEifQ==", "eyJ1c2VybmFtZSI6ImEifQ"],
+    ["bearer-token", 'msg="retrying with Bearer s3cr3t-t0ken-value"', "s3cr3t-t0ken-value"],
+    ["password", 'level=error msg="login" password=hunter2 user=root', "hunter2"],
+    ["password", 'password = "two words"', "two words"],
+    ["password", '"token": "abcdef123"', "abcdef123"],
+    ["kubeconfig-credential", "    client-key-data: LS0tLS1CRUdJTiBSU0E=", "LS0tLS1CRUdJTiBSU0E"],
+    [
+      "pem-private-key",
+      "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIB\n-----END RSA PRIVATE KEY-----\nrest",
+      "MIIEpAIB",
+    ],
+    ["pem-private-key", "cut -----BEGIN EC PRIVATE KEY-----\nMHcCAQEE", "MHcCAQEE"],
+    ["pem-certificate", "-----BEGIN CERTIFICATE-----\nMIIDdzCC\n-----END CERTIFICATE-----", "MIIDdzCC"],
+  ])("%s masks %j", (rule, text, secret) => {
+    const { out, counts } = masked(text);
+    expect(out).not.toContain(secret);
+    expect(out).toContain("[REDACTED]");
+    expect(counts[rule], JSON.stringify(counts)).toBeGreaterThan(0);
+  });
+
+  it("masks every value of a TOML header table and of an inline header table, keeping the keys", () => {
+    const toml = `[[resolver.host."r.example".mirrors]]
+host = "m.example"
+
+[resolver.host."r.example".mirrors.header]
+Authorization = [
+  "Basic c2VjcmV0",
+]
+X-Custom = "custom-secret"
+
+[[resolver.host."r.example".mirrors]]
+host = "m2.example"
+header = { Authorization = "Bearer inline-secret", X-Other = "other" }
+
+[blob]
+check_always = true
+`;
+    const { out, counts } = masked(toml);
+    for (const secret of ["c2VjcmV0", "custom-secret", "inline-secret", '"other"'])
+      expect(out).not.toContain(secret);
+    expect(out).toContain('Authorization = ["[REDACTED]"]');
+    expect(out).toContain('X-Custom = "[REDACTED]"');
+    expect(out).toContain("check_always = true");
+    expect(out).toContain('host = "m.example"');
+    expect(counts["header-value"]).toBe(4);
+  });
+
+  it("leaves text without secrets alone, and masks each secret once", () => {
+    const text =
+      'graphroot = "/var/lib/containers/storage"\nimagestore = "/var/lib/images"\nauth helper missing\n';
+    expect(masked(text).out).toBe(text);
+    const twice = new Redactor({ obfuscate: false });
+    const once = twice.text("password=x1 Authorization: Bearer abcdefgh", "a");
+    expect(twice.text(once, "b")).toBe(once);
+    expect(twice.countsFor("b")).toEqual([]);
+  });
+
+  it("masks JSON by key, keeps it JSON, and masks the value after a secret flag in an argv", () => {
+    const redactor = new Redactor({ obfuscate: false });
+    const out = redactor.json(
+      {
+        auth: { username: "robot", password: "p", identitytoken: "t", auth: "YWJj" },
+        argv: ["/usr/bin/stargz-store", "--password", "flagsecret", "--root", "/var/lib/stargz-store"],
+        note: "Authorization: Basic abcdefgh",
+        size: 3,
+      },
+      "x.json",
+    );
+    const text = JSON.stringify(out);
+    for (const secret of ['"p"', '"t"', "YWJj", "flagsecret", "abcdefgh"]) expect(text).not.toContain(secret);
+    expect(out.auth).toEqual({
+      username: "robot",
+      password: "[REDACTED]",
+      identitytoken: "[REDACTED]",
+      auth: "[REDACTED]",
+    });
+    expect(out.argv[4]).toBe("/var/lib/stargz-store");
+    expect(out.size).toBe(3);
+  });
+});
+
+describe("obfuscation", () => {
+  it("replaces the node's names, FQDNs and addresses with the same token everywhere", () => {
+    const redactor = new Redactor({ obfuscate: true, hostNames: ["worker-0.lab.acme.lan"] });
+    const a = redactor.text(
+      "worker-0 pulled from registry.acme.lan at 10.1.2.3 and [fd00::7]:5000; worker-0.lab.acme.lan",
+      "a",
+    );
+    const b = redactor.text("again: registry.acme.lan, 10.1.2.3, fd00::7, WORKER-0", "b");
+    const node = redactor.tokenFor("worker-0.lab.acme.lan")!;
+    const short = redactor.tokenFor("worker-0")!;
+    const registry = redactor.tokenFor("registry.acme.lan")!;
+    const v4 = redactor.tokenFor("10.1.2.3")!;
+    const v6 = redactor.tokenFor("fd00::7")!;
+    expect(a).toBe(`${short} pulled from ${registry} at ${v4} and [${v6}]:5000; ${node}`);
+    expect(b).toBe(`again: ${registry}, ${v4}, ${v6}, ${short}`);
+    expect(new Set([node, short, registry]).size).toBe(3);
+    expect(node).toMatch(/^host-\d{4}$/);
+    expect(v4).toMatch(/^ip-\d{4}$/);
+  });
+
+  it("leaves file names, versions, times, reverse-DNS identifiers, fstypes and loopback addresses alone", () => {
+    const redactor = new Redactor({ obfuscate: true, hostNames: ["node-1"] });
+    const text = [
+      "/etc/containers/storage.conf /etc/crio/crio.conf.d/10-imagestore.conf kubelet.service config.toml",
+      "libc.so.6 images.json file_contexts.local io.containerd.snapshotter.v1.overlayfs fuse.bindfs",
+      "v1.31.3 2026-11-23T12:00:00.123Z 12:34:56 aa:bb:cc:dd:ee:ff sha256:abcd system_u:object_r:default_t:s0",
+      "127.0.0.1 ::1 docker.io/library/busybox quay.io/x registry.k8s.io/pause kubelet.config.k8s.io/v1beta1",
+    ].join("\n");
+    expect(redactor.text(text, "f")).toBe(text);
+  });
+
+  it("keeps JSON valid, and replaces names in keys too", () => {
+    const redactor = new Redactor({ obfuscate: true, hostNames: ["n1"] });
+    const out = redactor.json(
+      { "mirror.acme.lan": { host: "10.0.0.9", text: 'say "hi" to\nmirror.acme.lan' } },
+      "j",
+    );
+    const token = redactor.tokenFor("mirror.acme.lan")!;
+    expect(Object.keys(out)).toEqual([token]);
+    expect(JSON.parse(JSON.stringify(out))).toEqual({
+      [token]: { host: redactor.tokenFor("10.0.0.9"), text: `say "hi" to\n${token}` },
+    });
+  });
+
+  it("treats only the text of an HTML page, never its script or style", () => {
+    const redactor = new Redactor({ obfuscate: true, hostNames: ["worker-9"] });
+    const page =
+      "<p>worker-9 at 10.9.9.9</p><script>document.body.dataset.x = window.location.host;</script><style>a::before{}</style>";
+    const out = redactor.html(page, "report.html");
+    expect(out).toContain("<script>document.body.dataset.x = window.location.host;</script>");
+    expect(out).toContain("a::before");
+    expect(out).not.toContain("worker-9");
+    expect(out).not.toContain("10.9.9.9");
+  });
+});
+
+describe("credential files", () => {
+  it.each([
+    ["/run/containers/0/auth.json", undefined, "auth.json"],
+    ["/var/lib/kubelet/config.json", undefined, "pull secret"],
+    ["/etc/pki/tls/private/node.key", undefined, "key or certificate"],
+    ["/etc/crio/crio.conf.d/99-x.conf", "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n", "private key"],
+    ["/etc/kubernetes/kubelet.conf", "apiVersion: v1\nkind: Config\nusers:\n- name: a\n", "kubeconfig"],
+    ["/etc/containers/x.json", '{\n "auths": {"r": {"auth": "x"}}}', "auths"],
+  ])("%s is not collected", (hostPath, text, reason) => {
+    expect(secretFileReason(hostPath, text)).toContain(reason);
+  });
+
+  it("collects configuration files", () => {
+    expect(
+      secretFileReason("/etc/containers/storage.conf", '[storage]\ndriver = "overlay"\n'),
+    ).toBeUndefined();
+    expect(secretFileReason("/var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n")).toBeUndefined();
+  });
+});
+
+describe("options and bounds", () => {
+  it("reads durations as Go and oc print them, and sizes in decimal and binary units", () => {
+    expect(parseDuration("24h")).toBe(86_400_000);
+    expect(parseDuration("2h0m0s")).toBe(7_200_000);
+    expect(parseDuration("90m")).toBe(5_400_000);
+    expect(parseDuration("3600s")).toBe(3_600_000);
+    expect(parseDuration("45")).toBe(45_000);
+    expect(() => parseDuration("yesterday")).toThrow(/not a duration/);
+    expect(() => parseDuration("1h garbage")).toThrow(/not a duration/);
+    expect(parseSize("20MB")).toBe(20_000_000);
+    expect(parseSize("64MiB")).toBe(64 * 1024 * 1024);
+    expect(parseSize("500K")).toBe(500_000);
+    expect(parseSize("1234")).toBe(1234);
+    expect(() => parseSize("lots")).toThrow(/not a size/);
+  });
+
+  it("bounds the archive from above and keeps a margin of 4 MiB to 512 MiB", () => {
+    const bound = archiveBound("top", [{ name: "a", bytes: 1 }]);
+    expect(bound).toBeGreaterThan(512 * 3);
+    expect(spaceMargin(8 * 1024 * 1024)).toBe(4 * 1024 * 1024);
+    expect(spaceMargin(100 * 1024 ** 3)).toBe(512 * 1024 * 1024);
+    expect(spaceMargin(10 * 1024 ** 3)).toBe(Math.ceil(10 * 1024 ** 3 * 0.02));
+  });
+});
