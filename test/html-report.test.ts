@@ -509,7 +509,7 @@ describe.skipIf(!treeReady)("HTML report of a node tree, through diagnose --html
     tree = undefined;
   });
 
-  it("draws the journal's reasons per hour, the lazy layers and the live layer store", async () => {
+  it("draws the journal's reasons per hour, the lazy layers and the live layer store; the same from its bundle", async () => {
     tree = await HostTree.create();
     await lazyNode(tree);
     const out = path.join(scratch, "tree.html");
@@ -574,5 +574,49 @@ describe.skipIf(!treeReady)("HTML report of a node tree, through diagnose --html
     await screenshot(page, "lazy-node");
     await expectQuiet(opened);
     await opened.context.close();
+
+    // The same node through its support bundle: must-gather's report.html, and diagnose --bundle --html.
+    const bundle = path.join(scratch, "bundle.tar.gz");
+    const gathered = await cli([
+      "must-gather",
+      "--host-root",
+      tree.root,
+      "--proc-root",
+      tree.procRoot,
+      "--cri-timeout",
+      "2000",
+      "--stat-timeout",
+      "2000",
+      "-o",
+      bundle,
+    ]);
+    expect(gathered.exitCode, gathered.stderr).toBe(0);
+    const fromBundle = path.join(scratch, "bundle.html");
+    const judged = await cli([
+      "diagnose",
+      "--bundle",
+      bundle,
+      "--json",
+      "--html",
+      fromBundle,
+      "--fail-on",
+      "never",
+    ]);
+    expect(judged.exitCode, judged.stderr).toBe(0);
+    const bundleReport = JSON.parse(judged.stdout) as DiagnosisReport;
+    const extracted = path.join(scratch, "bundle");
+    await mkdir(extracted);
+    await execa("tar", ["-xzf", bundle, "-C", extracted]);
+    const [top] = await readdir(extracted);
+    for (const file of [fromBundle, path.join(extracted, top!, "report.html")]) {
+      const again = await open(file);
+      await expectFindingsVisible(again.page, bundleReport.findings);
+      const drawnAgain = await again.page
+        .locator("#journal-chart g.series")
+        .evaluateAll((gs) => gs.map((g) => g.getAttribute("data-series")));
+      expect([...drawnAgain].sort()).toEqual(seriesOf(bundleReport.snapshot));
+      await expectQuiet(again);
+      await again.context.close();
+    }
   });
 });
