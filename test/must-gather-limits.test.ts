@@ -4,6 +4,7 @@ import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseMountinfo } from "../collector/host/mountinfo.js";
 import { type ManifestItem, type OpenedBundle, openBundle } from "./support/bundle-archive.js";
+import { mountBindfs } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
 import { baseNode, GRAPHROOT, HostTree, layersJson, RUNROOT, startRuntime } from "./support/scenarios.js";
 
@@ -198,5 +199,75 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     // Still at least the margin free.
     const after = await import("node:fs/promises").then((m) => m.statfs(out));
     expect(after.bavail * after.bsize).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+  });
+});
+
+describe.skipIf(!ready)("must-gather on a node with a lazy-pull layer store served over FUSE", () => {
+  let tree: HostTree | undefined;
+  afterEach(async () => {
+    await tree?.cleanup();
+    tree = undefined;
+  });
+
+  it("copies the store's config from the server's own --config, its unit files, and fusectl's counters", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    const store = "/var/lib/stargz-store/store";
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "${RUNROOT}"\n\n[storage.options]\nadditionallayerstores = ["${store}:ref"]\n`,
+    );
+    await tree.write(
+      "/etc/stargz-store/lab.toml",
+      `[[resolver.host."registry.lab".mirrors]]\nhost = "mirror.lab"\n[resolver.host."registry.lab".mirrors.header]\nAuthorization = ["Bearer lab-header-secret"]\n`,
+    );
+    await tree.write(
+      "/etc/systemd/system/stargz-store.service",
+      "[Service]\nExecStart=/usr/local/bin/stargz-store --config /etc/stargz-store/lab.toml /var/lib/stargz-store/store\n",
+    );
+    await tree.write(
+      "/etc/systemd/system/stargz-store.service.d/10-proxy.conf",
+      "[Service]\nEnvironment=HTTPS_PROXY=http://proxyuser:unit-proxy-secret@proxy.lab:3128\n",
+    );
+    const source = path.join(tree.scratch, "store-src");
+    await mkdir(source, { recursive: true });
+    const mounted = await mountBindfs(source, tree.local(store));
+    tree.onCleanup(async () => {
+      await execa("fusermount3", ["-uz", mounted.target], { reject: false });
+      signal(mounted.pid, "SIGKILL");
+      await mounted.process;
+    });
+    await tree.startProcess("stargz-store", [
+      "--root",
+      "/var/lib/stargz-store",
+      "--config",
+      "/etc/stargz-store/lab.toml",
+      store,
+    ]);
+
+    const file = path.join(tree.scratch, "lazy.tar.gz");
+    const run = await mustGather(tree, ["-o", file, "--stat-timeout", "2000"]);
+    expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(0);
+    const bundle = await openBundle(file);
+    process.stderr.write(
+      `must-gather figures (lazy-pull store on bindfs): ${(await stat(file)).size} bytes\n`,
+    );
+    const snapshot = bundle.json<{
+      sources: { "layer-stores": { facts: { stores: { config: { path: string } }[] } } };
+    }>("snapshot.json");
+    expect(snapshot.sources["layer-stores"].facts.stores[0]!.config.path).toBe("/etc/stargz-store/lab.toml");
+    expect(bundle.text("host/etc/stargz-store/lab.toml")).toContain('Authorization = ["[REDACTED]"]');
+    expect(bundle.text("host/etc/systemd/system/stargz-store.service")).toContain("ExecStart=");
+    expect(bundle.text("host/etc/systemd/system/stargz-store.service.d/10-proxy.conf")).toContain(
+      "http://[REDACTED]@proxy.lab:3128",
+    );
+    const fuse =
+      bundle.json<{ mountPoint: string; waiting?: number | null; source?: string }[]>("facts/fusectl.json");
+    const entry = fuse.find((f) => f.mountPoint === store);
+    expect(entry, JSON.stringify(fuse)).toBeDefined();
+    expect(typeof entry!.waiting).toBe("number");
+    for (const secret of ["lab-header-secret", "unit-proxy-secret"]) {
+      expect(bundle.tar.toString("latin1").includes(secret), secret).toBe(false);
+    }
   });
 });
