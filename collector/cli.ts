@@ -374,6 +374,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       const stdout = io.stdout as unknown as import("node:stream").Writable;
       if (flags.output === "-" && typeof stdout.on !== "function")
         throw new UsageError("-o - needs a stream for stdout");
+      if (flags.output === "-" && io.stdout.isTTY)
+        throw new UsageError("-o - writes a gzip archive: redirect stdout to a file or a pipe");
       try {
         await mustGather(
           {
