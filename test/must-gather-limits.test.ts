@@ -159,6 +159,31 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     expect(sleeping.stdout.trim()).toBe("");
   });
 
+  it("stops cleanly when the disk fills up under it: an error, no file under the final name, no temporary file", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await startRuntime(tree);
+    const bin = path.join(tree.scratch, "bin");
+    await mkdir(bin);
+    // crictl holds the run for its step's deadline, after the free space was read.
+    await writeFile(path.join(bin, "crictl"), "#!/bin/sh\nsleep 600\n");
+    await chmod(path.join(bin, "crictl"), 0o755);
+    const out = path.join(tree.scratch, "out");
+    await mkdir(out);
+    await execa("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", out]);
+    tree.onCleanup(async () => {
+      await execa("umount", ["-l", out], { reject: false });
+    });
+    const running = mustGather(tree, ["-o", path.join(out, "bundle.tar.gz"), "--step-timeout", "6s"], bin);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Someone else fills the disk while the bundle is being gathered.
+    await execa("dd", ["if=/dev/zero", `of=${path.join(out, ".fill")}`, "bs=1M"], { reject: false });
+    const run = await running;
+    expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(2);
+    expect(Buffer.from(run.stderr).toString()).toMatch(/ran out of space while writing/);
+    expect(await readdir(out)).toEqual([".fill"]);
+  });
+
   it("refuses clearly when the output filesystem is nearly full, and writes a smaller bundle when some room is left", async () => {
     tree = await HostTree.create();
     await baseNode(tree);

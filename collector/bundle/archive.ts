@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, unlinkSync } from "node:fs";
 import { open, rename, rm, statfs } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type TransformCallback, type Writable } from "node:stream";
@@ -93,8 +93,9 @@ function packEntries(entries: ArchiveEntry[], options: WriteOptions): tar.Pack {
     const add = (header: Partial<tar.Header> & { name: string }, data?: Buffer) =>
       new Promise<void>((resolve, reject) => {
         const callback = (error?: Error | null) => (error ? reject(error) : resolve());
-        if (data) pack.entry(header, data, callback);
-        else pack.entry(header, callback);
+        const sink = data ? pack.entry(header, data, callback) : pack.entry(header, callback);
+        // When the output fails (ENOSPC), the pack is destroyed and the entry errors too.
+        sink.on("error", reject);
       });
     try {
       await add({ ...common, name: `${options.top}/`, type: "directory", mode: 0o755 });
@@ -150,6 +151,15 @@ export async function writeArchiveToFile(
     `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
   );
   const limit = new Limit(options.maxBytes);
+  // Should the process die before the rename, the temporary file still goes.
+  const onExit = () => {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // gone already
+    }
+  };
+  process.once("exit", onExit);
   try {
     const handle = await open(temporary, "wx", 0o600);
     try {
@@ -169,5 +179,7 @@ export async function writeArchiveToFile(
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  } finally {
+    process.removeListener("exit", onExit);
   }
 }
