@@ -51,6 +51,7 @@ const SECRETS = {
   crictlPassword: "crictl-registry-password",
   crictlToken: "crictl-identity-token-0042",
   podLog: "podlogsecret42",
+  argvToken: "argv-token-secret-77",
 };
 
 const NODE = "worker-0";
@@ -232,6 +233,24 @@ users:
   );
   const now = Date.now();
   const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000);
+  const avc = (when: Date, comm: string) =>
+    `node=${NODE} type=AVC msg=audit(${(when.getTime() / 1000).toFixed(3)}:77): avc:  denied  { read execute } for  pid=7 comm="${comm}" path="/usr/lib64/libc.so.6" dev="loop5" ino=131 scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=system_u:object_r:default_t:s0 tclass=file permissive=0`;
+  await tree.write(
+    "/var/log/audit/audit.log",
+    [
+      avc(at(60 * 72), "old-app"),
+      `type=SYSCALL msg=audit(${(at(10).getTime() / 1000).toFixed(3)}:78): arch=c000003e syscall=9 success=no`,
+      avc(at(10), "app"),
+      "",
+    ].join("\n"),
+  );
+  // A kubelet whose command line carries a credential: the snapshot records its argv.
+  await tree.startProcess("kubelet", [
+    "--config=/var/lib/kubelet/config.yaml",
+    `--node-ip=${IPV4}`,
+    "--token",
+    SECRETS.argvToken,
+  ]);
   const entry = (minutesAgo: number, unit: string, message: string) =>
     journalEntry(at(minutesAgo), {
       _SYSTEMD_UNIT: unit,
@@ -363,6 +382,14 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     // The journal window: the entry of two days ago is not there.
     expect(plain.text("journal/crio.service.log")).not.toContain("older than the window");
     expect(plain.text("journal/crio.service.log")).toContain(`Pulling image registry.${DOMAIN}/app:1`);
+    // AVC records of the window only, and the loader error lines of the pod logs.
+    const avcs = plain.text("logs/audit-avc.log");
+    expect(avcs).toContain('comm="app"');
+    expect(avcs).not.toContain("old-app");
+    expect(avcs).not.toContain("SYSCALL");
+    expect(plain.text("logs/pod-loader-errors.log")).toContain(
+      "cannot apply additional memory protection after relocation: Permission denied",
+    );
   });
 
   it("records credential files as skipped and never reads them into the bundle", () => {
@@ -398,6 +425,7 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     expect(count("journal/stargz-store.service.log", "url-credentials")).toBe(1);
     expect(count("commands/crictl-info.json", "password")).toBe(2);
     expect(count("logs/pod-loader-errors.log", "password")).toBe(1);
+    expect(count("snapshot.json", "password")).toBeGreaterThanOrEqual(1);
     // The manifest carries each item's own counts; redactions.json never the original text.
     expect(item(plain, byPath("host/etc/stargz-store/config.toml")).redactions).toEqual([
       { rule: "header-value", count: 2 },
@@ -494,6 +522,35 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     expectManifestComplete(streamed);
     expect(streamed.names).toContain("journal/crio.service.log");
     expect(streamed.tar.toString("latin1").includes(SECRETS.journalPassword)).toBe(false);
+  });
+
+  it("shows each step with its status and time on a terminal", async () => {
+    const file = path.join(tree.scratch, "out", "tty.tar.gz");
+    const command = [
+      process.execPath,
+      CLI,
+      "must-gather",
+      "-o",
+      file,
+      "--host-root",
+      tree.root,
+      "--proc-root",
+      tree.procRoot,
+      "--cri-timeout",
+      "1000",
+    ]
+      .map((arg) => `'${arg}'`)
+      .join(" ");
+    // script(1) gives the command a pseudo-terminal.
+    const run = await execa("script", ["-qec", command, "/dev/null"], {
+      reject: false,
+      env: { PATH: `${bin}:/usr/bin:/bin` },
+    });
+    expect(run.exitCode, run.stdout).toBe(0);
+    for (const step of ["collect snapshot", "configuration files", "journal", "fusectl"]) {
+      expect(run.stdout).toMatch(new RegExp(`ok\\s+${step}\\s+\\d+\\.\\d s`));
+    }
+    expect(run.stdout).toContain(`bundle written to ${file}`);
   });
 
   it("keeps the archive within --max-size, leaving out what does not fit and saying so", async () => {

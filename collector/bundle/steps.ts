@@ -116,6 +116,10 @@ export async function configFiles(inputs: StepInputs): Promise<string[]> {
     "/etc/crio/crio.conf",
     "/etc/containers/registries.conf",
     "/etc/containerd/config.toml",
+    // The kubelet's configuration on OpenShift and on kubeadm nodes (where kubelet.conf is a
+    // kubeconfig, and is then recorded as skipped).
+    "/etc/kubernetes/kubelet.conf",
+    "/var/lib/kubelet/config.yaml",
     "/etc/selinux/config",
     "/etc/fstab",
     "/etc/ostree/prepare-root.conf",
