@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { archiveBound, spaceMargin } from "../collector/bundle/archive.js";
+import { Gatherer } from "../collector/bundle/items.js";
 import { Redactor, secretFileReason } from "../collector/bundle/redact.js";
 import { parseDuration, parseSize } from "../collector/commands/must-gather.js";
 
@@ -196,5 +197,47 @@ describe("options and bounds", () => {
     expect(spaceMargin(8 * 1024 * 1024)).toBe(4 * 1024 * 1024);
     expect(spaceMargin(100 * 1024 ** 3)).toBe(512 * 1024 * 1024);
     expect(spaceMargin(10 * 1024 ** 3)).toBe(Math.ceil(10 * 1024 ** 3 * 0.02));
+  });
+});
+
+describe("gathering steps", () => {
+  it("marks what a step had begun as timeout at its deadline, ignores what it adds later, and skips steps past the run's deadline", async () => {
+    const gatherer = new Gatherer({ runDeadline: performance.now() + 400, stepMs: 100 });
+    let late: (() => void) | undefined;
+    await gatherer.step("stuck", async (context) => {
+      context.begin("a.txt", "/a").ok("done in time");
+      const hanging = context.begin("b.txt", "/b");
+      await new Promise<void>((resolve) => {
+        late = () => {
+          hanging.ok("too late");
+          context.begin("c.txt", "/c").ok("too late");
+          resolve();
+        };
+      });
+    });
+    late!();
+    await gatherer.step("fine", async (context) => {
+      context.begin("d.txt", "/d").fail("error", "EACCES: permission denied");
+      context.begin("e.txt", "/e").drop();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await gatherer.step("after the deadline", async (context) => {
+      context.begin("f.txt", "/f").ok("never");
+    });
+    const byPath = Object.fromEntries(gatherer.items.map((i) => [i.path ?? String(i.source), i]));
+    expect(byPath["a.txt"]).toMatchObject({ status: "ok", content: "done in time" });
+    expect(byPath["b.txt"]).toMatchObject({ status: "timeout" });
+    expect(byPath["b.txt"]!.error).toContain('step "stuck" ran past its 100 ms deadline');
+    expect(byPath["b.txt"]!.content).toBeUndefined();
+    expect(byPath["c.txt"]).toBeUndefined();
+    expect(byPath["d.txt"]).toMatchObject({ status: "error", error: "EACCES: permission denied" });
+    expect(byPath["e.txt"]).toBeUndefined();
+    expect(byPath["f.txt"]).toBeUndefined();
+    expect(byPath["step: after the deadline"]).toMatchObject({ status: "skipped" });
+    expect(gatherer.steps.map((s) => [s.name, s.status])).toEqual([
+      ["stuck", "timeout"],
+      ["fine", "ok"],
+      ["after the deadline", "skipped"],
+    ]);
   });
 });

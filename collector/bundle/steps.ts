@@ -645,6 +645,7 @@ async function journalExcerpt(
 /** The journal of each unit of interest over the window, the newest entries within the item cap. */
 export async function unitJournals(inputs: StepInputs, context: StepContext): Promise<void> {
   for (const unit of unitsOfInterest(inputs)) {
+    if (context.signal.aborted) return;
     await journalExcerpt(
       inputs,
       context,

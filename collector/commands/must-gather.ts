@@ -209,13 +209,22 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     searchPath: options.searchPath,
   };
   await gatherer.step("configuration files", async (context) => {
-    for (const file of await configFiles(inputs)) await copyHostFile(inputs, context, file);
+    for (const file of await configFiles(inputs)) {
+      if (context.signal.aborted) return; // the step ran past its deadline: stop reading
+      await copyHostFile(inputs, context, file);
+    }
   });
   await gatherer.step("credential files", async (context) => {
-    for (const file of await credentialFiles(inputs)) await copyHostFile(inputs, context, file);
+    for (const file of await credentialFiles(inputs)) {
+      if (context.signal.aborted) return; // the step ran past its deadline: stop reading
+      await copyHostFile(inputs, context, file);
+    }
   });
   await gatherer.step("store metadata", async (context) => {
-    for (const file of storeMetadataFiles(inputs)) await copyHostFile(inputs, context, file);
+    for (const file of storeMetadataFiles(inputs)) {
+      if (context.signal.aborted) return; // the step ran past its deadline: stop reading
+      await copyHostFile(inputs, context, file);
+    }
   });
   await gatherer.step("mounts and filesystems", async (context) => {
     await mountTable(inputs, context);
