@@ -61,12 +61,28 @@ export class Gatherer {
   readonly #runDeadline: number;
   readonly #stepMs: number;
   readonly #listener: StepListener | undefined;
+  readonly #maxBytes: number;
+  /** Bytes of content held so far: what a run keeps in memory before it is masked and written. */
+  #bytes = 0;
 
-  /** `runDeadline` is a performance.now() value: no step runs past it. */
-  constructor(options: { runDeadline: number; stepMs: number; listener?: StepListener }) {
+  /**
+   * `runDeadline` is a performance.now() value: no step runs past it. Past `maxBytes` of content
+   * held, further content is not kept (the item is marked skipped), so memory stays bounded.
+   */
+  constructor(options: { runDeadline: number; stepMs: number; maxBytes?: number; listener?: StepListener }) {
     this.#runDeadline = options.runDeadline;
     this.#stepMs = options.stepMs;
+    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.#listener = options.listener;
+  }
+
+  /** Takes `content` into the run's budget, or says it does not fit. */
+  #take(content: string | undefined): boolean {
+    if (content === undefined) return true;
+    const bytes = Buffer.byteLength(content);
+    if (this.#bytes + bytes > this.#maxBytes) return false;
+    this.#bytes += bytes;
+    return true;
   }
 
   remainingRunMs(): number {
@@ -130,6 +146,12 @@ export class Gatherer {
           ok: (content, extra) => {
             if (closed || !open.has(item)) return;
             finish();
+            if (!this.#take(content)) {
+              item.status = "skipped";
+              item.error = `left out: the run already holds ${this.#maxBytes} bytes, more than the size cap can use`;
+              mine.push(item);
+              return;
+            }
             item.content = content;
             if (extra?.truncated) item.truncated = true;
             if (extra?.kind) item.kind = extra.kind;
@@ -140,7 +162,7 @@ export class Gatherer {
             finish();
             item.status = status;
             item.error = error;
-            if (content !== undefined) item.content = content;
+            if (content !== undefined && this.#take(content)) item.content = content;
             mine.push(item);
           },
           drop: () => {

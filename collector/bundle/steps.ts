@@ -526,7 +526,7 @@ export async function crictlOutputs(inputs: StepInputs, context: StepContext): P
   ];
   const crictl = await findCrictl(inputs);
   const socket = crictl ? await criSocket(inputs) : undefined;
-  for (const [name, sub] of commands) {
+  for (const [index, [name, sub]] of commands.entries()) {
     const argv = [
       crictl ?? "crictl",
       ...(socket ? ["--runtime-endpoint", `unix://${socket}`, "--image-endpoint", `unix://${socket}`] : []),
@@ -543,9 +543,10 @@ export async function crictlOutputs(inputs: StepInputs, context: StepContext): P
       item.fail("skipped", "no CRI socket answered or exists");
       continue;
     }
-    const seconds = Math.max(1, Math.floor(context.remainingMs() / 1000) - 1);
-    argv[argv.indexOf("--timeout") + 1] = `${Math.min(seconds, 30)}s`;
-    const timeoutMs = Math.max(500, Math.min(context.remainingMs() - 200, 30_000));
+    // Each command gets its share of what is left of the step, so one that hangs leaves time for the next.
+    const share = (context.remainingMs() - 200) / (commands.length - index);
+    const timeoutMs = Math.max(500, Math.min(share, 30_000));
+    argv[argv.indexOf("--timeout") + 1] = `${Math.max(1, Math.floor(timeoutMs / 1000) - 1)}s`;
     const run = await runBounded(argv[0]!, argv.slice(1), {
       timeoutMs,
       maxBytes: inputs.itemBytes,

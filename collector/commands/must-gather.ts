@@ -170,6 +170,8 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
   const gatherer = new Gatherer({
     runDeadline: runDeadline - reserve,
     stepMs: options.stepTimeoutMs,
+    // Masking does not make text shorter by much: twice the cap is more than can ever be written.
+    maxBytes: 2 * cap + 16 * MiB,
     listener: progress(io.stderr),
   });
   const core: Core = { snapshot: null, findings: null };
