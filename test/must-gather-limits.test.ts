@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
@@ -159,7 +160,7 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     expect(sleeping.stdout.trim()).toBe("");
   });
 
-  it("stops cleanly when the disk fills up under it: an error, no file under the final name, no temporary file", async () => {
+  it("stops cleanly when the disk fills up while it gathers: an error, no file under the final name, no temporary file", async () => {
     tree = await HostTree.create();
     await baseNode(tree);
     await startRuntime(tree);
@@ -180,8 +181,30 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     await execa("dd", ["if=/dev/zero", `of=${path.join(out, ".fill")}`, "bs=1M"], { reject: false });
     const run = await running;
     expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(2);
-    expect(Buffer.from(run.stderr).toString()).toMatch(/ran out of space while writing/);
+    // Seen when the free space is read again before writing: stopped before a byte was written.
+    expect(Buffer.from(run.stderr).toString()).toMatch(/not enough space for a bundle in/);
     expect(await readdir(out)).toEqual([".fill"]);
+  });
+
+  it("removes the temporary file when the disk runs out in the middle of writing the archive", async () => {
+    tree = await HostTree.create();
+    const out = path.join(tree.scratch, "out");
+    await mkdir(out);
+    await execa("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", out]);
+    tree.onCleanup(async () => {
+      await execa("umount", ["-l", out], { reject: false });
+    });
+    const { writeArchiveToFile } = await import("../collector/bundle/archive.js");
+    // Random bytes do not compress: 3 MiB cannot fit in 1 MiB, and no bound says so beforehand.
+    const entries = [{ name: "big.bin", data: randomBytes(3 * 1024 * 1024) }];
+    await expect(
+      writeArchiveToFile(entries, path.join(out, "bundle.tar.gz"), {
+        top: "t",
+        mtime: new Date(),
+        maxBytes: Number.MAX_SAFE_INTEGER,
+      }),
+    ).rejects.toMatchObject({ code: "ENOSPC" });
+    expect(await readdir(out)).toEqual([]);
   });
 
   it("refuses clearly when the output filesystem is nearly full, and writes a smaller bundle when some room is left", async () => {

@@ -99,6 +99,18 @@ export function parseSize(text: string): number {
   return Math.floor(Number(match[1]) * base ** power);
 }
 
+/** Bytes a bundle may take in `dir`: what is free less the margin that must stay free. */
+async function usableBytes(dir: string): Promise<number | undefined> {
+  const space = await availableBytes(dir);
+  return space ? space.available - spaceMargin(space.total) : undefined;
+}
+
+function notEnoughSpace(dir: string, usable: number): MustGatherError {
+  return new MustGatherError(
+    `not enough space for a bundle in ${dir}: ${Math.max(0, usable)} bytes usable once the margin that must stay free is kept (2% of the filesystem, at least 4 MiB); write it elsewhere (-o DIR/FILE or -o -)`,
+  );
+}
+
 function utcStamp(date: Date): string {
   return date
     .toISOString()
@@ -154,14 +166,9 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     const dirStat = await stat(dir).catch(() => undefined);
     if (!dirStat?.isDirectory())
       throw new MustGatherError(`cannot write ${options.output}: ${dir} is not a directory`);
-    const space = await availableBytes(dir);
-    if (space) {
-      const usable = space.available - spaceMargin(space.total);
-      if (usable < 64 * KiB) {
-        throw new MustGatherError(
-          `not enough space for a bundle in ${dir}: ${space.available} bytes free, and ${spaceMargin(space.total)} must stay free; write it elsewhere (-o DIR/FILE or -o -)`,
-        );
-      }
+    const usable = await usableBytes(dir);
+    if (usable !== undefined) {
+      if (usable < 64 * KiB) throw notEnoughSpace(dir, usable);
       cap = Math.min(cap, usable);
     }
   }
@@ -245,7 +252,22 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
   await gatherer.step("fusectl", (context) => fuseConnections(inputs, context));
   const finished = new Date();
 
-  const { entries, top, capped, itemCount } = await assemble(options, core, gatherer, started, finished, cap);
+  let assembled = await assemble(options, core, gatherer, started, finished, cap);
+  if (!toStdout) {
+    // The disk may have filled while we gathered: read the free space again, and fit into what is
+    // left of it (the margin still kept), or stop before writing a byte.
+    const usable = await usableBytes(path.dirname(outputFile));
+    const bound = archiveBound(
+      assembled.top,
+      assembled.entries.map((e) => ({ name: e.name, bytes: e.data.length })),
+    );
+    if (usable !== undefined && bound > usable) {
+      if (usable < 64 * KiB) throw notEnoughSpace(path.dirname(outputFile), usable);
+      cap = usable;
+      assembled = await assemble(options, core, gatherer, started, finished, cap);
+    }
+  }
+  const { entries, top, capped, itemCount } = assembled;
   const mtime = started;
   let bytes: number;
   try {
