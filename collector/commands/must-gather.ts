@@ -320,7 +320,7 @@ async function assemble(
   finished: Date,
   cap: number,
 ): Promise<{ entries: ArchiveEntry[]; top: string; capped: boolean; itemCount: number }> {
-  const hostname = await readHostname(options.collect.hostRoot);
+  const hostname = await readHostname(options.collect.hostRoot, options.collect.procRoot);
   const node = core.snapshot?.node ?? options.collect.nodeName ?? hostname ?? "unknown";
   const hostNames = [node];
   if (hostname) hostNames.push(hostname);
@@ -552,9 +552,9 @@ function compareNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-async function readHostname(hostRoot: string): Promise<string | undefined> {
+async function readHostname(hostRoot: string, procRoot: string | undefined): Promise<string | undefined> {
   try {
-    const host = new Host({ root: hostRoot });
+    const host = new Host({ root: hostRoot, procRoot });
     return (await host.readText("/etc/hostname", 4096)).text.trim() || undefined;
   } catch {
     return undefined;
