@@ -67,7 +67,7 @@ check_always = true
 
   it("leaves text without secrets alone, and masks each secret once", () => {
     const text =
-      'graphroot = "/var/lib/containers/storage"\nimagestore = "/var/lib/images"\nauth helper missing\n';
+      'graphroot = "/var/lib/containers/storage"\nimagestore = "/var/lib/images"\nauth helper missing\nBasic authentication failed\n';
     expect(masked(text).out).toBe(text);
     const twice = new Redactor({ obfuscate: false });
     const once = twice.text("password=x1 Authorization: Bearer abcdefgh", "a");
@@ -146,10 +146,11 @@ describe("obfuscation", () => {
   it("treats only the text of an HTML page, never its script or style", () => {
     const redactor = new Redactor({ obfuscate: true, hostNames: ["worker-9"] });
     const page =
-      "<p>worker-9 at 10.9.9.9</p><script>document.body.dataset.x = window.location.host;</script><style>a::before{}</style>";
+      '<meta http-equiv="Content-Security-Policy" content="script-src \'sha256-ab+pwd=x\'"><p>worker-9 at 10.9.9.9</p><script>document.body.dataset.x = window.location.host;</script><style>a::before{}</style>';
     const out = redactor.html(page, "report.html");
     expect(out).toContain("<script>document.body.dataset.x = window.location.host;</script>");
     expect(out).toContain("a::before");
+    expect(out).toContain("'sha256-ab+pwd=x'");
     expect(out).not.toContain("worker-9");
     expect(out).not.toContain("10.9.9.9");
   });

@@ -82,8 +82,10 @@ const TEXT_RULES: TextRule[] = [
   },
   {
     name: "bearer-token",
-    pattern: /\b(Bearer|Basic|Negotiate)\s+(?!\[REDACTED)[A-Za-z0-9._~+/-]{6,}=*/g,
-    replace: (_m, scheme) => `${scheme} ${REDACTED}`,
+    pattern: /\b(Bearer|Basic|Negotiate)\s+(?!\[REDACTED)([A-Za-z0-9._~+/-]{6,}=*)/g,
+    // A credential has digits, symbols or inner capitals; "Basic authentication" is prose.
+    replace: (match, scheme, value) =>
+      /[0-9+/=._~-]/.test(value!) || /[A-Z]/.test(value!.slice(1)) ? `${scheme} ${REDACTED}` : match,
   },
   {
     name: "kubeconfig-credential",
@@ -159,12 +161,13 @@ export class Redactor {
   }
 
   /**
-   * An HTML page: the text outside <script> and <style> elements is treated as text. Scripts and
-   * styles are the renderer's own code (pinned by the page's CSP hashes), not data.
+   * An HTML page: the text outside <script>, <style> and <meta> elements is treated as text.
+   * Scripts and styles are the renderer's own code, pinned by the CSP's hashes in a <meta>: none
+   * of them is data, and a changed byte would stop the page from working.
    */
   html(page: string, file: string): string {
     return page
-      .split(/(<script\b[\s\S]*?<\/script>|<style\b[\s\S]*?<\/style>)/i)
+      .split(/(<script\b[\s\S]*?<\/script>|<style\b[\s\S]*?<\/style>|<meta\b[^>]*>)/i)
       .map((part, i) => (i % 2 === 1 ? part : this.text(part, file)))
       .join("");
   }
