@@ -1,13 +1,21 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { createGzip, gzipSync } from "node:zlib";
+import { createGunzip, createGzip, gzipSync } from "node:zlib";
 import { execa } from "execa";
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireParts } from "./support/requirements.js";
+import {
+  HostTree,
+  IMAGESTORE,
+  splitImageNode,
+  startRuntime,
+  writeKubeletConfig,
+} from "./support/scenarios.js";
 
 /**
  * `diagnose --bundle` through the built CLI, on archives this test writes with tar-stream: a good
@@ -192,6 +200,22 @@ function ustarHeader(name: Buffer, size: number, typeflag = "0"): Buffer {
 
 function padded(content: Buffer): Buffer {
   return Buffer.concat([content, Buffer.alloc((512 - (content.length % 512)) % 512)]);
+}
+
+/** The entries of a .tar.gz by name (a small bundle, read whole in memory). */
+async function entriesOf(file: string): Promise<Map<string, Buffer>> {
+  const entries = new Map<string, Buffer>();
+  const extract = tar.extract();
+  extract.on("entry", (header, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk) => chunks.push(chunk as Buffer));
+    stream.on("end", () => {
+      entries.set(header.name, Buffer.concat(chunks));
+      next();
+    });
+  });
+  await pipeline(createReadStream(file), createGunzip(), extract as unknown as NodeJS.WritableStream);
+  return entries;
 }
 
 interface Finding {
@@ -577,5 +601,62 @@ describe("diagnose --bundle: a directory bundle reads nothing outside it", () =>
     await expectRefused(dir, /snapshot\.json is not valid JSON/);
     await writeFile(path.join(dir, "version"), "something-else\n1\n");
     await expectRefused(dir, /version starts with "something-else", not "imagefs-doctor"/);
+  });
+});
+
+const nodeReady = requireParts("diagnose --bundle of a must-gather bundle", ["root", "loop", "xfs"]);
+
+describe.skipIf(!nodeReady)("diagnose --bundle on a bundle written by must-gather", () => {
+  let tree: HostTree | undefined;
+  afterAll(async () => {
+    await tree?.cleanup();
+  });
+
+  it("judges it as the node judged itself, from the .tar.gz and from the extracted directory", async () => {
+    tree = await HostTree.create();
+    await splitImageNode(tree, { imagestoreFs: "unmounted", fstab: true });
+    await startRuntime(tree, { imagestore: IMAGESTORE });
+    await writeKubeletConfig(tree, { evictionHard: { "memory.available": "100Mi" } });
+    const onTree = ["--host-root", tree.root, "--proc-root", tree.procRoot];
+    const file = path.join(work, "must-gather.tar.gz");
+    const gathered = await execa(process.execPath, [CLI, "must-gather", ...onTree, "-o", file], {
+      reject: false,
+      timeout: 180_000,
+      env: { NODE_NAME: "worker-0" },
+    });
+    expect(gathered.exitCode, gathered.stderr).toBe(0);
+
+    const live = await cli(["diagnose", "--json", ...onTree, "--fail-on", "never"]);
+    const fromBundle = await cli(["diagnose", "--json", "--bundle", file, "--fail-on", "never"]);
+    expect(fromBundle.stderr).toBe("");
+    expect(judged(fromBundle.stdout)).toEqual(judged(live.stdout));
+    expect(judged(fromBundle.stdout)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/IMAGESTORE_NOT_MOUNTED/)]),
+    );
+    // ... and as findings.json, which must-gather wrote from the same snapshot on the node.
+    const inside = await entriesOf(file);
+    const top = [...inside.keys()][0]!.split("/")[0]!;
+    expect(judged(inside.get(`${top}/findings.json`)!.toString())).toEqual(judged(fromBundle.stdout));
+
+    const text = await cli(["diagnose", "--bundle", file]);
+    expect(text.exitCode).toBe(1);
+    expect(text.stdout.split("\n").slice(0, 3).join(" ").replace(/\s+/g, " ")).toContain(
+      `(${top}/), written by imagefs-doctor 0.1.0 at`,
+    );
+
+    // Unpacked as the must-gather image does (nodes/<node>/, top directory stripped).
+    const nodeDir = path.join(work, "gathered", "nodes", "worker-0");
+    await mkdir(nodeDir, { recursive: true });
+    await execa("tar", ["-xzf", file, "-C", nodeDir, "--strip-components=1", "--no-same-owner"]);
+    const fromDir = await cli([
+      "diagnose",
+      "--json",
+      "--bundle",
+      path.join(work, "gathered"),
+      "--fail-on",
+      "never",
+    ]);
+    expect(fromDir.stderr).toBe("");
+    expect(judged(fromDir.stdout)).toEqual(judged(live.stdout));
   });
 });
