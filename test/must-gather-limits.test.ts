@@ -160,6 +160,28 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     expect(sleeping.stdout.trim()).toBe("");
   });
 
+  it("writes a bundle that says what the run's deadline cut off, when even the snapshot could not finish", async () => {
+    tree = await HostTree.create();
+    const bindfs = await nodeWithFuseStore(tree);
+    process.kill(bindfs, "SIGSTOP");
+    const file = path.join(tree.scratch, "cut.tar.gz");
+    // Each stat of the stopped store waits 8 s; the whole run may take 3.
+    const run = await mustGather(tree, ["-o", file, "--stat-timeout", "8000", "--timeout", "3s"]);
+    expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(0);
+    const bundle = await openBundle(file);
+    expect(bundle.names).toEqual(["version", "timestamp", "manifest.json", "redactions.json"]);
+    const snapshot = item(bundle, (i) => i.source === "imagefs-doctor collect");
+    expect(snapshot.status).toBe("timeout");
+    expect(snapshot.error).toContain("deadline");
+    expect(
+      item(bundle, (i) => i.source === "imagefs-doctor" && i.error === "no snapshot to judge").status,
+    ).toBe("skipped");
+    const steps = bundle.manifest.steps;
+    expect(steps[0]).toMatchObject({ name: "collect snapshot", status: "timeout" });
+    expect(steps.slice(1).every((s) => s.status === "skipped")).toBe(true);
+    expect(bundle.manifest.node).toBe("worker-0");
+  });
+
   it("stops cleanly when the disk fills up while it gathers: an error, no file under the final name, no temporary file", async () => {
     tree = await HostTree.create();
     await baseNode(tree);

@@ -452,7 +452,7 @@ async function assemble(
   const manifestOf = (capped: boolean) =>
     manifestDocument(
       options,
-      core,
+      node,
       gatherer,
       started,
       finished,
@@ -520,7 +520,7 @@ async function assemble(
 
 function manifestDocument(
   options: MustGatherOptions,
-  core: Core,
+  node: string,
   gatherer: Gatherer,
   started: Date,
   finished: Date,
@@ -530,7 +530,7 @@ function manifestDocument(
 ) {
   return {
     tool: { name: TOOL_NAME, version: VERSION },
-    node: core.snapshot?.node ?? "unknown",
+    node,
     top,
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
