@@ -184,6 +184,8 @@ location = "https://bob:${SECRETS.registriesUrl}@mirror.${DOMAIN}:5000"
 location = "${IPV4}:5000"
 `,
   );
+  // A drop-in whose name holds a right-to-left override: it must not make the bundle unreadable.
+  await tree.write("/etc/containers/registries.conf.d/60-\u202ecod.conf", "# planted name\n");
   await tree.write(
     "/etc/containers/registries.conf.d/50-mirror.conf",
     `# credentials someone pasted here\npassword = "${SECRETS.registriesPassword}"\n`,
@@ -512,6 +514,21 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     expect(redactions.some((r) => r.rule === "obfuscate-ip")).toBe(true);
     // Without --obfuscate the names stay (the engineer needs them).
     expect(plain.text("host/etc/containers/registries.conf")).toContain(`mirror.${DOMAIN}`);
+  });
+
+  it("is read back by diagnose --bundle, a name with a bidi override escaped", async () => {
+    expect(plain.names).toContain("host/etc/containers/registries.conf.d/60-\\u{202e}cod.conf");
+    const file = path.join(tree.scratch, "out", "plain.tar.gz");
+    const run = await execa(
+      process.execPath,
+      [CLI, "diagnose", "--bundle", file, "--json", "--fail-on", "never"],
+      {
+        reject: false,
+      },
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { findings: unknown[] };
+    expect(report.findings).toEqual(plain.json<{ findings: unknown[] }>("findings.json").findings);
   });
 
   it("streams the same layout to stdout with -o -", async () => {

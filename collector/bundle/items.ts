@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 
@@ -233,4 +234,28 @@ export async function listFiles(localDir: string, max = 200): Promise<string[]> 
 /** The bundle path of a host file. */
 export function hostEntry(hostPath: string): string {
   return `host${path.posix.normalize(`/${hostPath}`)}`;
+}
+
+/**
+ * A name safe in any tar reader and in `diagnose --bundle`: control, bidi and zero-width
+ * characters (and U+FFFD, what an undecodable byte became) written as \u{XXXX}, components cut to
+ * 200 bytes (with a hash of what was cut, so names stay distinct).
+ */
+export function safeEntryName(name: string): string {
+  const escaped = name.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this replaces
+    /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufffd]/g,
+    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
+  );
+  return escaped
+    .split("/")
+    .map((component) => {
+      if (Buffer.byteLength(component) <= 200) return component;
+      const digest = createHash("sha256").update(component).digest("hex").slice(0, 12);
+      return `${Buffer.from(component)
+        .subarray(0, 180)
+        .toString("utf8")
+        .replace(/\ufffd$/, "")}~${digest}`;
+    })
+    .join("/");
 }

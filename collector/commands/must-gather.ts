@@ -11,7 +11,7 @@ import {
   writeArchiveToFile,
   writeArchiveToStream,
 } from "../bundle/archive.js";
-import { Gatherer, type Item, type StepListener, type StepRecord } from "../bundle/items.js";
+import { Gatherer, type Item, type StepListener, type StepRecord, safeEntryName } from "../bundle/items.js";
 import { type RedactionCount, Redactor } from "../bundle/redact.js";
 import {
   avcRecords,
@@ -415,7 +415,7 @@ async function assemble(
     "report.html",
   ]);
   for (const item of raw) {
-    let name = item.path === null ? null : redactor.name(item.path);
+    let name = item.path === null ? null : safeEntryName(redactor.name(item.path));
     if (name !== null && seen.has(name)) name = null; // two sources for one path: the first wins
     if (name !== null) seen.add(name);
     let data: Buffer | null = null;
