@@ -126,6 +126,7 @@ describe("obfuscation", () => {
       "libc.so.6 images.json file_contexts.local io.containerd.snapshotter.v1.overlayfs fuse.bindfs",
       "v1.31.3 2026-11-23T12:00:00.123Z 12:34:56 aa:bb:cc:dd:ee:ff sha256:abcd system_u:object_r:default_t:s0",
       "127.0.0.1 ::1 docker.io/library/busybox quay.io/x registry.k8s.io/pause kubelet.config.k8s.io/v1beta1",
+      "[storage.options.overlay] overlay.imagestore=/var/lib/images crio.runtime.default_runtime document.body",
     ].join("\n");
     expect(redactor.text(text, "f")).toBe(text);
   });

@@ -373,10 +373,26 @@ const PUBLIC_NAMES =
 /** Reverse-DNS identifiers (io.containerd.snapshotter.v1) and fstypes (fuse.bindfs) are not hosts. */
 const NOT_HOST_FIRST_LABEL = new Set(["io", "com", "org", "net", "dev", "fuse", "k8s", "kubernetes", "sigs"]);
 
+/**
+ * Top-level domains of three letters or more that host names in a node's files end in: the
+ * generic ones, and those of private networks. Two-letter ones (country codes) are all taken.
+ * Dotted words with another last label (`storage.options`, `overlay.imagestore`, `crio.runtime`)
+ * are configuration keys, not hosts.
+ */
+const HOST_TLDS = new Set(
+  (
+    "com net org edu gov mil int info biz name pro aero coop mobi asia tel travel jobs app dev cloud " +
+    "tech online xyz top club shop blog live systems services solutions company digital email global " +
+    "group link website zone works world today lan local internal intranet corp home localdomain " +
+    "private priv test example invalid localhost svc arpa"
+  ).split(" "),
+);
+
 function looksLikeHostName(candidate: string): boolean {
   const labels = candidate.toLowerCase().split(".");
   const tld = labels.at(-1)!;
-  if (!/^[a-z]{2,63}$/.test(tld) || NOT_TLDS.has(tld)) return false;
+  if (NOT_TLDS.has(tld)) return false;
+  if (!/^[a-z]{2}$/.test(tld) && !HOST_TLDS.has(tld)) return false;
   if (NOT_HOST_FIRST_LABEL.has(labels[0]!)) return false;
   if (PUBLIC_NAMES.test(candidate)) return false;
   return true;
