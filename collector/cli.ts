@@ -191,6 +191,12 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         "warn when a filesystem is within this share of its size of an eviction threshold",
         Number,
         5,
+      )
+      .option(
+        "--probe-slow-ms <ms>",
+        "report layer-store operations slower than this",
+        positiveInteger("--probe-slow-ms"),
+        500,
       ),
   ).action(
     async (
@@ -359,7 +365,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
       command: Command,
     ) => {
-      const { mustGather, MustGatherError, parseDuration, parseSize } = await import("./commands/must-gather.js");
+      const { mustGather, MustGatherError, parseDuration, parseSize } = await import(
+        "./commands/must-gather.js"
+      );
       const parse = <T>(name: string, value: string, parser: (v: string) => T): T => {
         try {
           return parser(value);

@@ -107,6 +107,37 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
     expect(ids.filter((id) => /LAZY|LAYER_STORE|STORE_CONFUSION/.test(id))).toEqual([]);
   });
 
+  it("diagnose reports slow store operations against --probe-slow-ms", async () => {
+    const snapshot = await collectHere();
+    const facts = storeFacts(snapshot);
+    expect(facts.probe?.results.length).toBeGreaterThan(0);
+    // A store that answered its first operation in 800 ms: a real snapshot, that one figure set.
+    facts.probe!.results[0]!.ms = 800;
+    const file = path.join(dir, "slow-store.json");
+    await writeFile(file, JSON.stringify(snapshot));
+    const slowIds = async (...flags: string[]) => {
+      const run = await execa(
+        process.execPath,
+        [
+          path.resolve("dist/collector/cli.js"),
+          "diagnose",
+          "--snapshot",
+          file,
+          "--json",
+          "--fail-on",
+          "never",
+          ...flags,
+        ],
+        { reject: false },
+      );
+      expect(run.exitCode, run.stderr).toBe(0);
+      const report = JSON.parse(run.stdout) as { findings: Finding[] };
+      return report.findings.filter((f) => f.id === "LAYER_STORE_SLOW").map((f) => f.subject);
+    };
+    expect(await slowIds()).toEqual([store]);
+    expect(await slowIds("--probe-slow-ms", "1000")).toEqual([]);
+  });
+
   it("reports a stopped store as unresponsive within bounded time, and recovers", async () => {
     process.kill(bindfs.pid, "SIGSTOP");
     try {
