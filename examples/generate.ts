@@ -1,8 +1,10 @@
 /**
- * Writes examples/<name>.json: snapshots that `imagefs-doctor collect --out` takes of the
- * scenarios in test/support/examples.ts, built on real mounts. Needs root; run `npm run examples`.
- * The files are the tool's own output and are never edited by hand.
+ * Writes examples/<name>.json, the snapshot `imagefs-doctor collect --out` takes of each scenario
+ * in test/support/examples.ts, and examples/bundles/<name>.tar.gz, the support bundle
+ * `imagefs-doctor must-gather -o` writes of it; both built on real mounts. Needs root; run
+ * `npm run examples [name...]`. The files are the tool's own output and are never edited by hand.
  */
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
@@ -16,13 +18,15 @@ async function writeExample(name: string, build: (tree: HostTree) => Promise<voi
   const tree = await HostTree.create();
   try {
     await build(tree);
-    const out = path.join(HERE, `${name}.json`);
+    const host = ["--host-root", tree.root, "--proc-root", tree.procRoot];
+    await execa(process.execPath, [CLI, "collect", ...host, "--out", path.join(HERE, `${name}.json`)], {
+      stdio: "inherit",
+    });
+    await mkdir(path.join(HERE, "bundles"), { recursive: true });
     await execa(
       process.execPath,
-      [CLI, "collect", "--host-root", tree.root, "--proc-root", tree.procRoot, "--out", out],
-      {
-        stdio: "inherit",
-      },
+      [CLI, "must-gather", ...host, "-o", path.join(HERE, "bundles", `${name}.tar.gz`)],
+      { stdio: "inherit" },
     );
   } finally {
     await tree.cleanup();

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
+import { readBundle } from "../collector/bundle/reader.js";
 import type { Finding } from "../collector/checks/finding.js";
 import { runChecks } from "../collector/checks/registry.js";
 import { parseSnapshot } from "../collector/snapshot-file.js";
@@ -32,6 +33,16 @@ describe.skipIf(!ready)("examples/ are what collect makes of their scenarios tod
       const fresh = runChecks(await collectTree(tree)).map(line);
       // A difference means the checks or the scenario changed: run `npm run examples` and commit.
       expect(await committedFindings(example.name)).toEqual(fresh);
+    });
+  }
+
+  for (const example of EXAMPLES) {
+    it(`bundles/${example.name}.tar.gz: diagnose --bundle finds what the scenario gives today`, async () => {
+      tree = await HostTree.create();
+      await example.build(tree);
+      const fresh = runChecks(await collectTree(tree)).map(line);
+      const bundle = await readBundle(`examples/bundles/${example.name}.tar.gz`);
+      expect(runChecks(bundle.snapshot).map(line)).toEqual(fresh);
     });
   }
 
