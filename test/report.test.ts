@@ -42,4 +42,15 @@ describe("text report", () => {
     expect(text).toContain("WARNING (1)");
     expect(text.trimEnd().split("\n").at(-1)).toBe("Summary: 0 critical, 1 warning, 0 info");
   });
+
+  it("shows control characters from a snapshot or a bundle instead of sending them to the terminal", () => {
+    const hostile = parseSnapshot(
+      JSON.stringify({ schemaVersion: 1, node: "n1\u001b]0;owned\u0007", sources: {} }),
+    );
+    const evil = { ...finding(["ls"]), subject: "/var/lib/\u001b[2J\u202eimages" };
+    const text = renderText(hostile, [evil], PLAIN);
+    expect(text).not.toMatch(/[\u001b\u0007\u202e]/);
+    expect(text).toContain("n1\\x1b]0;owned\\x07");
+    expect(text).toContain("/var/lib/\\x1b[2J\\u{202e}images");
+  });
 });

@@ -122,7 +122,9 @@ function header(snapshot: Snapshot): string[] {
   return lines;
 }
 
-export function renderText(snapshot: Snapshot, findings: Finding[], style: Style = PLAIN): string {
+export function renderText(rawSnapshot: Snapshot, rawFindings: Finding[], style: Style = PLAIN): string {
+  // Strings from a snapshot may come from a customer's bundle: none may drive the terminal.
+  const { snapshot, findings } = printable({ snapshot: rawSnapshot, findings: rawFindings });
   const lines = header(snapshot);
   for (const severity of SEVERITIES) {
     const group = findings.filter((f) => f.severity === severity);
@@ -139,4 +141,20 @@ export function renderText(snapshot: Snapshot, findings: Finding[], style: Style
       : `Summary: ${counts.join(", ")}`,
   );
   return `${lines.join("\n")}\n`;
+}
+
+/** Terminal controls (C0 but tab and newline, DEL, C1) and bidi overrides, shown as \xNN / \u{NNNN}. */
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** A copy of `value` whose strings show their control characters instead of sending them. */
+export function printable<T>(value: T): T {
+  if (typeof value === "string")
+    return value.replace(CONTROLS, (c) => {
+      const code = c.charCodeAt(0);
+      return code > 0xff ? `\\u{${code.toString(16)}}` : `\\x${code.toString(16).padStart(2, "0")}`;
+    }) as T;
+  if (Array.isArray(value)) return value.map(printable) as T;
+  if (value !== null && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, printable(v)])) as T;
+  return value;
 }
