@@ -529,6 +529,59 @@ describe.skipIf(!ready)("journal reader", () => {
       if (cut.entries.length > 0) expect(cut.stats.lastCursor).toBe(cut.entries.at(-1)!.cursor);
     });
 
+    it("reads backward from the end down to a time, decodes only the fields asked for, and stops when told", async () => {
+      const source = { directories: [dirs.rotated] };
+      const back = await collect({ source, direction: "backward", limits: ALL }, backend);
+      expect(numbers(back.entries)).toEqual([...range(0, 60)].reverse());
+      expect(back.stats).toMatchObject({ delivered: 60, timedOut: false, stopped: false, warnings: [] });
+
+      const window = await collect(
+        {
+          source,
+          filters: [{ _SYSTEMD_UNIT: "crio.service" }],
+          since: { realtimeUsec: T0 + 30_000_000 },
+          direction: "backward",
+          fields: ["MESSAGE", "_PID"],
+          limits: ALL,
+        },
+        backend,
+      );
+      expect(numbers(window.entries)).toEqual([...range(30, 60)].filter((i) => i % 3 === 0).reverse());
+      expect(window.entries[0]!.fields).toEqual({ MESSAGE: "message 57" }); // no _PID in these entries
+      expect(window.stats.bytes).toBe(window.entries.length * "MESSAGE=message 57".length);
+
+      const dropped = await collect(
+        {
+          source,
+          since: { realtimeUsec: T0 + 50_000_000 },
+          direction: "backward",
+          limits: { ...ALL, maxEntries: 4 },
+        },
+        backend,
+      );
+      expect(numbers(dropped.entries)).toEqual([59, 58, 57, 56]);
+      expect(dropped.stats).toMatchObject({ delivered: 4, dropped: 6 });
+
+      const newest: number[] = [];
+      const stats = await readJournal(
+        { source: { directories: [dirs.big] }, direction: "backward", limits: ALL },
+        (entry, stop) => {
+          newest.push((entry.realtimeUsec - T0) / 1_000_000);
+          if (newest.length === 5) stop();
+        },
+        { backend },
+      );
+      expect(newest).toEqual([BIG - 1, BIG - 2, BIG - 3, BIG - 4, BIG - 5]);
+      expect(stats).toMatchObject({ delivered: 5, stopped: true, timedOut: false });
+
+      await expect(
+        readJournal({ source, since: { afterCursor: "s=1" }, direction: "backward", limits: ALL }, () => {}),
+      ).rejects.toThrow(/cursor/);
+      await expect(readJournal({ source, fields: ["not a field"], limits: ALL }, () => {})).rejects.toThrow(
+        /not a journal field name/,
+      );
+    });
+
     it("continues after a persisted cursor across restarts, counting no entry twice", async () => {
       const state = path.join(scratch, `state-${backend}`, "cursors.json");
       const source = { directories: [dirs.rotated] };

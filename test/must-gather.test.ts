@@ -264,7 +264,10 @@ users:
     });
   await writeJournalFile(
     tree.local(`/var/log/journal/${MACHINE_ID}/system.journal`),
+    // In time order, as journald appends them (an excerpt is read backward and ends at the first
+    // entry older than the window, as `journalctl --reverse --since` does).
     [
+      entry(60 * 48, "crio.service", "an entry older than the window"),
       entry(
         50,
         "crio.service",
@@ -277,7 +280,6 @@ users:
         "stargz-store.service",
         `failed to resolve "https://carol:${SECRETS.journalUrl}@registry.${DOMAIN}/v2/"`,
       ),
-      entry(60 * 48, "crio.service", "an entry older than the window"),
     ],
     tree.scratch,
   );

@@ -593,6 +593,9 @@ function field(entry: JournalEntry, name: string): string | undefined {
   return typeof value === "string" ? value : value.toString("utf8");
 }
 
+/** The fields journalLine prints: the only ones an excerpt decodes. */
+const LINE_FIELDS = ["_HOSTNAME", "SYSLOG_IDENTIFIER", "_COMM", "_PID", "MESSAGE"];
+
 /** journalctl's short-iso-precise format: time host identifier[pid]: message. */
 function journalLine(entry: JournalEntry): string {
   const time = new Date(Math.floor(entry.realtimeUsec / 1000)).toISOString();
@@ -602,6 +605,11 @@ function journalLine(entry: JournalEntry): string {
   return `${time} ${field(entry, "_HOSTNAME") ?? "-"} ${identifier}${pid ? `[${pid}]` : ""}: ${message}`;
 }
 
+/**
+ * The newest journal lines of the window that fit in the item's cap, oldest first. The journal is
+ * read backward, from its end, and the read ends at the first line that does not fit: a busy
+ * unit costs the cap's worth of entries, not the whole window's.
+ */
 async function journalExcerpt(
   inputs: StepInputs,
   context: StepContext,
@@ -616,30 +624,43 @@ async function journalExcerpt(
     item.fail("skipped", "no journal in /var/log/journal or /run/log/journal");
     return;
   }
-  const tail = new Tail(inputs.itemBytes);
+  const newestFirst: string[] = [];
+  let bytes = 0;
+  let full = false;
+  const text = () => (newestFirst.length === 0 ? "" : `${newestFirst.toReversed().join("\n")}\n`);
   try {
     const stats = await readJournal(
       {
         source: { directories },
         filters,
         since: { realtimeUsec: inputs.sinceMs * 1000 },
+        direction: "backward",
+        fields: LINE_FIELDS,
         limits: { maxEntries: 1_000_000, maxBytes: 512 * MiB, maxFieldBytes: 16 * KiB },
       },
-      (entry) => {
-        if (keep(entry)) tail.push(journalLine(entry));
+      (entry, stop) => {
+        if (!keep(entry)) return;
+        const line = journalLine(entry);
+        const size = Buffer.byteLength(line) + 1;
+        if (bytes + size > inputs.itemBytes) {
+          full = true;
+          stop();
+          return;
+        }
+        newestFirst.push(line);
+        bytes += size;
       },
       { deadlineMs: Math.max(100, context.remainingMs() - 100), signal: context.signal },
     );
-    const cut = tail.dropped > 0 || stats.dropped > 0;
     if (stats.timedOut) {
       item.fail(
         "timeout",
-        `the journal read stopped at its deadline after ${stats.delivered} entries`,
-        tail.text(),
+        `the journal read stopped at its deadline after the newest ${stats.delivered} entries`,
+        text(),
       );
-    } else item.ok(tail.text(), { truncated: cut });
+    } else item.ok(text(), { truncated: full || stats.dropped > 0 });
   } catch (error) {
-    item.fail("error", describeError(error), tail.text() || undefined);
+    item.fail("error", describeError(error), text() || undefined);
   }
 }
 

@@ -252,6 +252,10 @@ async function readOnce(session: ReadSession, fileArgs: string[]): Promise<"done
   } else if (pos.kind === "time") {
     positionArgs = [sinceArg(pos.usec)];
   }
+  // --reverse with --since stops at the first entry before it, as the sd-journal reader does.
+  if (session.backward) positionArgs.push("--reverse");
+  const wanted = session.fields;
+  if (wanted !== null && wanted.size > 0) positionArgs.push(`--output-fields=${[...wanted].join(",")}`);
 
   const since = session.sinceUsec;
   const max = session.maxFieldBytes;
@@ -280,7 +284,7 @@ async function readOnce(session: ReadSession, fileArgs: string[]): Promise<"done
     let bytes = 0;
     let truncated = 0;
     for (const name of Object.keys(json)) {
-      if (name.startsWith("__")) continue;
+      if (name.startsWith("__") || (wanted !== null && !wanted.has(name))) continue;
       let raw = json[name];
       // Several values: an array of strings / byte arrays / nulls. One binary value: an array of numbers.
       if (Array.isArray(raw) && raw.length > 0 && typeof raw[0] !== "number") raw = raw[0];
@@ -307,7 +311,7 @@ async function readOnce(session: ReadSession, fileArgs: string[]): Promise<"done
       bytes += name.length + 1 + valueBytes;
     }
     const entry: JournalEntry = { cursor, realtimeUsec, fields };
-    return session.deliver(entry, bytes, truncated) ? "more" : "count";
+    return session.deliver(entry, bytes, truncated);
   });
   if (notJson > 0) session.warn(`${notJson} lines of journalctl output were not journal entries`);
   const messages = result.stderr

@@ -1,5 +1,5 @@
 import { type ReadOptions, ReadSession } from "./session.js";
-import type { JournalEntry, JournalQuery, JournalReadStats } from "./types.js";
+import type { JournalEntryHandler, JournalQuery, JournalReadStats } from "./types.js";
 
 export type JournalBackend = "auto" | "sd-journal" | "journalctl";
 
@@ -9,9 +9,10 @@ export interface ReadJournalOptions extends ReadOptions {
 }
 
 /**
- * Reads journal entries one at a time into `onEntry`, never holding them: filters and position
- * from the query, limits past which matching entries are only counted (`dropped`), a deadline
- * after which it stops (`timedOut`). It yields to the event loop every 1024 entries, so other
+ * Reads journal entries one at a time into `onEntry`, never holding them: filters, position,
+ * direction and fields from the query, limits past which matching entries are only counted
+ * (`dropped`), a deadline after which it stops (`timedOut`); `onEntry` may end the read by
+ * calling its `stop` argument (`stopped`). It yields to the event loop every 1024 entries, so other
  * deadlines fire while it runs. A corrupt or truncated journal file never makes it throw: what
  * libsystemd (or journalctl) skips is skipped, and said in `warnings`. It throws for a query that
  * makes no sense (a field name journald would refuse, a negative limit), and when it has no way
@@ -21,7 +22,7 @@ export interface ReadJournalOptions extends ReadOptions {
  */
 export async function readJournal(
   query: JournalQuery,
-  onEntry: (entry: JournalEntry) => void,
+  onEntry: JournalEntryHandler,
   options: ReadJournalOptions = {},
 ): Promise<JournalReadStats> {
   const requested = options.backend ?? "auto";

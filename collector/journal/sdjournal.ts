@@ -27,10 +27,12 @@ interface Native {
   addMatch(j: Address, data: Buffer, size: number): number;
   addDisjunction(j: Address): number;
   seekHead(j: Address): number;
+  seekTail(j: Address): number;
   seekRealtimeUsec(j: Address, usec: number): number;
   seekCursor(j: Address, cursor: string): number;
   testCursor(j: Address, cursor: string): number;
   next(j: Address): number;
+  previous(j: Address): number;
   getRealtimeUsec(j: Address, ret: Address): number;
   getCursor(j: Address, ret: Address): number;
   restartData(j: Address): void;
@@ -69,10 +71,12 @@ async function load(): Promise<SdJournal> {
     addMatch: lib.func("int sd_journal_add_match(uintptr_t j, const void *data, size_t size)"),
     addDisjunction: lib.func("int sd_journal_add_disjunction(uintptr_t j)"),
     seekHead: lib.func("int sd_journal_seek_head(uintptr_t j)"),
+    seekTail: lib.func("int sd_journal_seek_tail(uintptr_t j)"),
     seekRealtimeUsec: lib.func("int sd_journal_seek_realtime_usec(uintptr_t j, uint64_t usec)"),
     seekCursor: lib.func("int sd_journal_seek_cursor(uintptr_t j, const char *cursor)"),
     testCursor: lib.func("int sd_journal_test_cursor(uintptr_t j, const char *cursor)"),
     next: lib.func("int sd_journal_next(uintptr_t j)"),
+    previous: lib.func("int sd_journal_previous(uintptr_t j)"),
     getRealtimeUsec: lib.func("int sd_journal_get_realtime_usec(uintptr_t j, uintptr_t ret)"),
     getCursor: lib.func("int sd_journal_get_cursor(uintptr_t j, uintptr_t ret)"),
     restartData: lib.func("void sd_journal_restart_data(uintptr_t j)"),
@@ -289,6 +293,11 @@ function position(native: Native, j: Address, session: ReadSession): boolean {
     }
   }
   addMatches(native, j, session); // adding a match forgets the position: seek afterwards
+  if (session.backward) {
+    // From the end; the start position is where the read stops (deliverEntries).
+    check(native.seekTail(j), "sd_journal_seek_tail");
+    return false;
+  }
   if (cursorFound) {
     check(native.seekCursor(j, (pos as { cursor: string }).cursor), "sd_journal_seek_cursor");
     const r = native.next(j);
@@ -318,7 +327,7 @@ export async function readWithSdJournal(session: ReadSession): Promise<void> {
     check(sd.native.setDataThreshold(j, session.maxFieldBytes + 128), "sd_journal_set_data_threshold");
     const standing = position(sd.native, j, session);
     const counting = await deliverEntries(sd, j, session, standing);
-    if (counting) await countDropped(sd.native, j, session);
+    if (counting) await countDropped(sd, j, session);
   } finally {
     sd.native.close(j);
   }
@@ -340,13 +349,15 @@ async function deliverEntries(
   /** Bytes of a field that are ever read: name (<= 64), "=", and at most max bytes of value. */
   const readCap = max + 66;
   const since = session.sinceUsec;
+  const { backward, fields: wanted } = session;
+  const step = backward ? native.previous : native.next;
   const info: ValueInfo = { bytes: 0, truncated: false };
   let pending = standing;
   let untilYield = YIELD_EVERY;
   for (;;) {
     if (pending) pending = false;
     else {
-      const r = native.next(j);
+      const r = step(j);
       if (r <= 0) {
         if (r < 0) session.warn(`reading stopped early: sd_journal_next failed (${errnoText(r)})`);
         else session.complete = true;
@@ -368,7 +379,11 @@ async function deliverEntries(
       continue;
     }
     const realtimeUsec = words[0]! + words[1]! * TWO_32;
-    if (realtimeUsec < since) continue;
+    if (realtimeUsec < since) {
+      if (!backward) continue;
+      session.complete = true; // backward, the first entry before the start ends the read
+      return false;
+    }
     if (native.getCursor(j, out0) < 0) {
       session.unreadable += 1;
       continue;
@@ -401,6 +416,7 @@ async function deliverEntries(
       }
       if (eq === nameEnd) continue; // no "=" where a name ends: not a field (journald writes none)
       const field = internName(buf, start, eq, hash);
+      if (wanted !== null && !wanted.has(field.name)) continue;
       // A repeated field keeps its first value.
       if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;
       if (field.seenIn >= 0) field.seenIn = serial;
@@ -426,17 +442,31 @@ async function deliverEntries(
       continue;
     }
     const entry: JournalEntry = { cursor, realtimeUsec, fields };
-    if (!session.deliver(entry, bytes, truncated)) return true;
+    const verdict = session.deliver(entry, bytes, truncated);
+    if (verdict !== "more") return verdict === "count";
   }
 }
 
-/** Steps over the remaining matching entries, decoding nothing, up to the session's cap. */
-async function countDropped(native: Native, j: Address, session: ReadSession): Promise<void> {
+/**
+ * Steps over the remaining matching entries, decoding nothing, up to the session's cap (reading
+ * backward, down to the start position).
+ */
+async function countDropped(sd: SdJournal, j: Address, session: ReadSession): Promise<void> {
+  const { native, words } = sd;
+  const step = session.backward ? native.previous : native.next;
   let untilYield = YIELD_EVERY_COUNTING;
   while (!session.stats.droppedCapped) {
-    const r = native.next(j);
+    const r = step(j);
     if (r <= 0) {
       if (r === 0) session.complete = true;
+      return;
+    }
+    if (
+      session.backward &&
+      native.getRealtimeUsec(j, sd.scratch) >= 0 &&
+      words[0]! + words[1]! * TWO_32 < session.sinceUsec
+    ) {
+      session.complete = true;
       return;
     }
     session.seen += 1;

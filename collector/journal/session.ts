@@ -1,5 +1,5 @@
 import { inspectJournalFile, type JournalFile, listJournalFiles } from "./files.js";
-import type { JournalEntry, JournalQuery, JournalReadStats } from "./types.js";
+import type { JournalEntry, JournalEntryHandler, JournalQuery, JournalReadStats } from "./types.js";
 import { FIELD_NAME, MAX_FIELD_BYTES_CAP } from "./values.js";
 
 /**
@@ -32,6 +32,10 @@ export class ReadSession {
   /** True when the filters can match no entry at all (a field given no value in every filter). */
   readonly matchesNothing: boolean;
   readonly position: Position;
+  /** Newest entry first, back to the start position (see JournalQuery.direction). */
+  readonly backward: boolean;
+  /** The fields to decode and deliver; null for every field. */
+  readonly fields: ReadonlySet<string> | null;
   readonly maxEntries: number;
   readonly maxBytes: number;
   readonly maxFieldBytes: number;
@@ -49,13 +53,13 @@ export class ReadSession {
   readonly #deadlineAt: number;
   /** The caller's abort signal, if any. */
   readonly signal: AbortSignal | undefined;
-  readonly #onEntry: (entry: JournalEntry) => void;
+  readonly #onEntry: JournalEntryHandler;
   #warningsLeft = MAX_WARNINGS;
   #omitted = 0;
 
   constructor(
     query: JournalQuery,
-    onEntry: (entry: JournalEntry) => void,
+    onEntry: JournalEntryHandler,
     backend: JournalReadStats["backend"],
     options: ReadOptions,
   ) {
@@ -71,6 +75,8 @@ export class ReadSession {
     this.terms = terms;
     this.matchesNothing = matchesNothing;
     this.position = normalisePosition(query.since);
+    this.backward = normaliseDirection(query.direction, this.position);
+    this.fields = normaliseFields(query.fields);
     this.sinceUsec = this.position.kind === "time" ? this.position.usec : 0;
     this.stats = {
       backend,
@@ -81,6 +87,7 @@ export class ReadSession {
       truncatedFields: 0,
       lastCursor: null,
       timedOut: false,
+      stopped: false,
       warnings: [],
     };
   }
@@ -119,21 +126,26 @@ export class ReadSession {
 
   /**
    * Hands a decoded entry to the callback, or, when its bytes do not fit the budget, counts it as
-   * the first dropped entry and returns false: the caller then only counts.
+   * the first dropped entry. Returns "more" to go on, "count" when the caller is to only count the
+   * rest, "stop" when the callback ended the read.
    */
-  deliver(entry: JournalEntry, bytes: number, truncated: number): boolean {
+  deliver(entry: JournalEntry, bytes: number, truncated: number): "more" | "count" | "stop" {
     const { stats } = this;
     if (stats.delivered >= this.maxEntries || stats.bytes + bytes > this.maxBytes) {
       this.drop();
-      return false;
+      return "count";
     }
     stats.delivered += 1;
     stats.bytes += bytes;
     stats.truncatedFields += truncated;
     stats.lastCursor = entry.cursor;
-    this.#onEntry(entry);
-    return true;
+    this.#onEntry(entry, this.#stop);
+    return stats.stopped ? "stop" : "more";
   }
+
+  readonly #stop = (): void => {
+    this.stats.stopped = true;
+  };
 
   /** Counts one more dropped entry, or notes that the count stopped at its cap. */
   drop(): void {
@@ -240,6 +252,24 @@ function normalisePosition(since: JournalQuery["since"]): Position {
     throw new TypeError(`journal since.realtimeUsec must be a finite number, got ${String(usec)}`);
   }
   return usec <= 0 ? { kind: "head" } : { kind: "time", usec: Math.floor(usec) };
+}
+
+function normaliseDirection(direction: JournalQuery["direction"], position: Position): boolean {
+  if (direction === undefined || direction === "forward") return false;
+  if (direction !== "backward")
+    throw new TypeError(`journal direction must be "forward" or "backward", got ${String(direction)}`);
+  if (position.kind === "cursor")
+    throw new TypeError("journal direction backward cannot start after a cursor");
+  return true;
+}
+
+function normaliseFields(fields: JournalQuery["fields"]): ReadonlySet<string> | null {
+  if (fields === undefined) return null;
+  for (const field of fields) {
+    if (typeof field !== "string" || !FIELD_NAME.test(field))
+      throw new TypeError(`journal fields: "${String(field)}" is not a journal field name`);
+  }
+  return new Set(fields);
 }
 
 export function yieldToEventLoop(): Promise<void> {

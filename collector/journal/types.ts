@@ -41,8 +41,23 @@ export interface JournalQuery {
   filters?: JournalFilter[];
   /** Start after this cursor (a persisted position), or at this time (a lookback); else at the start. */
   since?: { afterCursor: string } | { realtimeUsec: number };
+  /**
+   * "forward" (the default): oldest entry first. "backward": newest first, from the end of the
+   * journal back to `since.realtimeUsec` (or its start): the first older entry ends the read, as
+   * it ends `journalctl --reverse --since`. A reader that wants a log's newest lines stops when it
+   * has them, instead of decoding the whole window to keep its end. Not with `afterCursor`.
+   */
+  direction?: "forward" | "backward";
+  /**
+   * Only these fields are decoded and delivered (and counted in `bytes`); the others are skipped
+   * unread. Default: every field.
+   */
+  fields?: string[];
   limits: JournalLimits;
 }
+
+/** What the reader hands each entry to; calling `stop` ends the read after this entry (`stopped`). */
+export type JournalEntryHandler = (entry: JournalEntry, stop: () => void) => void;
 
 export interface JournalReadStats {
   backend: "sd-journal" | "journalctl";
@@ -62,6 +77,8 @@ export interface JournalReadStats {
   lastCursor: string | null;
   /** True when the read stopped at its deadline (or was aborted) before reaching the end. */
   timedOut: boolean;
+  /** True when the callback ended the read (it called `stop`). */
+  stopped: boolean;
   /** Problems met on the way (a corrupt file, a cursor that no longer exists); reading went on. */
   warnings: string[];
 }

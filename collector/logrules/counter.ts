@@ -44,6 +44,16 @@ export class ReasonCounter {
     this.#packs = packs;
   }
 
+  /** The journal fields add() looks at: a read for this counter needs to decode only these. */
+  get fields(): string[] {
+    const fields = new Set(["_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER", "MESSAGE"]);
+    for (const pack of this.#packs) {
+      for (const filter of pack.select) for (const field of Object.keys(filter)) fields.add(field);
+      for (const rule of pack.rules) fields.add(rule.field);
+    }
+    return [...fields];
+  }
+
   /** Returns true when some pack classified the entry. */
   add(entry: JournalEntry): boolean {
     let matched = false;

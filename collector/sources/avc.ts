@@ -168,6 +168,7 @@ async function readJournalAvcs(
         since: options.resume?.avcAfter
           ? { realtimeUsec: Date.parse(options.resume.avcAfter) * 1000 - 60e6 }
           : { realtimeUsec: Date.now() * 1000 - options.journalLookbackHours * 3600e6 },
+        fields: ["MESSAGE", "_SOURCE_REALTIME_TIMESTAMP", "_AUDIT_ID"],
         limits: { maxEntries: 50_000, maxBytes: 64 * 1024 * 1024, maxFieldBytes: 16 * 1024 },
       },
       (entry) => {

@@ -39,6 +39,7 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
           source: { directories: local },
           filters,
           since: journalStart(options.resume?.journal, options.journalLookbackHours),
+          fields: counter.fields,
           limits: { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, maxFieldBytes: 16 * 1024 },
         },
         (entry) => counter.add(entry),
