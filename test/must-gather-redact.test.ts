@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { archiveBound, spaceMargin } from "../collector/bundle/archive.js";
 import { Gatherer } from "../collector/bundle/items.js";
+import { ExcerptPrefetch } from "../collector/bundle/journal-excerpt.js";
 import { Redactor, secretFileReason } from "../collector/bundle/redact.js";
 import { parseDuration, parseSize } from "../collector/commands/must-gather.js";
 
@@ -241,5 +242,37 @@ describe("gathering steps", () => {
       ["fine", "ok"],
       ["after the deadline", "skipped"],
     ]);
+  });
+
+  it("runs steps side by side, each in its place in the manifest from its start", async () => {
+    const gatherer = new Gatherer({ runDeadline: performance.now() + 5000, stepMs: 1000 });
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const started = performance.now();
+    await Promise.all([
+      gatherer.step("slow", async (context) => {
+        await pause(150);
+        context.begin("slow.txt", "/slow").ok("slow");
+      }),
+      gatherer.step("quick", async (context) => {
+        await pause(10);
+        context.begin("quick.txt", "/quick").ok("quick", { durationMs: 1234 });
+      }),
+    ]);
+    expect(performance.now() - started).toBeLessThan(300);
+    expect(gatherer.steps.map((s) => [s.name, s.status, s.items])).toEqual([
+      ["slow", "ok", 1],
+      ["quick", "ok", 1],
+    ]);
+    // An item gathered ahead of its step (in the journal worker) keeps its own time.
+    expect(gatherer.items.find((i) => i.path === "quick.txt")?.durationMs).toBe(1234);
+  });
+
+  it("says when a journal excerpt was not read ahead, so that its step reads it itself", async () => {
+    // Under vitest there is no journal-worker.js next to journal-excerpt.ts: the worker cannot start.
+    const job = { directories: ["/nonexistent"], filters: [], sinceMs: 0, maxBytes: 1024, deadlineMs: 1000 };
+    const prefetch = new ExcerptPrefetch(new Map([["journal/crio.service.log", job]]));
+    expect(prefetch.take("journal/kubelet.service.log")).toBeUndefined();
+    expect(await prefetch.take("journal/crio.service.log")).toBeUndefined();
+    await prefetch.stop();
   });
 });

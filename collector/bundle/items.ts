@@ -29,7 +29,8 @@ export interface Item {
 }
 
 export interface ItemHandle {
-  ok(content: string, extra?: { truncated?: boolean; kind?: Item["kind"] }): void;
+  /** `durationMs`: the item's own time, when it was gathered ahead of its step (in a worker). */
+  ok(content: string, extra?: { truncated?: boolean; kind?: Item["kind"]; durationMs?: number }): void;
   /** Content may come with a failure (a command that exited non-zero, a journal read cut by its deadline). */
   fail(status: "error" | "timeout" | "skipped", error: string, content?: string): void;
   /** Forget the item: it turned out not to exist (a well-known path that is not there). */
@@ -97,14 +98,12 @@ export class Gatherer {
   ): Promise<void> {
     const started = performance.now();
     const budget = Math.min(stepMs, this.#runDeadline - started);
+    // Steps may run side by side: each has its place in `steps` from its start.
+    const record: StepRecord = { name, status: "ok", durationMs: 0, items: 0 };
+    this.steps.push(record);
     if (budget <= 0) {
-      const record: StepRecord = {
-        name,
-        status: "skipped",
-        durationMs: 0,
-        items: 0,
-        error: "not run: the whole run's deadline (--timeout) had passed",
-      };
+      record.status = "skipped";
+      record.error = "not run: the whole run's deadline (--timeout) had passed";
       this.items.push({
         path: null,
         source: `step: ${name}`,
@@ -114,7 +113,6 @@ export class Gatherer {
         error: record.error,
         step: name,
       });
-      this.steps.push(record);
       this.#listener?.finished(record);
       return;
     }
@@ -154,6 +152,7 @@ export class Gatherer {
               return;
             }
             item.content = content;
+            if (extra?.durationMs !== undefined) item.durationMs = extra.durationMs;
             if (extra?.truncated) item.truncated = true;
             if (extra?.kind) item.kind = extra.kind;
             mine.push(item);
@@ -205,14 +204,10 @@ export class Gatherer {
       const { startedAt: _, ...plain } = item as Item & { startedAt?: number };
       this.items.push(plain);
     }
-    const record: StepRecord = {
-      name,
-      status,
-      durationMs: Math.round(performance.now() - started),
-      items: mine.length,
-      ...(error ? { error } : {}),
-    };
-    this.steps.push(record);
+    record.status = status;
+    record.durationMs = Math.round(performance.now() - started);
+    record.items = mine.length;
+    if (error) record.error = error;
     this.#listener?.finished(record);
   }
 }

@@ -6,12 +6,12 @@ import type { Host } from "../host/host.js";
 import { isWithin, mayHang } from "../host/mountinfo.js";
 import { describeError, isErrno } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
-import { readJournal } from "../journal/reader.js";
-import type { JournalEntry, JournalFilter } from "../journal/types.js";
+import type { JournalFilter } from "../journal/types.js";
 import type { Snapshot } from "../snapshot.js";
 import type { ConfigFileFact } from "../sources/config-files.js";
 import { factsOf } from "../sources/source.js";
 import { hostEntry, listFiles, type StepContext } from "./items.js";
+import { type ExcerptJob, type ExcerptPrefetch, readExcerpt } from "./journal-excerpt.js";
 import { secretFileReason } from "./redact.js";
 
 /** What every step needs: the host, the snapshot (null when collection failed), and the limits. */
@@ -25,6 +25,8 @@ export interface StepInputs {
   criEndpoint?: string;
   /** PATH of this process, where crictl is looked for first. */
   searchPath: string;
+  /** Journal excerpts read ahead in a worker thread. */
+  prefetched?: ExcerptPrefetch;
 }
 
 const KiB = 1024;
@@ -90,7 +92,7 @@ const UNIT_DIRS = [
 
 /** Units whose files and journal go into the bundle: the runtime, the kubelet and the layer stores. */
 export function unitsOfInterest(inputs: StepInputs): string[] {
-  const units = ["crio.service", "kubelet.service", "stargz-store.service"];
+  const units = [...USUAL_UNITS];
   for (const store of facts(inputs, "layer-stores")?.stores ?? []) {
     const kind = store.process?.kind;
     if (kind && kind !== "unknown") units.push(`${kind}.service`);
@@ -587,94 +589,83 @@ class Tail {
   }
 }
 
-function field(entry: JournalEntry, name: string): string | undefined {
-  const value = entry.fields[name];
-  if (value === undefined) return undefined;
-  return typeof value === "string" ? value : value.toString("utf8");
+/** One journal excerpt of the bundle: its entry, what it says it is of, and its filters. */
+export interface JournalExcerptSpec {
+  name: string;
+  source: string;
+  filters: JournalFilter[];
+  /** Only entries whose MESSAGE contains this. */
+  messageIncludes?: string;
 }
 
-/** The fields journalLine prints: the only ones an excerpt decodes. */
-const LINE_FIELDS = ["_HOSTNAME", "SYSLOG_IDENTIFIER", "_COMM", "_PID", "MESSAGE"];
+/** The units whose journal every bundle has, known before the snapshot is. */
+export const USUAL_UNITS = ["crio.service", "kubelet.service", "stargz-store.service"];
 
-/** journalctl's short-iso-precise format: time host identifier[pid]: message. */
-function journalLine(entry: JournalEntry): string {
-  const time = new Date(Math.floor(entry.realtimeUsec / 1000)).toISOString();
-  const identifier = field(entry, "SYSLOG_IDENTIFIER") ?? field(entry, "_COMM") ?? "-";
-  const pid = field(entry, "_PID");
-  const message = (field(entry, "MESSAGE") ?? "").replace(/\n/g, "\n    ");
-  return `${time} ${field(entry, "_HOSTNAME") ?? "-"} ${identifier}${pid ? `[${pid}]` : ""}: ${message}`;
+/** A unit's own entries and systemd's messages about it. */
+export function unitExcerpt(unit: string): JournalExcerptSpec {
+  return {
+    name: `journal/${unit}.log`,
+    source: `journal: _SYSTEMD_UNIT=${unit} + UNIT=${unit}`,
+    filters: [{ _SYSTEMD_UNIT: unit }, { UNIT: unit }],
+  };
 }
 
-/**
- * The newest journal lines of the window that fit in the item's cap, oldest first. The journal is
- * read backward, from its end, and the read ends at the first line that does not fit: a busy
- * unit costs the cap's worth of entries, not the whole window's.
- */
+export const AVC_EXCERPT: JournalExcerptSpec = {
+  name: "journal/audit-avc.log",
+  source: "journal: _TRANSPORT=audit _AUDIT_TYPE_NAME=AVC + _TRANSPORT=kernel (avc:)",
+  filters: [{ _TRANSPORT: "audit", _AUDIT_TYPE_NAME: "AVC" }, { _TRANSPORT: "kernel" }],
+  messageIncludes: "avc:",
+};
+
+export function excerptJob(
+  inputs: StepInputs,
+  directories: string[],
+  spec: JournalExcerptSpec,
+  deadlineMs: number,
+): ExcerptJob {
+  return {
+    directories,
+    filters: spec.filters,
+    sinceMs: inputs.sinceMs,
+    maxBytes: inputs.itemBytes,
+    deadlineMs,
+    ...(spec.messageIncludes === undefined ? {} : { messageIncludes: spec.messageIncludes }),
+  };
+}
+
+/** An excerpt as an item: what the prefetching worker read, else read now, within the step's deadline. */
 async function journalExcerpt(
   inputs: StepInputs,
   context: StepContext,
-  name: string,
-  source: string,
-  filters: JournalFilter[],
-  keep: (entry: JournalEntry) => boolean = () => true,
+  spec: JournalExcerptSpec,
 ): Promise<void> {
-  const item = context.begin(name, source);
+  const item = context.begin(spec.name, spec.source);
   const directories = await journalDirectories(inputs.host);
   if (directories.length === 0) {
     item.fail("skipped", "no journal in /var/log/journal or /run/log/journal");
     return;
   }
-  const newestFirst: string[] = [];
-  let bytes = 0;
-  let full = false;
-  const text = () => (newestFirst.length === 0 ? "" : `${newestFirst.toReversed().join("\n")}\n`);
-  try {
-    const stats = await readJournal(
-      {
-        source: { directories },
-        filters,
-        since: { realtimeUsec: inputs.sinceMs * 1000 },
-        direction: "backward",
-        fields: LINE_FIELDS,
-        limits: { maxEntries: 1_000_000, maxBytes: 512 * MiB, maxFieldBytes: 16 * KiB },
-      },
-      (entry, stop) => {
-        if (!keep(entry)) return;
-        const line = journalLine(entry);
-        const size = Buffer.byteLength(line) + 1;
-        if (bytes + size > inputs.itemBytes) {
-          full = true;
-          stop();
-          return;
-        }
-        newestFirst.push(line);
-        bytes += size;
-      },
-      { deadlineMs: Math.max(100, context.remainingMs() - 100), signal: context.signal },
+  const excerpt =
+    (await inputs.prefetched?.take(spec.name)) ??
+    (await readExcerpt(
+      excerptJob(inputs, directories, spec, Math.max(100, context.remainingMs() - 100)),
+      context.signal,
+    ));
+  if (excerpt.error) item.fail("error", excerpt.error, excerpt.text || undefined);
+  else if (excerpt.timedOut)
+    item.fail(
+      "timeout",
+      `the journal read stopped at its deadline after the newest ${excerpt.delivered} entries`,
+      excerpt.text,
     );
-    if (stats.timedOut) {
-      item.fail(
-        "timeout",
-        `the journal read stopped at its deadline after the newest ${stats.delivered} entries`,
-        text(),
-      );
-    } else item.ok(text(), { truncated: full || stats.dropped > 0 });
-  } catch (error) {
-    item.fail("error", describeError(error), text() || undefined);
-  }
+  else item.ok(excerpt.text, { truncated: excerpt.truncated, durationMs: excerpt.durationMs });
 }
 
 /** The journal of each unit of interest over the window, the newest entries within the item cap. */
 export async function unitJournals(inputs: StepInputs, context: StepContext): Promise<void> {
   for (const unit of unitsOfInterest(inputs)) {
     if (context.signal.aborted) return;
-    await journalExcerpt(
-      inputs,
-      context,
-      `journal/${unit}.log`,
-      `journal: _SYSTEMD_UNIT=${unit} + UNIT=${unit}`,
-      [{ _SYSTEMD_UNIT: unit }, { UNIT: unit }],
-    );
+    await journalExcerpt(inputs, context, unitExcerpt(unit));
   }
 }
 
@@ -710,14 +701,7 @@ export async function avcRecords(inputs: StepInputs, context: StepContext): Prom
     item.ok(truncateStart(text, inputs.itemBytes), {
       truncated: cut || Buffer.byteLength(text) > inputs.itemBytes,
     });
-  await journalExcerpt(
-    inputs,
-    context,
-    "journal/audit-avc.log",
-    "journal: _TRANSPORT=audit _AUDIT_TYPE_NAME=AVC + _TRANSPORT=kernel (avc:)",
-    [{ _TRANSPORT: "audit", _AUDIT_TYPE_NAME: "AVC" }, { _TRANSPORT: "kernel" }],
-    (entry) => (field(entry, "MESSAGE") ?? "").includes("avc:"),
-  );
+  await journalExcerpt(inputs, context, AVC_EXCERPT);
 }
 
 /** The last `maxBytes` of a text, from a line start. */

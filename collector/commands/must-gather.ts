@@ -12,14 +12,17 @@ import {
   writeArchiveToStream,
 } from "../bundle/archive.js";
 import { Gatherer, type Item, type StepListener, type StepRecord, safeEntryName } from "../bundle/items.js";
+import { type ExcerptJob, ExcerptPrefetch } from "../bundle/journal-excerpt.js";
 import { type RedactionCount, Redactor } from "../bundle/redact.js";
 import {
+  AVC_EXCERPT,
   avcRecords,
   configFiles,
   copyHostFile,
   credentialFiles,
   crictlOutputs,
   criFacts,
+  excerptJob,
   filesystemsTable,
   fuseConnections,
   mountTable,
@@ -27,11 +30,14 @@ import {
   type StepInputs,
   storeLabels,
   storeMetadataFiles,
+  USUAL_UNITS,
+  unitExcerpt,
   unitJournals,
 } from "../bundle/steps.js";
 import { DEFAULT_CHECK_OPTIONS, type Finding } from "../checks/finding.js";
 import type { CollectRequest } from "../collect.js";
 import { Host } from "../host/host.js";
+import { journalDirectories } from "../journal/locate.js";
 import type { Snapshot } from "../snapshot.js";
 import { TOOL_NAME, VERSION } from "../version.js";
 
@@ -122,14 +128,21 @@ function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** A step list on a terminal: each step as it starts, rewritten with its status and time when it ends. */
+/**
+ * A step list on a terminal: a step as it starts (when no other is running), and each step with
+ * its status and time when it ends.
+ */
 function progress(stderr: MustGatherIo["stderr"]): StepListener | undefined {
   if (!stderr.isTTY) return undefined;
   const line = (status: string, name: string, detail: string) =>
     `  ${status.padEnd(8)} ${name.padEnd(26)} ${detail}`;
+  let running = 0;
   return {
-    started: (name) => stderr.write(line("…", name, "")),
+    started: (name) => {
+      if (running++ === 0) stderr.write(line("…", name, ""));
+    },
     finished: (record: StepRecord) => {
+      running = Math.max(0, running - 1);
       const detail = `${(record.durationMs / 1000).toFixed(1)} s  ${record.items} item${record.items === 1 ? "" : "s"}${record.error ? `  ${record.error}` : ""}`;
       stderr.write(`\r\x1b[K${line(record.status, record.name, detail)}\n`);
     },
@@ -182,74 +195,35 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     listener: progress(io.stderr),
   });
   const core: Core = { snapshot: null, findings: null };
-
-  await gatherer.step(
-    "collect snapshot",
-    async (context) => {
-      const { collect } = await import("../collect.js");
-      const item = context.begin("snapshot.json", "imagefs-doctor collect", "json");
-      try {
-        const snapshot = await collect(options.collect);
-        // A collection that ends after its step's deadline is not used: later steps went on without it.
-        if (!context.signal.aborted) core.snapshot = snapshot;
-        item.drop();
-      } catch (error) {
-        core.collectError = (error as Error).message;
-        item.fail("error", core.collectError);
-      }
-    },
-    Math.max(options.stepTimeoutMs, COLLECT_STEP_MS),
-  );
-  if (core.snapshot) {
-    const { runChecks } = await import("../checks/registry.js");
-    core.findings = runChecks(core.snapshot, DEFAULT_CHECK_OPTIONS);
-  }
-
   const inputs: StepInputs = {
     host: new Host({
       root: options.collect.hostRoot,
       procRoot: options.collect.procRoot,
       guardedStatMs: options.collect.guardedStatMs,
     }),
-    snapshot: core.snapshot,
+    snapshot: null, // set once collected: the steps after the collection read it
     itemBytes: Math.min(ITEM_BYTES, Math.max(64 * KiB, Math.floor(cap / 4))),
     sinceMs: started.getTime() - options.sinceMs,
     criEndpoint: options.collect.criEndpoint,
     searchPath: options.searchPath,
   };
-  await gatherer.step("configuration files", async (context) => {
-    for (const file of await configFiles(inputs)) {
-      if (context.signal.aborted) return; // the step ran past its deadline: stop reading
-      await copyHostFile(inputs, context, file);
-    }
-  });
-  await gatherer.step("credential files", async (context) => {
-    for (const file of await credentialFiles(inputs)) {
-      if (context.signal.aborted) return; // the step ran past its deadline: stop reading
-      await copyHostFile(inputs, context, file);
-    }
-  });
-  await gatherer.step("store metadata", async (context) => {
-    for (const file of storeMetadataFiles(inputs)) {
-      if (context.signal.aborted) return; // the step ran past its deadline: stop reading
-      await copyHostFile(inputs, context, file);
-    }
-  });
-  await gatherer.step("mounts and filesystems", async (context) => {
-    await mountTable(inputs, context);
-    filesystemsTable(inputs, context);
-  });
-  await gatherer.step("cri", async (context) => {
-    criFacts(inputs, context);
-    await crictlOutputs(inputs, context);
-  });
-  await gatherer.step("selinux labels and avc", async (context) => {
-    storeLabels(inputs, context);
-    await avcRecords(inputs, context);
-  });
-  await gatherer.step("journal", (context) => unitJournals(inputs, context));
-  await gatherer.step("pod logs", (context) => podLoaderErrors(inputs, context));
-  await gatherer.step("fusectl", (context) => fuseConnections(inputs, context));
+
+  // The journal excerpts every bundle has (the usual units, the AVC records) need nothing from the
+  // snapshot: a worker thread reads them from now on, on another core than the collection's, and
+  // the steps take what it read (or read it themselves, should the worker fail).
+  const directories = await journalDirectories(inputs.host);
+  if (directories.length > 0) {
+    const deadlineMs = Math.max(100, Math.min(options.stepTimeoutMs, gatherer.remainingRunMs()) - 100);
+    const jobs = new Map<string, ExcerptJob>();
+    for (const spec of [...USUAL_UNITS.map(unitExcerpt), AVC_EXCERPT])
+      jobs.set(spec.name, excerptJob(inputs, directories, spec, deadlineMs));
+    inputs.prefetched = new ExcerptPrefetch(jobs);
+  }
+  try {
+    await gather(options, gatherer, inputs, core);
+  } finally {
+    await inputs.prefetched?.stop();
+  }
   const finished = new Date();
 
   let assembled = await assemble(options, core, gatherer, started, finished, cap);
@@ -297,6 +271,75 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     capped,
     elapsedMs,
   };
+}
+
+/** The snapshot and its findings, then the raw items, side by side. */
+async function gather(
+  options: MustGatherOptions,
+  gatherer: Gatherer,
+  inputs: StepInputs,
+  core: Core,
+): Promise<void> {
+  await gatherer.step(
+    "collect snapshot",
+    async (context) => {
+      const { collect } = await import("../collect.js");
+      const item = context.begin("snapshot.json", "imagefs-doctor collect", "json");
+      try {
+        const snapshot = await collect(options.collect);
+        // A collection that ends after its step's deadline is not used: later steps went on without it.
+        if (!context.signal.aborted) core.snapshot = snapshot;
+        item.drop();
+      } catch (error) {
+        core.collectError = (error as Error).message;
+        item.fail("error", core.collectError);
+      }
+    },
+    Math.max(options.stepTimeoutMs, COLLECT_STEP_MS),
+  );
+  if (core.snapshot) {
+    const { runChecks } = await import("../checks/registry.js");
+    core.findings = runChecks(core.snapshot, DEFAULT_CHECK_OPTIONS);
+  }
+  inputs.snapshot = core.snapshot;
+
+  // The steps after the collection run side by side, each under its own deadline: one waiting on
+  // a child process (crictl, mount for fusectl) or on the disk leaves the event loop to the others.
+  await Promise.all([
+    gatherer.step("configuration files", async (context) => {
+      for (const file of await configFiles(inputs)) {
+        if (context.signal.aborted) return; // the step ran past its deadline: stop reading
+        await copyHostFile(inputs, context, file);
+      }
+    }),
+    gatherer.step("credential files", async (context) => {
+      for (const file of await credentialFiles(inputs)) {
+        if (context.signal.aborted) return; // the step ran past its deadline: stop reading
+        await copyHostFile(inputs, context, file);
+      }
+    }),
+    gatherer.step("store metadata", async (context) => {
+      for (const file of storeMetadataFiles(inputs)) {
+        if (context.signal.aborted) return; // the step ran past its deadline: stop reading
+        await copyHostFile(inputs, context, file);
+      }
+    }),
+    gatherer.step("mounts and filesystems", async (context) => {
+      await mountTable(inputs, context);
+      filesystemsTable(inputs, context);
+    }),
+    gatherer.step("cri", async (context) => {
+      criFacts(inputs, context);
+      await crictlOutputs(inputs, context);
+    }),
+    gatherer.step("selinux labels and avc", async (context) => {
+      storeLabels(inputs, context);
+      await avcRecords(inputs, context);
+    }),
+    gatherer.step("journal", (context) => unitJournals(inputs, context)),
+    gatherer.step("pod logs", (context) => podLoaderErrors(inputs, context)),
+    gatherer.step("fusectl", (context) => fuseConnections(inputs, context)),
+  ]);
 }
 
 interface ManifestItem {
