@@ -247,8 +247,10 @@ const broken: CheckDefinition = {
     );
     if (brokenLayers.length === 0 && orphaned.length === 0) return [];
     const images = new Set<string>();
+    const brokenIds = new Set(brokenLayers.map((b) => b.id));
+    const orphans = new Set(orphaned);
     for (const layer of layers?.lazyLayers ?? []) {
-      const isBroken = brokenLayers.some((b) => b.id === layer.id) || orphaned.includes(layer);
+      const isBroken = brokenIds.has(layer.id) || orphans.has(layer);
       if (isBroken) for (const name of layer.imageNames) images.add(name);
     }
     drafts.push({
