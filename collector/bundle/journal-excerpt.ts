@@ -130,7 +130,6 @@ export class ExcerptPrefetch {
       );
       this.#worker.on("error", giveUp);
       this.#worker.on("exit", giveUp);
-      this.#worker.unref(); // never what keeps the process alive
     } catch {
       giveUp();
     }
@@ -140,7 +139,7 @@ export class ExcerptPrefetch {
     return this.#results.get(name);
   }
 
-  /** Stops the worker, whatever it was doing. */
+  /** Stops the worker, whatever it was doing: must-gather always does once the gathering ends. */
   async stop(): Promise<void> {
     await this.#worker?.terminate();
   }
