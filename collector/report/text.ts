@@ -144,6 +144,7 @@ export function renderText(rawSnapshot: Snapshot, rawFindings: Finding[], style:
 }
 
 /** Terminal controls (C0 but tab and newline, DEL, C1) and bidi overrides, shown as \xNN / \u{NNNN}. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
 const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** A copy of `value` whose strings show their control characters instead of sending them. */
