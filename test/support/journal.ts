@@ -1,4 +1,4 @@
-import { access, mkdir, open, rm } from "node:fs/promises";
+import { access, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { type ExportEntry, type ExportValue, exportEntry } from "./export-format.js";
@@ -62,6 +62,14 @@ export async function writeJournalFile(
   } finally {
     await handle.close();
   }
-  await execa(await findJournalRemote(), [`--output=${file}`, input], { stdin: "ignore" });
+  // Written beside its place and renamed into it, so a reader running meanwhile (serve's cycles)
+  // never opens a file half-written.
+  const staging = await mkdtemp(path.join(path.dirname(file), ".staging-"));
+  const staged = path.join(staging, path.basename(file));
+  await execa(await findJournalRemote(), [`--output=${staged}`, input], { stdin: "ignore" });
+  // journal-remote may rotate a large input into several files: move them all.
+  for (const name of await readdir(staging))
+    await rename(path.join(staging, name), path.join(path.dirname(file), name));
+  await rm(staging, { recursive: true });
   await rm(input);
 }
