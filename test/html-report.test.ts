@@ -11,6 +11,7 @@ import { renderHtml } from "../collector/report/html.js";
 import type { DiagnosisReport } from "../collector/report/json.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import { parseSnapshot } from "../collector/snapshot-file.js";
+import { treeFlags } from "./support/cli.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { mountBindfs } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
@@ -515,14 +516,7 @@ describe.skipIf(!treeReady)("HTML report of a node tree, through diagnose --html
     const out = path.join(scratch, "tree.html");
     const result = await cli([
       "diagnose",
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--cri-timeout",
-      "2000",
-      "--stat-timeout",
-      "2000",
+      ...treeFlags(tree, { criMs: 2000, statMs: 2000 }),
       "--json",
       "--html",
       out,
@@ -579,14 +573,7 @@ describe.skipIf(!treeReady)("HTML report of a node tree, through diagnose --html
     const bundle = path.join(scratch, "bundle.tar.gz");
     const gathered = await cli([
       "must-gather",
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--cri-timeout",
-      "2000",
-      "--stat-timeout",
-      "2000",
+      ...treeFlags(tree, { criMs: 2000, statMs: 2000 }),
       "-o",
       bundle,
     ]);

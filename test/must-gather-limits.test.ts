@@ -5,6 +5,7 @@ import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseMountinfo } from "../collector/host/mountinfo.js";
 import { type ManifestItem, type OpenedBundle, openBundle } from "./support/bundle-archive.js";
+import { mustGather } from "./support/cli.js";
 import { mountBindfs } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
 import { baseNode, GRAPHROOT, HostTree, layersJson, RUNROOT, startRuntime } from "./support/scenarios.js";
@@ -20,32 +21,7 @@ const ready = requireParts("must-gather under hung mounts, hung commands and ful
   "bindfs",
 ]);
 
-const CLI = path.resolve("dist/collector/cli.js");
 const SHARED = "/var/lib/shared-images";
-
-function mustGather(tree: HostTree, args: string[], bin?: string) {
-  return execa(
-    process.execPath,
-    [
-      CLI,
-      "must-gather",
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--cri-timeout",
-      "1000",
-      ...args,
-    ],
-    {
-      reject: false,
-      timeout: 120_000,
-      extendEnv: false,
-      env: { PATH: `${bin ? `${bin}:` : ""}/usr/local/bin:/usr/bin:/bin` },
-      encoding: "buffer",
-    },
-  );
-}
 
 async function fuseMountAt(target: string): Promise<boolean> {
   const { entries } = parseMountinfo(await readFile("/proc/self/mountinfo", "utf8"));
@@ -117,7 +93,7 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     const run = await mustGather(
       tree,
       ["-o", file, "--stat-timeout", "1000", "--timeout", "60s", "--step-timeout", "4s"],
-      bin,
+      { bin },
     );
     const elapsedMs = performance.now() - started;
     process.stderr.write(
@@ -197,7 +173,9 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     tree.onCleanup(async () => {
       await execa("umount", ["-l", out], { reject: false });
     });
-    const running = mustGather(tree, ["-o", path.join(out, "bundle.tar.gz"), "--step-timeout", "6s"], bin);
+    const running = mustGather(tree, ["-o", path.join(out, "bundle.tar.gz"), "--step-timeout", "6s"], {
+      bin,
+    });
     await new Promise((resolve) => setTimeout(resolve, 2000));
     // Someone else fills the disk while the bundle is being gathered.
     await execa("dd", ["if=/dev/zero", `of=${path.join(out, ".fill")}`, "bs=1M"], { reject: false });

@@ -10,6 +10,7 @@ import {
   type OpenedBundle,
   openBundle,
 } from "./support/bundle-archive.js";
+import { CLI, mustGather, treeFlags } from "./support/cli.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { requireParts } from "./support/requirements.js";
 import {
@@ -23,7 +24,6 @@ import {
 } from "./support/scenarios.js";
 import { labelStore, layoutStore, writeSelinux } from "./support/selinux.js";
 
-const CLI = path.resolve("dist/collector/cli.js");
 const ready = requireParts("must-gather bundles from real node trees", [
   "root",
   "loop",
@@ -86,32 +86,6 @@ async function fakeBin(dir: string, script: string): Promise<string> {
   await writeFile(path.join(dir, "crictl"), script);
   await chmod(path.join(dir, "crictl"), 0o755);
   return dir;
-}
-
-function mustGather(tree: HostTree, args: string[], options: { bin?: string; timeoutMs?: number } = {}) {
-  return execa(
-    process.execPath,
-    [
-      CLI,
-      "must-gather",
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--cri-timeout",
-      "1000",
-      "--stat-timeout",
-      "1000",
-      ...args,
-    ],
-    {
-      reject: false,
-      timeout: options.timeoutMs ?? 120_000,
-      extendEnv: false,
-      env: { PATH: `${options.bin ? `${options.bin}:` : ""}/usr/local/bin:/usr/bin:/bin` },
-      encoding: "buffer",
-    },
-  );
 }
 
 function sha256(data: Buffer): string {
@@ -304,7 +278,7 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     ] as const) {
       const file = path.join(out, `${name}.tar.gz`);
       const started = performance.now();
-      const run = await mustGather(tree, ["-o", file, ...extra], { bin });
+      const run = await mustGather(tree, ["-o", file, ...extra], { bin, statMs: 1000 });
       const elapsed = performance.now() - started;
       expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(0);
       // Quiet without a terminal.
@@ -464,21 +438,7 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     expect((JSON.parse(fromSnapshot.stdout) as { findings: unknown }).findings).toEqual(findings.findings);
     const live = await execa(
       process.execPath,
-      [
-        CLI,
-        "diagnose",
-        "--json",
-        "--fail-on",
-        "never",
-        "--host-root",
-        tree.root,
-        "--proc-root",
-        tree.procRoot,
-        "--cri-timeout",
-        "1000",
-        "--stat-timeout",
-        "1000",
-      ],
+      [CLI, "diagnose", "--json", "--fail-on", "never", ...treeFlags(tree, { criMs: 1000, statMs: 1000 })],
       { extendEnv: false, env: { PATH: "/usr/bin:/bin" } },
     );
     const ids = (list: { id: string; subject?: string }[]) =>
@@ -534,7 +494,7 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
   });
 
   it("streams the same layout to stdout with -o -", async () => {
-    const run = await mustGather(tree, ["-o", "-"], { bin });
+    const run = await mustGather(tree, ["-o", "-"], { bin, statMs: 1000 });
     expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(0);
     const streamed = await openBundle(Buffer.from(run.stdout));
     expect(streamed.top).toMatch(new RegExp(`^imagefs-doctor-${NODE}-`));
@@ -545,19 +505,7 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
 
   it("shows each step with its status and time on a terminal", async () => {
     const file = path.join(tree.scratch, "out", "tty.tar.gz");
-    const command = [
-      process.execPath,
-      CLI,
-      "must-gather",
-      "-o",
-      file,
-      "--host-root",
-      tree.root,
-      "--proc-root",
-      tree.procRoot,
-      "--cri-timeout",
-      "1000",
-    ]
+    const command = [process.execPath, CLI, "must-gather", "-o", file, ...treeFlags(tree, { criMs: 1000 })]
       .map((arg) => `'${arg}'`)
       .join(" ");
     // script(1) gives the command a pseudo-terminal.
@@ -574,7 +522,7 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
 
   it("keeps the archive within --max-size, leaving out what does not fit and saying so", async () => {
     const file = path.join(tree.scratch, "out", "small.tar.gz");
-    const run = await mustGather(tree, ["-o", file, "--max-size", "60KB"], { bin });
+    const run = await mustGather(tree, ["-o", file, "--max-size", "60KB"], { bin, statMs: 1000 });
     expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(0);
     expect((await stat(file)).size).toBeLessThanOrEqual(60_000);
     const small = await openBundle(file);
