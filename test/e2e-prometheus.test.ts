@@ -19,6 +19,7 @@ import {
   imagesJson,
   KUBELET_ROOT,
   layersJson,
+  overlayLayerDir,
   RUNROOT,
   splitImageNode,
   startRuntime,
@@ -180,16 +181,6 @@ function layerRecord(id: string, parent: string | null, blob: string, diffSize: 
   };
 }
 
-async function layerDir(tree: HostTree, home: string, id: string, parent: string | null): Promise<string> {
-  const dir = `${home}/overlay/${id}`;
-  const short = `L${sha(id).slice(0, 25).toUpperCase()}`;
-  await tree.write(`${dir}/link`, short);
-  if (parent) await tree.write(`${dir}/lower`, `l/L${sha(parent).slice(0, 25).toUpperCase()}`);
-  await tree.mkdir(`${dir}/work`);
-  await tree.symlink(`../${id}/diff`, `${home}/overlay/l/${short}`);
-  return dir;
-}
-
 /**
  * One image in `home`: a full base layer, then lazy layers taken from the layer store at `store`
  * (additionalLayer.CreateAs: an `additionallayer` file and a `diff` link into the store). The
@@ -209,7 +200,7 @@ async function lazyImage(
 ) {
   const { home, ref } = options;
   const base = sha(`${ref}-base`);
-  await layerDir(tree, home, base, null);
+  await overlayLayerDir(tree, home, base, null);
   await tree.write(`${home}/overlay/${base}/diff/etc/os-release`, "ID=test\n");
   const records = [layerRecord(base, null, `sha256:${sha(`blob-${base}`)}`, 2_000_000)];
   let parent = base;
@@ -217,7 +208,7 @@ async function lazyImage(
     const id = sha(`${ref}-lazy-${i}`);
     const blob = `sha256:${sha(`blob-${id}`)}`;
     const target = `${options.store}/${b64(ref)}/${blob}`;
-    const dir = await layerDir(tree, home, id, parent);
+    const dir = await overlayLayerDir(tree, home, id, parent);
     await tree.write(`${dir}/additionallayer`, target);
     await tree.symlink(`${target}/diff`, `${dir}/diff`);
     const record = layerRecord(id, parent, blob, 500_000 + i);

@@ -9,6 +9,7 @@ import {
   GRAPHROOT,
   HostTree,
   IMAGESTORE,
+  overlayLayerDir,
   RUNROOT,
   splitImageNode,
   writeKubeletConfig,
@@ -93,19 +94,8 @@ function partialRecord(id: string, parent: string | null, diffSize: number): Rec
   };
 }
 
-/** The parts every overlay layer directory has (drivers/overlay Create). */
-async function layerBase(tree: HostTree, home: string, id: string, parent: string | null): Promise<string> {
-  const dir = `${home}/overlay/${id}`;
-  const short = `L${sha(id).slice(0, 25).toUpperCase()}`;
-  await tree.write(`${dir}/link`, short);
-  if (parent) await tree.write(`${dir}/lower`, `l/L${sha(parent).slice(0, 25).toUpperCase()}`);
-  await tree.mkdir(`${dir}/work`);
-  await tree.symlink(`../${id}/diff`, `${home}/overlay/l/${short}`);
-  return dir;
-}
-
 async function fullLayer(tree: HostTree, home: string, id: string, parent: string | null): Promise<void> {
-  const dir = await layerBase(tree, home, id, parent);
+  const dir = await overlayLayerDir(tree, home, id, parent);
   await tree.write(`${dir}/diff/etc/os-release`, `ID=${id.slice(0, 8)}\n`);
   await tree.write(`${home}/overlay-layers/${id}.tar-split.gz`, "");
 }
@@ -124,7 +114,7 @@ async function lazyLayer(
   parent: string | null,
   storeLayer: string,
 ): Promise<void> {
-  const dir = await layerBase(tree, home, id, parent);
+  const dir = await overlayLayerDir(tree, home, id, parent);
   await tree.write(`${dir}/additionallayer`, storeLayer);
   await tree.symlink(`${storeLayer}/diff`, `${dir}/diff`);
   // What the store serves there (never read by the collector).

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { collect } from "../../collector/collect.js";
 import type { Snapshot } from "../../collector/snapshot.js";
 import { type CrioStorage, startFakeCrio } from "./fake-crio.js";
@@ -129,3 +130,24 @@ export function collectTree(
 }
 
 export { HostTree };
+
+/**
+ * The parts every overlay layer directory of `home` has (containers/storage drivers/overlay
+ * Create): `link` with its short name, `lower` naming the parent's, `work`, and the short link in
+ * `overlay/l`. Returns the directory's host path.
+ */
+export async function overlayLayerDir(
+  tree: HostTree,
+  home: string,
+  id: string,
+  parent: string | null,
+): Promise<string> {
+  const short = (layer: string) =>
+    `L${createHash("sha256").update(layer).digest("hex").slice(0, 25).toUpperCase()}`;
+  const dir = `${home}/overlay/${id}`;
+  await tree.write(`${dir}/link`, short(id));
+  if (parent) await tree.write(`${dir}/lower`, `l/${short(parent)}`);
+  await tree.mkdir(`${dir}/work`);
+  await tree.symlink(`../${id}/diff`, `${home}/overlay/l/${short(id)}`);
+  return dir;
+}
