@@ -2,8 +2,8 @@ import type { FsUsage } from "../host/fsstat.js";
 import type { Host, MountFact } from "../host/host.js";
 import { isWithin, unescapeOctal } from "../host/mountinfo.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
-import { factsOf, type SourceDefinition, type SourceResult } from "./source.js";
-import type { StorageConfigFacts } from "./storage-config.js";
+import { Absent, factsOf, type SourceDefinition, type SourceResult } from "./source.js";
+import type { ContainersStorageFacts, StorageConfigFacts } from "./storage-config.js";
 
 export type FilesystemRole =
   | "nodefs"
@@ -100,6 +100,22 @@ export const filesystemsSource: SourceDefinition<Inputs, "filesystems"> = {
     };
   },
 };
+
+/**
+ * The containers/storage settings a source that reads the stores works from, or why there are
+ * none: no storage configuration, or a containerd node, whose images are in its content store.
+ */
+export function containersStorageOf(
+  storage: SourceResult<StorageConfigFacts>,
+  kubelet: SourceResult<KubeletConfigFacts>,
+): ContainersStorageFacts | Absent {
+  const facts = factsOf(storage);
+  if (!facts) return new Absent("storage configuration unavailable");
+  if (decideRuntime(storage, kubelet).kind === "containerd") {
+    return new Absent("containerd keeps images in its content store, not in containers/storage");
+  }
+  return facts.containersStorage;
+}
 
 /** The kubelet's runtime endpoint is the strongest hint; processes and config files come next. */
 export function decideRuntime(

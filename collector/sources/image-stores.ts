@@ -3,9 +3,9 @@ import path from "node:path";
 import type { Host } from "../host/host.js";
 import { isWithin, longestPrefixMount, mayHang } from "../host/mountinfo.js";
 import { describeError, isErrno } from "../host/root.js";
-import { decideRuntime } from "./filesystems.js";
+import { containersStorageOf } from "./filesystems.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
-import { Absent, factsOf, type SourceDefinition } from "./source.js";
+import { Absent, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
 
 export type StoreRole = "graphroot" | "imagestore" | "additional-image-store" | "unconfigured";
@@ -49,12 +49,8 @@ export const imageStoresSource: SourceDefinition<Inputs, "image-stores"> = {
   deadlineMs: 10_000,
   async collect({ host, result }) {
     const [storage, kubelet] = await Promise.all([result("storage-config"), result("kubelet-config")]);
-    const facts = factsOf(storage);
-    if (!facts) return new Absent("storage configuration unavailable");
-    if (decideRuntime(storage, kubelet).kind === "containerd") {
-      return new Absent("containerd keeps images in its content store, not in containers/storage");
-    }
-    const cs = facts.containersStorage;
+    const cs = containersStorageOf(storage, kubelet);
+    if (cs instanceof Absent) return cs;
     const driver = cs.driver.value || "overlay";
     const configured: { path: string; role: StoreRole }[] = [{ path: cs.graphroot.value, role: "graphroot" }];
     if (cs.imagestore.value) configured.push({ path: cs.imagestore.value, role: "imagestore" });

@@ -11,10 +11,10 @@ import {
   mayHang,
 } from "../host/mountinfo.js";
 import { describeError } from "../host/root.js";
-import { decideRuntime } from "./filesystems.js";
+import { containersStorageOf } from "./filesystems.js";
 import { type JsonRecord, layerRecordBytes, type MetadataFile, readJsonArray } from "./image-stores.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
-import { Absent, factsOf, type SourceDefinition } from "./source.js";
+import { Absent, type SourceDefinition } from "./source.js";
 import type { LayerStoreEntry, StorageConfigFacts } from "./storage-config.js";
 
 /**
@@ -149,12 +149,8 @@ export const layersSource: SourceDefinition<Inputs, "layers"> = {
   deadlineMs: 15_000,
   async collect({ host, result }) {
     const [storage, kubelet] = await Promise.all([result("storage-config"), result("kubelet-config")]);
-    const facts = factsOf(storage);
-    if (!facts) return new Absent("storage configuration unavailable");
-    if (decideRuntime(storage, kubelet).kind === "containerd") {
-      return new Absent("containerd keeps images in its content store, not in containers/storage");
-    }
-    const cs = facts.containersStorage;
+    const cs = containersStorageOf(storage, kubelet);
+    if (cs instanceof Absent) return cs;
     const homes: LayerHome[] = [{ path: cs.graphroot.value, role: "graphroot" }];
     if (cs.imagestore.value && cs.imagestore.value !== cs.graphroot.value) {
       homes.push({ path: cs.imagestore.value, role: "imagestore" });
