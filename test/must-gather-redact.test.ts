@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { archiveBound, spaceMargin } from "../collector/bundle/archive.js";
-import { Gatherer } from "../collector/bundle/items.js";
+import { Gatherer, safeEntryName } from "../collector/bundle/items.js";
 import { ExcerptPrefetch } from "../collector/bundle/journal-excerpt.js";
+import { UNSAFE_NAME_CHARACTER } from "../collector/bundle/reader.js";
 import { Redactor, secretFileReason } from "../collector/bundle/redact.js";
 import { parseDuration, parseSize } from "../collector/commands/must-gather.js";
 
@@ -274,5 +275,20 @@ describe("gathering steps", () => {
     expect(prefetch.take("journal/kubelet.service.log")).toBeUndefined();
     expect(await prefetch.take("journal/crio.service.log")).toBeUndefined();
     await prefetch.stop();
+  });
+});
+
+describe("bundle entry names", () => {
+  it("escapes every character diagnose --bundle refuses, and cuts long components apart", () => {
+    const hostile = "host/etc/\u0000\u001b[2J\u007f\u0085\u200b\u2028\u202e\u2066name\ufffd.conf";
+    const safe = safeEntryName(hostile);
+    expect(UNSAFE_NAME_CHARACTER.test(safe)).toBe(false);
+    expect(safe).toBe(
+      "host/etc/\\u{0}\\u{1b}[2J\\u{7f}\\u{85}\\u{200b}\\u{2028}\\u{202e}\\u{2066}name\\u{fffd}.conf",
+    );
+    const long = safeEntryName(`host/${"a".repeat(300)}/${"a".repeat(300)}b`);
+    const [, first, second] = long.split("/");
+    expect(Buffer.byteLength(first!)).toBeLessThanOrEqual(200);
+    expect(first).not.toBe(second);
   });
 });

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
+import { UNSAFE_NAME_CHARACTER } from "./reader.js";
 
 /**
  * The raw items of a bundle and the steps that gather them. A step runs under a deadline; when it
@@ -237,11 +238,10 @@ export function hostEntry(hostPath: string): string {
  * 200 bytes (with a hash of what was cut, so names stay distinct).
  */
 export function safeEntryName(name: string): string {
-  const escaped = name.replace(
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this replaces
-    /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufffd]/g,
-    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
-  );
+  const escape = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
+  const escaped = name
+    .replace(new RegExp(UNSAFE_NAME_CHARACTER.source, "g"), escape)
+    .replace(/\ufffd/g, escape);
   return escaped
     .split("/")
     .map((component) => {

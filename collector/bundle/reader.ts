@@ -361,6 +361,14 @@ function checkEntry(header: EntryHeader, state: ArchiveState, limits: BundleLimi
   return inner;
 }
 
+/**
+ * What an entry name may not hold: C0 and C1 controls, DEL, and the zero-width, line-separator
+ * and bidi characters that make a name look like another. must-gather's safeEntryName escapes
+ * exactly these, so what it writes is always read back.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
+export const UNSAFE_NAME_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/;
+
 /** The entry's name as UTF-8, refused when it is not valid UTF-8, too long or holds control characters. */
 function entryName(header: EntryHeader): string {
   const pax = header.pax;
@@ -382,9 +390,7 @@ function entryName(header: EntryHeader): string {
       `entry ${quote(`${name.slice(0, 60)}...`)} has a name longer than ${MAX_NAME_BYTES} bytes`,
     );
   }
-  // Bidi overrides and zero-width characters too: they make a name look like another.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
-  if (/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/.test(name)) {
+  if (UNSAFE_NAME_CHARACTER.test(name)) {
     throw new Refusal(`entry ${quote(name)} has a control character in its name`);
   }
   return name;
