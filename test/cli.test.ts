@@ -1,4 +1,5 @@
 import { chmod, readdir, readFile, writeFile } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
@@ -53,6 +54,22 @@ describe("command line without a host", () => {
     expect(secret.exitCode).toBe(2);
     expect(secret.stderr).toContain("set them in OTEL_EXPORTER_OTLP_HEADERS");
     expect(secret.stderr).not.toContain("s3cr3t");
+    expect((await cli(["serve", "--listen", "nonsense"])).stderr).toContain(
+      '--listen expects host:port, got "nonsense"',
+    );
+  });
+
+  it("says clearly when serve cannot listen, and exits 2", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as net.AddressInfo;
+    try {
+      const run = await cli(["serve", "--listen", `127.0.0.1:${port}`, "--host-root", "/nonexistent"]);
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr.trim()).toBe(`imagefs-doctor: cannot listen on 127.0.0.1:${port}: EADDRINUSE`);
+    } finally {
+      taken.close();
+    }
   });
 
   it("writes a report larger than a pipe holds whole, and stops quietly when the reader goes away", async () => {

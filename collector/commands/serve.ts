@@ -43,6 +43,9 @@ export interface Server {
 
 const STATE_KEY = { journal: "journal", avc: "avc-after" } as const;
 
+/** The address cannot be listened on (in use, not this host's, a privileged port): the user's to fix. */
+export class ListenError extends Error {}
+
 export async function serve(options: ServeOptions): Promise<Server> {
   const { collect, resolveNodeName } = await import("../collect.js");
   const { runChecks } = await import("../checks/registry.js");
@@ -133,7 +136,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        new ListenError(
+          `cannot listen on ${options.listen.host}:${options.listen.port}: ${error.code ?? error.message}`,
+        ),
+      ),
+    );
     server.listen(options.listen.port, options.listen.host, () => resolve());
   });
   const address = server.address();
