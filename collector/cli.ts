@@ -283,7 +283,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     async (
       flags: CollectFlags & { listen: string; interval: number; stateDir?: string; otlpEndpoint?: string },
     ) => {
-      const { ListenError, parseListen, serve } = await import("./commands/serve.js");
+      const { ListenError, parseListen, StateDirError, serve } = await import("./commands/serve.js");
       let listen: ReturnType<typeof parseListen>;
       try {
         listen = parseListen(flags.listen);
@@ -300,7 +300,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         sinks: flags.otlpEndpoint ? [await otlpSink(flags.otlpEndpoint, request, flags.interval, log)] : [],
         log,
       }).catch((error) => {
-        throw error instanceof ListenError ? new UsageError(error.message) : error;
+        throw error instanceof ListenError || error instanceof StateDirError
+          ? new UsageError(error.message)
+          : error;
       });
       await new Promise<void>((resolve) => {
         process.once("SIGTERM", resolve);

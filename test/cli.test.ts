@@ -1,5 +1,6 @@
-import { chmod, readdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
@@ -69,6 +70,29 @@ describe("command line without a host", () => {
       expect(run.stderr.trim()).toBe(`imagefs-doctor: cannot listen on 127.0.0.1:${port}: EADDRINUSE`);
     } finally {
       taken.close();
+    }
+  });
+
+  it("says at start when --state-dir cannot be written, and exits 2", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "imagefs-state-"));
+    try {
+      // A file where the directory should be: as root, permissions alone would not stop the write.
+      const file = path.join(dir, "not-a-directory");
+      await writeFile(file, "");
+      const stateDir = path.join(file, "state");
+      const run = await cli([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--host-root",
+        dir,
+        "--state-dir",
+        stateDir,
+      ]);
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr.trim()).toBe(`imagefs-doctor: --state-dir ${stateDir}: cannot write: ENOTDIR`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

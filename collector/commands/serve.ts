@@ -46,6 +46,9 @@ const STATE_KEY = { journal: "journal", avc: "avc-after" } as const;
 /** The address cannot be listened on (in use, not this host's, a privileged port): the user's to fix. */
 export class ListenError extends Error {}
 
+/** The state directory cannot be written: the user's to fix. */
+export class StateDirError extends Error {}
+
 export async function serve(options: ServeOptions): Promise<Server> {
   const { collect, resolveNodeName } = await import("../collect.js");
   const { runChecks } = await import("../checks/registry.js");
@@ -59,6 +62,14 @@ export async function serve(options: ServeOptions): Promise<Server> {
     journal: (await cursors?.load(STATE_KEY.journal)) || null,
     avcAfter: (await cursors?.load(STATE_KEY.avc)) || null,
   };
+  const saveCursors = async () => {
+    await cursors?.save(STATE_KEY.journal, resume.journal ?? "");
+    await cursors?.save(STATE_KEY.avc, resume.avcAfter ?? "");
+  };
+  // A state directory that cannot be written is said at once, not found out after a restart.
+  await saveCursors().catch((error: NodeJS.ErrnoException) => {
+    throw new StateDirError(`--state-dir ${options.stateDir}: cannot write: ${error.code ?? error.message}`);
+  });
   let last: Cycle | undefined;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
@@ -76,12 +87,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
       const done: Cycle = { snapshot, findings, startedAt, durationMs: Date.now() - startedAt };
       exporter.update(snapshot, findings, done.durationMs / 1000);
       advance(resume, snapshot);
-      await cursors?.save(STATE_KEY.journal, resume.journal ?? "");
-      await cursors?.save(STATE_KEY.avc, resume.avcAfter ?? "");
       last = done;
       for (const sink of options.sinks ?? [])
         await Promise.resolve(sink.publish(done)).catch((e) => options.log(`sink: ${e}`));
       markReady();
+      // A full disk later on costs repeated counts after a restart, not the metrics of now.
+      await saveCursors().catch((error) => options.log(`state-dir: cannot save journal positions: ${error}`));
       // A cycle leaves most of what it allocated as garbage, which V8 would otherwise keep until
       // the heap grows; one full collection here (about 10 ms a cycle) keeps the resident set
       // 10-15 MiB lower. gc() exists only with --expose-gc, as the image and DaemonSet set it.
