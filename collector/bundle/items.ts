@@ -238,10 +238,10 @@ export function hostEntry(hostPath: string): string {
  * 200 bytes (with a hash of what was cut, so names stay distinct).
  */
 export function safeEntryName(name: string): string {
-  const escape = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
+  const asCodePoint = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
   const escaped = name
-    .replace(new RegExp(UNSAFE_NAME_CHARACTER.source, "g"), escape)
-    .replace(/\ufffd/g, escape);
+    .replace(new RegExp(UNSAFE_NAME_CHARACTER.source, "g"), asCodePoint)
+    .replace(/\ufffd/g, asCodePoint);
   return escaped
     .split("/")
     .map((component) => {
