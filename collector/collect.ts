@@ -2,8 +2,10 @@ import os from "node:os";
 import { Host, type HostOptions } from "./host/host.js";
 import { describeError } from "./host/root.js";
 import { type Facts, SCHEMA_VERSION, type Snapshot, type SourceName } from "./snapshot.js";
+import { artifactStoresSource } from "./sources/artifact-stores.js";
 import { avcSource } from "./sources/avc.js";
 import { criSource } from "./sources/cri.js";
+import { crioInspectSource } from "./sources/crio-inspect.js";
 import { filesystemsSource } from "./sources/filesystems.js";
 import { imageStoresSource } from "./sources/image-stores.js";
 import { journalSource } from "./sources/journal.js";
@@ -26,6 +28,8 @@ export const SOURCES: AnySource[] = [
   filesystemsSource as SourceDefinition<Facts, "filesystems">,
   criSource as SourceDefinition<Facts, "cri">,
   imageStoresSource as SourceDefinition<Facts, "image-stores">,
+  artifactStoresSource as SourceDefinition<Facts, "artifact-stores">,
+  crioInspectSource as SourceDefinition<Facts, "crio-inspect">,
   podLogsSource as SourceDefinition<Facts, "pod-logs">,
   journalSource as SourceDefinition<Facts, "journal">,
   avcSource as SourceDefinition<Facts, "avc">,

@@ -1,5 +1,7 @@
+import type { ArtifactStoresFacts } from "./sources/artifact-stores.js";
 import type { AvcFacts } from "./sources/avc.js";
 import type { CriFacts } from "./sources/cri.js";
+import type { CrioInspectFacts } from "./sources/crio-inspect.js";
 import type { FilesystemsFacts } from "./sources/filesystems.js";
 import type { ImageStoresFacts } from "./sources/image-stores.js";
 import type { JournalFacts } from "./sources/journal.js";
@@ -19,6 +21,8 @@ export interface Facts {
   filesystems: FilesystemsFacts;
   cri: CriFacts;
   "image-stores": ImageStoresFacts;
+  "artifact-stores": ArtifactStoresFacts;
+  "crio-inspect": CrioInspectFacts;
   "pod-logs": PodLogsFacts;
   journal: JournalFacts;
   avc: AvcFacts;
@@ -37,6 +41,8 @@ export const SOURCE_NAMES = [
   "filesystems",
   "cri",
   "image-stores",
+  "artifact-stores",
+  "crio-inspect",
   "pod-logs",
   "journal",
   "avc",

@@ -1,4 +1,5 @@
-import type { Snapshot, SourceName } from "../snapshot.js";
+import type { Facts, Snapshot, SourceName } from "../snapshot.js";
+import type { SourceResult } from "../sources/source.js";
 
 /**
  * Building blocks of the HTML report. Every string from a snapshot goes through `esc` (or `cell`,
@@ -73,12 +74,9 @@ export function notCollected(snapshot: Snapshot, name: SourceName): Html {
 }
 
 /** The facts of a source that ran to completion, else undefined. */
-export function factsOrNull<K extends SourceName>(
-  snapshot: Snapshot,
-  name: K,
-): Snapshot["sources"][K]["facts"] {
-  const result = snapshot.sources[name];
-  return result?.status === "ok" && result.facts ? result.facts : null;
+export function factsOrNull<K extends SourceName>(snapshot: Snapshot, name: K): Facts[K] | null {
+  const result: SourceResult<Facts[K]> | undefined = snapshot.sources[name];
+  return result?.status === "ok" ? result.facts : null;
 }
 
 /** An SVG bar of `fraction` (0..1) with optional marks (0..1), e.g. eviction thresholds. */

@@ -1,9 +1,9 @@
 import { access, readdir } from "node:fs/promises";
 import path from "node:path";
-import type { Host } from "../host/host.js";
+import type { Host, MountFact } from "../host/host.js";
 import { isWithin, longestPrefixMount, mayHang } from "../host/mountinfo.js";
 import { describeError, isErrno } from "../host/root.js";
-import { containersStorageOf } from "./filesystems.js";
+import { containersStorageOf, type FstabEntry } from "./filesystems.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { Absent, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
@@ -24,6 +24,52 @@ export interface ImageStoreFact {
   images: MetadataFile & { names: string[] };
   /** `<driver>-layers/layers.json`: layer records and the bytes they account for. */
   layers: MetadataFile & { bytes: number };
+  /** Additional image stores only: how the store is reached (a shared cache, often on NFS). */
+  access?: StoreAccess;
+  /** Additional image stores only, when their metadata could be read: do images have their layers. */
+  completeness?: StoreCompleteness;
+}
+
+/**
+ * How a configured store directory is reached. A network or FUSE store is touched only by the
+ * child-process probe, so a dead server makes it "unresponsive", never hangs the collection.
+ */
+export interface StoreAccess {
+  /**
+   * ok: the directory answers; missing: the path does not exist; unresponsive: the probe ran past
+   * its deadline; error: it exists but cannot be read (permission, I/O error).
+   */
+  status: "ok" | "missing" | "unresponsive" | "error";
+  error?: string;
+  /** The mount holding the store (its own mount, or the filesystem it lies on). */
+  mount: MountFact | null;
+  /** The store directory is itself a mount point (a cache mounted there). */
+  isMountPoint: boolean;
+  /** An /etc/fstab line that would mount a filesystem at or above the store but is not mounted. */
+  fstabNotMounted: FstabEntry | null;
+  /** Mounted read-only (mount or superblock option ro). */
+  readOnly: boolean | null;
+  /** The context= mount option (SELinux label for a filesystem without xattr labels), if any. */
+  selinuxContext: string | null;
+  /** A network or FUSE filesystem (nfs, nfs4, cifs, ceph, fuse.*): probed in a child process. */
+  remote: boolean;
+  /** NFS protocol version from the superblock options (vers=4.2), when NFS. */
+  nfsVersion: string | null;
+  /** Wall time of the probe (or of the local reads) of the store root, in ms. */
+  probeMs: number;
+  /** Bytes used by the store's directory tree, when it was walked within budget; null otherwise. */
+  sizeBytes: number | null;
+}
+
+export interface StoreCompleteness {
+  /** Images whose top layer and parents were looked up. */
+  checkedImages: number;
+  /** Images with at least one layer found neither in this store nor in graphroot. */
+  incompleteImages: number;
+  /** Distinct layer ids missing. */
+  missingLayers: number;
+  /** A few examples: which image lacks which layer, and how it is missing. */
+  examples: { image: string; layer: string; missing: "record" | "directory" }[];
 }
 
 export interface ImageStoresFacts {

@@ -71,6 +71,21 @@ export interface StorageConfigFacts {
   containersStorage: ContainersStorageFacts;
   registries: { authHelper: Setting<string | null> };
   containerd: ContainerdFacts | null;
+  /** CRI-O's own store settings; null when neither a crio process nor a crio configuration exists. */
+  crio: CrioSettingsFacts | null;
+}
+
+/** Settings of CRI-O (flag, then crio.conf and drop-ins, then CRI-O's default) beyond storage. */
+export interface CrioSettingsFacts {
+  /** `[crio.api] listen`: the socket serving CRI and the /info and /config endpoints. */
+  listen: Setting<string>;
+  /** `[crio] clean_shutdown_file`. */
+  cleanShutdownFile: Setting<string>;
+  /**
+   * `[crio.runtime] additional_artifact_stores` exactly as written: order kept, duplicates and
+   * relative paths not removed (checks report them).
+   */
+  additionalArtifactStores: Setting<string[]>;
 }
 
 const STORAGE_DEFAULTS = {
@@ -106,6 +121,7 @@ export const storageConfigSource: SourceDefinition<
       containersStorage,
       registries,
       containerd: containerdFacts,
+      crio: null, // filled in by the additional-stores work (issue 7)
     };
   },
 };
