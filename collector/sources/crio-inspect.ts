@@ -1,4 +1,11 @@
-import { Absent, type SourceDefinition } from "./source.js";
+import { readFile, stat } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import type { Host } from "../host/host.js";
+import { describeError } from "../host/root.js";
+import { type Table, table } from "./config-files.js";
+import { Absent, factsOf, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
 
 /** An answer of one of CRI-O's HTTP inspect endpoints on its socket. */
@@ -55,10 +62,300 @@ export interface CleanShutdownFact {
 
 type Inputs = { "storage-config": StorageConfigFacts; "crio-inspect": CrioInspectFacts };
 
+/** Per request: CRI-O answers /info and /config from memory, at once. */
+export const ENDPOINT_DEADLINE_MS = 2000;
+/** /config of a real node is ~20 KiB of TOML; anything near this is not CRI-O. */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+/** sun_path is 108 bytes with its terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+/** USER_HZ: the unit of /proc/<pid>/stat's starttime, 100 on every Linux architecture. */
+const CLOCK_TICKS_PER_SECOND = 100;
+/** /proc/stat's btime is whole seconds (truncated), so a start time computed from it can be up to 1 s early. */
+const START_TIME_SLACK_MS = 1000;
+
 export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
   name: "crio-inspect",
   deadlineMs: 5000,
-  async collect() {
-    return new Absent("not implemented yet");
+  async collect({ host, result }) {
+    const storage = factsOf(await result("storage-config"));
+    if (!storage) return new Absent("no storage-config facts to find CRI-O from");
+    if (!storage.crio) return new Absent("no crio process and no CRI-O configuration");
+    if (storage.runtimeGuess.kind !== "crio") {
+      return new Absent(`the runtime is not CRI-O (${storage.runtimeGuess.evidence})`);
+    }
+    const socket = socketPathOf(storage.crio.listen.value);
+    const [info, config, process] = await Promise.all([
+      askSocket(host, socket, "/info", parseInfo),
+      askSocket(host, socket, "/config", parseConfig),
+      storage.crioProcess ? processStart(host.procRoot, storage.crioProcess.pid) : null,
+    ]);
+    const changedSinceStart = process ? await changedSince(host, storage, new Date(process.startedAt)) : [];
+    // The running CRI-O's own setting when it told us, else what the files say.
+    const file =
+      config.status === "ok" ? config.value.cleanShutdownFile : storage.crio.cleanShutdownFile.value;
+    const cleanShutdown = await cleanShutdownOf(host, file, storage.crioProcess !== null);
+    return { socket, info, config, process, changedSinceStart, cleanShutdown };
   },
 };
+
+/** `listen` is a path; tolerate the unix:// form crictl and the kubelet use for the same socket. */
+function socketPathOf(listen: string): string {
+  return listen.startsWith("unix://") ? listen.slice("unix://".length) : listen;
+}
+
+type Parse<T> = (body: string) => T;
+
+class AnswerError extends Error {}
+
+/**
+ * GET `endpoint` from CRI-O's socket, and nothing else: node:http with `socketPath` never opens a
+ * TCP connection, and a redirect is just a non-200 answer (it is not followed).
+ */
+async function askSocket<T>(
+  host: Host,
+  hostSocket: string,
+  endpoint: string,
+  parse: Parse<T>,
+): Promise<EndpointAnswer<T>> {
+  let local: string;
+  try {
+    local = (await host.root.resolve(hostSocket)).local;
+  } catch (error) {
+    return { status: "error", error: `resolving ${hostSocket}: ${describeError(error)}` };
+  }
+  if (Buffer.byteLength(local) > MAX_SOCKET_PATH) {
+    return {
+      status: "error",
+      error: `socket path longer than ${MAX_SOCKET_PATH} bytes, cannot connect: ${local}`,
+    };
+  }
+  let body: string;
+  try {
+    body = await httpGet(local, endpoint, ENDPOINT_DEADLINE_MS, MAX_ANSWER_BYTES);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (error instanceof AnswerError) return { status: "error", error: error.message };
+    if (code === "ECONNREFUSED" || code === "ENOENT" || code === "ENOTDIR" || code === "ETIMEDOUT") {
+      return { status: "unreachable", error: `GET ${endpoint} on ${hostSocket}: ${describeError(error)}` };
+    }
+    return { status: "error", error: `GET ${endpoint} on ${hostSocket}: ${describeError(error)}` };
+  }
+  try {
+    return { status: "ok", value: parse(body) };
+  } catch (error) {
+    return { status: "error", error: `GET ${endpoint} on ${hostSocket}: ${describeError(error)}` };
+  }
+}
+
+/** One GET with a hard deadline on the whole exchange (not an idle timeout) and a size cap. */
+function httpGet(
+  socketPath: string,
+  endpoint: string,
+  deadlineMs: number,
+  maxBytes: number,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | undefined, body?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        request.destroy();
+        reject(error);
+      } else resolve(body!);
+    };
+    // agent: false, so no keep-alive connection outlives the request.
+    const request = http.get(
+      { socketPath, path: endpoint, headers: { Host: "localhost" }, agent: false },
+      (response) => {
+        if (response.statusCode !== 200) {
+          response.resume();
+          const where = response.headers.location
+            ? ` (redirect to ${response.headers.location}, not followed)`
+            : "";
+          finish(new AnswerError(`GET ${endpoint} answered HTTP ${response.statusCode}${where}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes)
+            finish(new AnswerError(`GET ${endpoint}: answer larger than ${maxBytes} bytes`));
+          else chunks.push(chunk);
+        });
+        response.on("end", () => finish(undefined, Buffer.concat(chunks).toString("utf8")));
+        response.on("error", (error) => finish(error));
+        response.on("aborted", () => finish(new AnswerError(`GET ${endpoint}: answer cut off`)));
+      },
+    );
+    const timer = setTimeout(() => {
+      finish(
+        Object.assign(new Error(`no answer within ${deadlineMs} ms (connected, but nothing came back)`), {
+          code: "ETIMEDOUT",
+        }),
+      );
+    }, deadlineMs);
+    request.on("error", (error) => finish(error));
+  });
+}
+
+/** GET /info: types.CrioInfo (pkg/types/types.go), JSON tags storage_driver, storage_root, storage_image. */
+export function parseInfo(body: string): CrioInfo {
+  let data: unknown;
+  try {
+    data = JSON.parse(body);
+  } catch (error) {
+    throw new Error(`answer is not JSON: ${describeError(error)}`);
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new Error("answer is not a JSON object");
+  }
+  const record = data as Record<string, unknown>;
+  const text = (key: string, required: boolean): string => {
+    const value = record[key];
+    if (typeof value === "string") return value;
+    if (value === undefined && !required) return "";
+    throw new Error(`answer has no string "${key}"`);
+  };
+  // storage_image came with imagestore support (CRI-O 1.29); older versions leave it out.
+  return {
+    storageDriver: text("storage_driver", true),
+    storageRoot: text("storage_root", true),
+    storageImage: text("storage_image", false),
+  };
+}
+
+/**
+ * GET /config: the running configuration encoded by BurntSushi/toml from tomlConfig
+ * (pkg/config/config.go ToBytes): RootConfig's keys in [crio], APIConfig's in [crio.api],
+ * RuntimeConfig's in [crio.runtime]. Nil lists (storage_option, additional_artifact_stores by
+ * default) are left out by the encoder, so a missing list is an empty one.
+ */
+export function parseConfig(body: string): CrioEffectiveConfig {
+  let data: Table;
+  try {
+    data = parseToml(body) as Table;
+  } catch (error) {
+    if (error instanceof TomlError) {
+      const first = error.message.split("\n")[0] ?? error.message;
+      throw new Error(`answer is not TOML (line ${error.line}, column ${error.column}): ${first}`);
+    }
+    throw new Error(`answer is not TOML: ${describeError(error)}`);
+  }
+  const crio = table(data, "crio");
+  if (!crio) throw new Error("answer has no [crio] table");
+  const runtime = table(data, "crio", "runtime");
+  const text = (from: Table | undefined, where: string, key: string): string => {
+    const value = from?.[key];
+    if (value === undefined) return "";
+    if (typeof value !== "string") throw new Error(`${where} ${key} is not a string`);
+    return value;
+  };
+  const list = (from: Table | undefined, where: string, key: string): string[] => {
+    const value = from?.[key];
+    if (value === undefined) return [];
+    if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+      throw new Error(`${where} ${key} is not a list of strings`);
+    }
+    return value as string[];
+  };
+  return {
+    root: text(crio, "[crio]", "root"),
+    runroot: text(crio, "[crio]", "runroot"),
+    imagestore: text(crio, "[crio]", "imagestore"),
+    storageDriver: text(crio, "[crio]", "storage_driver"),
+    storageOption: list(crio, "[crio]", "storage_option"),
+    additionalArtifactStores: list(runtime, "[crio.runtime]", "additional_artifact_stores"),
+    cleanShutdownFile: text(crio, "[crio]", "clean_shutdown_file"),
+  };
+}
+
+/**
+ * When the process started: /proc/<pid>/stat field 22 (starttime, clock ticks after boot) plus
+ * /proc/stat's btime. Null when either cannot be read (the process exited meanwhile).
+ */
+async function processStart(procRoot: string, pid: number): Promise<CrioInspectFacts["process"]> {
+  try {
+    const [pidStat, systemStat] = await Promise.all([
+      readSmall(path.join(procRoot, String(pid), "stat")),
+      readSmall(path.join(procRoot, "stat")),
+    ]);
+    const ticks = startTicks(pidStat);
+    const btime = /^btime\s+(\d+)\s*$/m.exec(systemStat)?.[1];
+    if (ticks === undefined || btime === undefined) return null;
+    const startedMs = Number(btime) * 1000 + (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+    return { pid, startedAt: new Date(Math.round(startedMs)).toISOString() };
+  } catch {
+    return null;
+  }
+}
+
+/** /proc files are small; read at most 64 KiB (a /proc/stat of a many-CPU machine included). */
+async function readSmall(file: string): Promise<string> {
+  const data = await readFile(file);
+  return data.subarray(0, 64 * 1024).toString("utf8");
+}
+
+/** Field 22 of /proc/<pid>/stat. comm (field 2) may hold spaces and parentheses: split after the last ")". */
+export function startTicks(stat: string): number | undefined {
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return undefined;
+  const fields = stat
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  const value = fields[19];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/**
+ * Configuration files CRI-O reads that were modified after it started. containerd's files are
+ * not CRI-O's. A file counts only when modified more than btime's rounding after the computed
+ * start, so one written just before a restart is not reported as pending.
+ */
+async function changedSince(
+  host: Host,
+  storage: StorageConfigFacts,
+  startedAt: Date,
+): Promise<CrioInspectFacts["changedSinceStart"]> {
+  const candidates = storage.files.filter(
+    (file) => file.status !== "missing" && !file.kind.startsWith("containerd"),
+  );
+  const changed = await Promise.all(
+    candidates.map(async (file) => {
+      try {
+        const info = await stat((await host.root.resolve(file.path)).local);
+        if (!info.isFile()) return undefined;
+        if (info.mtimeMs < startedAt.getTime() + START_TIME_SLACK_MS) return undefined;
+        return { path: file.path, modifiedAt: info.mtime.toISOString() };
+      } catch {
+        return undefined; // gone since storage-config read it, or a name we can only show escaped
+      }
+    }),
+  );
+  return changed.filter((entry) => entry !== undefined);
+}
+
+/** The clean-shutdown file and its `.supported` marker (internal/lib/container_server.go ShutdownWasUnclean). */
+async function cleanShutdownOf(host: Host, file: string, running: boolean): Promise<CleanShutdownFact> {
+  // An empty clean_shutdown_file turns the mechanism off: nothing to look at.
+  const present = file !== "" && (await exists(host, file));
+  const supportedMarker = file !== "" && (await exists(host, `${file}.supported`));
+  let state: CleanShutdownFact["state"] = "unknown";
+  if (running) state = "running";
+  else if (present) state = "clean";
+  else if (supportedMarker) state = "unclean";
+  return { file, present, supportedMarker, state };
+}
+
+async function exists(host: Host, hostPath: string): Promise<boolean> {
+  try {
+    await stat((await host.root.resolve(hostPath)).local);
+    return true;
+  } catch {
+    return false;
+  }
+}

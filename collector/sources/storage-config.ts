@@ -108,10 +108,12 @@ export const storageConfigSource: SourceDefinition<
       ? await readEnvironment(host.procRoot, crio.pid, [
           "CONTAINERS_STORAGE_CONF",
           "CONTAINERS_REGISTRIES_CONF",
+          ...CRIO_ENVIRONMENT,
         ])
       : {};
     const files: ConfigFileFact[] = [];
-    const containersStorage = await resolveContainersStorage(host, crio, env, files);
+    const crioConf = await loadCrioConfig(host, crio, env);
+    const containersStorage = await resolveContainersStorage(host, crio, crioConf, env, files);
     const registries = await resolveRegistries(host, env, files);
     const containerdFacts = await resolveContainerd(host, containerd, files);
     return {
@@ -121,7 +123,7 @@ export const storageConfigSource: SourceDefinition<
       containersStorage,
       registries,
       containerd: containerdFacts,
-      crio: null, // filled in by the additional-stores work (issue 7)
+      crio: crio || crioConf.found ? resolveCrioSettings(crio, crioConf.layered, env) : null,
     };
   },
 };
@@ -203,6 +205,7 @@ function setting<T>(
 async function resolveContainersStorage(
   host: Host,
   crio: ProcessInfo | undefined,
+  crioFiles: CrioConfig,
   env: Record<string, string>,
   files: ConfigFileFact[],
 ): Promise<ContainersStorageFacts> {
@@ -223,7 +226,9 @@ async function resolveContainersStorage(
   const storage = table(conf.data, "storage");
   const options = table(conf.data, "storage", "options");
 
-  const crioConf = await loadCrioConfig(host, crio, files);
+  // crio.conf and its drop-ins are listed after storage.conf's files: CRI-O applies them over it.
+  for (const fact of crioFiles.facts) files.push(fact);
+  const crioConf = crioFiles.layered;
   const crioTable = table(crioConf.data, "crio");
   const crioFrom = (key: string) => crioConf.origin("crio", key);
   const flag = (names: string[]) => (crio ? flagValue(crio.argv, names) : undefined);
@@ -291,21 +296,123 @@ async function pickStorageConf(host: Host, env: Record<string, string>): Promise
   return undefined;
 }
 
-/** crio.conf, then crio.conf.d/*.conf in lexical order: the file sorted last wins (crio.conf.d(5)). */
+/**
+ * The environment variables of the crio process that stand for the flags read here
+ * (internal/criocli/criocli.go: EnvVars of each flag). Only these are ever read.
+ */
+const CRIO_ENVIRONMENT = [
+  "CONTAINER_CONFIG",
+  "CONTAINER_CONFIG_DIR",
+  "CONTAINER_LISTEN",
+  "CONTAINER_CLEAN_SHUTDOWN_FILE",
+];
+
+/** CRI-O's built-in values (pkg/config/config_unix.go, DefaultConfig in pkg/config/config.go). */
+const CRIO_DEFAULTS = {
+  config: "/etc/crio/crio.conf",
+  configDir: "/etc/crio/crio.conf.d",
+  listen: "/var/run/crio/crio.sock",
+  cleanShutdownFile: "/var/lib/crio/clean.shutdown",
+};
+
+/**
+ * A crio flag as urfave/cli resolves it: on the command line, else the flag's environment
+ * variable in crio's own environment, else undefined.
+ */
+function crioFlag(
+  crio: ProcessInfo | undefined,
+  env: Record<string, string>,
+  names: string[],
+  envName: string,
+): Setting<string> | undefined {
+  if (!crio) return undefined;
+  const fromFlag = flagValue(crio.argv, names);
+  if (fromFlag !== undefined) return { value: fromFlag, from: `crio flag --${names[0]}` };
+  const fromEnv = env[envName];
+  if (fromEnv !== undefined) return { value: fromEnv, from: `crio environment ${envName}` };
+  return undefined;
+}
+
+interface CrioConfig {
+  layered: Layered;
+  /** The files read, in the order they were applied (the drop-in directory when unreadable). */
+  facts: ConfigFileFact[];
+  /** True when crio.conf or at least one drop-in exists (readable or not). */
+  found: boolean;
+}
+
+/**
+ * crio.conf, then crio.conf.d/*.conf in lexical order: the file sorted last wins (crio.conf.d(5)).
+ * `--config ""` turns the main file off (internal/criocli/criocli.go mergeConfigFiles).
+ */
 async function loadCrioConfig(
   host: Host,
   crio: ProcessInfo | undefined,
-  files: ConfigFileFact[],
-): Promise<Layered> {
+  env: Record<string, string>,
+): Promise<CrioConfig> {
   const layered = new Layered();
-  const configPath = (crio && flagValue(crio.argv, ["config", "c"])) ?? "/etc/crio/crio.conf";
-  const configDir = (crio && flagValue(crio.argv, ["config-dir", "d"])) ?? "/etc/crio/crio.conf.d";
-  const main = await loadToml(host, configPath, "crio.conf");
-  if (main.fact.status !== "missing") layered.apply(main, files);
+  const facts: ConfigFileFact[] = [];
+  let found = false;
+  const configPath = crioFlag(crio, env, ["config", "c"], "CONTAINER_CONFIG")?.value ?? CRIO_DEFAULTS.config;
+  const configDir =
+    crioFlag(crio, env, ["config-dir", "d"], "CONTAINER_CONFIG_DIR")?.value ?? CRIO_DEFAULTS.configDir;
+  if (configPath !== "") {
+    const main = await loadToml(host, configPath, "crio.conf");
+    if (main.fact.status !== "missing") {
+      layered.apply(main, facts);
+      found = true;
+    }
+  }
   const dropIns = await loadDropIns(host, configDir, "crio.conf.d", "toml");
-  if (dropIns.dir) files.push(dropIns.dir);
-  for (const file of dropIns.files) layered.apply(file, files);
-  return layered;
+  if (dropIns.dir) facts.push(dropIns.dir);
+  for (const file of dropIns.files) {
+    layered.apply(file, facts);
+    found = true;
+  }
+  return { layered, facts, found };
+}
+
+/**
+ * `[crio.api] listen`, `[crio] clean_shutdown_file` and `[crio.runtime] additional_artifact_stores`:
+ * crio's flag (or its environment variable), else the files in merge order, else CRI-O's default
+ * (internal/criocli/criocli.go mergeConfig: a flag that is set overrides the files).
+ */
+function resolveCrioSettings(
+  crio: ProcessInfo | undefined,
+  conf: Layered,
+  env: Record<string, string>,
+): CrioSettingsFacts {
+  const fromFiles = (section: string[], key: string, fallback: string): Setting<string> =>
+    setting(stringValue(table(conf.data, ...section), key), conf.origin(...section, key), fallback);
+  const listen =
+    crioFlag(crio, env, ["listen"], "CONTAINER_LISTEN") ??
+    fromFiles(["crio", "api"], "listen", CRIO_DEFAULTS.listen);
+  const cleanShutdownFile =
+    crioFlag(crio, env, ["clean-shutdown-file"], "CONTAINER_CLEAN_SHUTDOWN_FILE") ??
+    fromFiles(["crio"], "clean_shutdown_file", CRIO_DEFAULTS.cleanShutdownFile);
+  return { listen, cleanShutdownFile, additionalArtifactStores: artifactStores(crio, conf) };
+}
+
+/**
+ * `--additional-artifact-stores` is a string-slice flag: repeated, or one comma-separated value
+ * (urfave/cli splits on commas; criocli's StringSliceTrySplit trims each entry). It has no
+ * environment variable. The list from the files is kept exactly as written; an array in a later
+ * file replaces the earlier one (BurntSushi/toml decodes an array over a slice by replacing it).
+ */
+function artifactStores(crio: ProcessInfo | undefined, conf: Layered): Setting<string[]> {
+  const flags = crio ? flagValues(crio.argv, ["additional-artifact-stores"]) : [];
+  if (flags.length > 0) {
+    return {
+      value: flags.flatMap((value) => value.split(",")).map((value) => value.trim()),
+      from: "crio flag --additional-artifact-stores",
+    };
+  }
+  const runtime = table(conf.data, "crio", "runtime");
+  return setting(
+    stringList(runtime, "additional_artifact_stores"),
+    conf.origin("crio", "runtime", "additional_artifact_stores"),
+    [],
+  );
 }
 
 /**

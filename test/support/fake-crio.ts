@@ -7,7 +7,10 @@
  *   with an imagestore, container filesystem <graphroot>/<driver>-containers; without one both
  *   lists name <graphroot>/<driver>-images (cri-o server/image_fs_info.go, since v1.29.0);
  * - GET /info over HTTP on the same socket: storage_driver, storage_root, storage_image
- *   (cri-o server/inspect.go).
+ *   (cri-o server/inspect.go);
+ * - GET /config over HTTP, when given: the TOML text of the running configuration, served as is
+ *   with content type application/toml (cri-o server/inspect.go; the text comes from the test,
+ *   e.g. test/fixtures/crio/config.toml).
  * It is real gRPC over a real unix socket; only the runtime behind it is missing.
  */
 import { mkdir, rm } from "node:fs/promises";
@@ -23,6 +26,11 @@ export interface CrioStorage {
   imagestore?: string;
   driver?: string;
   version?: string;
+}
+
+export interface FakeCrioAnswers {
+  /** Body of GET /config; without it /config answers 404, as an unknown path does. */
+  config?: string;
 }
 
 export interface FakeCrio {
@@ -41,7 +49,11 @@ function usage(mountpoint: string) {
 }
 
 /** Starts the stand-in at `socket` (a local path), reporting host paths from `storage`. */
-export async function startFakeCrio(socket: string, storage: CrioStorage): Promise<FakeCrio> {
+export async function startFakeCrio(
+  socket: string,
+  storage: CrioStorage,
+  answers: FakeCrioAnswers = {},
+): Promise<FakeCrio> {
   const driver = storage.driver ?? "overlay";
   const images = path.posix.join(storage.imagestore ?? storage.graphroot, `${driver}-images`);
   const containers = storage.imagestore ? path.posix.join(storage.graphroot, `${driver}-containers`) : images;
@@ -70,6 +82,11 @@ export async function startFakeCrio(socket: string, storage: CrioStorage): Promi
     ),
   );
   const info = http.createServer((request, response) => {
+    if (request.url === "/config" && answers.config !== undefined) {
+      response.setHeader("content-type", "application/toml");
+      response.end(answers.config);
+      return;
+    }
     if (request.url !== "/info") {
       response.writeHead(404).end();
       return;
