@@ -669,9 +669,120 @@ lists). A warning: without a reviewed alert of its own, a finding does not page.
   };
 }
 
-collector.rules.push(catchAll([disk, selinux, lazyPull, collector]));
 
-export const RULE_FILES: readonly RuleFile[] = [disk, selinux, lazyPull, collector];
+const stores: RuleFile = {
+  file: "stores.yaml",
+  group: "imagefs-doctor.stores",
+  rules: [
+    {
+      alert: "ImagefsImageStoreUnavailable",
+      expr: promql`
+        imagefs_additional_store_up{kind="image"} == 0
+      `,
+      for: "5m",
+      severity: "critical",
+      summary: "An additional image store is missing, unreadable or does not answer.",
+      description:
+        "Additional image store {{ $labels.store }} on node {{ $labels.node }} has not been usable for 5m: missing, the runtime does not start; hung (NFS, FUSE), every image operation hangs.",
+      findings: ["IMAGE_STORE_UNAVAILABLE"],
+    },
+    {
+      alert: "ImagefsImageStoreNotMounted",
+      expr: finding("IMAGE_STORE_UNAVAILABLE", "warning"),
+      for: "15m",
+      severity: "warning",
+      summary: "An additional image store is an empty directory: its filesystem is not mounted.",
+      description:
+        "An additional image store on node {{ $labels.node }} has been an empty, unmounted directory for 15m: the runtime sees none of the cache's images and pulls them again, or fails to without network.",
+      findings: ["IMAGE_STORE_UNAVAILABLE"],
+      why: `The finding is a warning when the store's directory exists but its filesystem is not mounted
+(imagefs_additional_store_up is 1 then: the directory answers); missing or hung stores page above.`,
+    },
+    {
+      alert: "ImagefsImageStoreNotReadOnly",
+      expr: finding("IMAGE_STORE_NOT_READONLY"),
+      for: "30m",
+      severity: "warning",
+      summary: "A shared image cache is mounted writable.",
+      description:
+        "A shared additional image store on node {{ $labels.node }} has been mounted read-write for 30m: a tool on this node can change images other nodes run from.",
+      findings: ["IMAGE_STORE_NOT_READONLY"],
+      why: "From the finding, not imagefs_additional_store_readonly: a plain local directory may be writable; a mounted cache may not.",
+    },
+    {
+      alert: "ImagefsImageStoreIncomplete",
+      expr: promql`
+        imagefs_additional_image_store_incomplete_images > 0
+      `,
+      for: "15m",
+      severity: "warning",
+      summary: "Images in an additional image store lack layers.",
+      description:
+        "{{ $value }} images in additional image store {{ $labels.store }} on node {{ $labels.node }} name layers that no store holds: containers from them fail with 'layer not known'.",
+      findings: ["IMAGE_STORE_INCOMPLETE"],
+    },
+    {
+      alert: "ImagefsImageStoreUnlabeled",
+      expr: finding("IMAGE_STORE_UNLABELED"),
+      for: "30m",
+      severity: "warning",
+      summary: "A network image store on an SELinux node has no SELinux label.",
+      description:
+        "A network additional image store on node {{ $labels.node }} is mounted without context= on a filesystem without labels: containers from it are denied reading their files.",
+      findings: ["IMAGE_STORE_UNLABELED"],
+    },
+    {
+      alert: "ImagefsArtifactStoreInvalid",
+      expr: finding("ARTIFACT_STORE_INVALID"),
+      for: "15m",
+      severity: "warning",
+      summary: "An additional artifact store of CRI-O cannot be used.",
+      description:
+        "An additional artifact store on node {{ $labels.node }} has been missing, hung, without artifacts/ or without a usable index.json for 15m: pods using its OCI artifacts pull them again or fail offline.",
+      findings: ["ARTIFACT_STORE_INVALID"],
+    },
+    {
+      alert: "ImagefsStoreConfigNotInEffect",
+      expr: promql`
+        imagefs_runtime_config_drift > 0
+      `,
+      for: "1h",
+      severity: "warning",
+      summary: "CRI-O runs with other store settings than its configuration files say.",
+      description:
+        "CRI-O on node {{ $labels.node }} has run for 1h with {{ $value }} store settings other than its files: a restart or the pending reboot changes its stores at once.",
+      findings: ["STORE_CONFIG_NOT_IN_EFFECT"],
+      why: `An hour: the Machine Config Operator writes files before it drains and reboots, and a rollout
+over a pool takes a while; a node stuck that long needs a look.`,
+    },
+    {
+      alert: "ImagefsStoreListInvalid",
+      expr: finding("STORE_LIST_INVALID"),
+      for: "15m",
+      severity: "warning",
+      summary: "A list of additional stores has duplicates, relative paths or too many entries.",
+      description:
+        "The lists of additional image, layer or artifact stores on node {{ $labels.node }} are malformed: see the finding for the entries.",
+      findings: ["STORE_LIST_INVALID"],
+    },
+    {
+      alert: "ImagefsUncleanShutdown",
+      expr: promql`
+        imagefs_runtime_unclean_shutdown == 1
+      `,
+      for: "10m",
+      severity: "info",
+      summary: "CRI-O is stopped and its last stop was not clean.",
+      description:
+        "CRI-O on node {{ $labels.node }} is stopped without its clean-shutdown file: the next start repairs storage and may remove containers.",
+      findings: ["UNCLEAN_SHUTDOWN"],
+    },
+  ],
+};
+
+collector.rules.push(catchAll([disk, selinux, lazyPull, stores, collector]));
+
+export const RULE_FILES: readonly RuleFile[] = [disk, selinux, lazyPull, stores, collector];
 
 /** Each alert name once, in file order. */
 export function alertNames(): string[] {

@@ -19,6 +19,7 @@ import { rootModelChecks } from "./rootmodel.js";
 import { runtimeChecks } from "./runtime.js";
 import { selinuxChecks } from "./selinux.js";
 import { splitfsChecks } from "./splitfs.js";
+import { storeChecks } from "./stores.js";
 
 /** Reported when a check itself throws: one broken check must not hide the others' findings. */
 export const CHECK_FAILED: Omit<CheckDefinition, "run"> = {
@@ -39,6 +40,7 @@ export const CHECKS: CheckDefinition[] = [
   ...pressureChecks,
   ...runtimeChecks,
   ...imageChecks,
+  ...storeChecks,
   ...selinuxChecks,
   ...lazyPullChecks,
   ...rootModelChecks,

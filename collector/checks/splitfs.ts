@@ -235,6 +235,11 @@ const storeReadOnly: CheckDefinition = {
   },
 };
 
+/** Additional image stores have IMAGE_STORE_UNAVAILABLE, which knows their mounts and content. */
+function reportedHere(snapshot: Snapshot): FilesystemRoleFact[] {
+  return (filesystemFacts(snapshot)?.roles ?? []).filter((fact) => fact.role !== "additional-image-store");
+}
+
 const storeUnresponsive: CheckDefinition = {
   id: "STORE_UNRESPONSIVE",
   severity: "critical",
@@ -245,7 +250,7 @@ const storeUnresponsive: CheckDefinition = {
     "runtime operation that touches it (pulls, container start, image listing) hangs too.",
   confirm: ["timeout 5 stat -f <store> || echo hung", "cat /sys/fs/fuse/connections/*/waiting"],
   run(snapshot) {
-    return (filesystemFacts(snapshot)?.roles ?? [])
+    return reportedHere(snapshot)
       .filter((fact) => fact.status === "unresponsive")
       .map((fact) => ({
         subject: `${fact.role} ${fact.path}`,
@@ -279,7 +284,7 @@ const storePathUnusable: CheckDefinition = {
     "error, a dead FUSE connection. The runtime most likely fails on it in the same way.",
   confirm: ["namei -l <store>"],
   run(snapshot) {
-    return (filesystemFacts(snapshot)?.roles ?? [])
+    return reportedHere(snapshot)
       .filter((fact) => fact.status === "error")
       .map((fact) => ({
         subject: `${fact.role} ${fact.path}`,

@@ -268,6 +268,74 @@ export const METRICS = [
     help: "Lazily pulled layers of the store whose path in the store no longer exists.",
     labels: ["store"],
   },
+
+  // Additional image and artifact stores (read-only caches), and CRI-O's configuration in effect.
+  {
+    name: "imagefs_additional_store_up",
+    type: "gauge",
+    help: "1 when an additional image or artifact store answers (exists, readable, its probe within the deadline).",
+    labels: ["kind", "store"],
+  },
+  {
+    name: "imagefs_additional_store_readonly",
+    type: "gauge",
+    help: "1 when the filesystem of an additional image or artifact store is mounted read-only.",
+    labels: ["kind", "store"],
+  },
+  {
+    name: "imagefs_additional_store_probe_duration_seconds",
+    type: "gauge",
+    help: "How long reaching the store took in the last cycle (the child-process probe for network stores).",
+    labels: ["kind", "store"],
+  },
+  {
+    name: "imagefs_additional_store_size_bytes",
+    type: "gauge",
+    help: "Bytes in the store's directory tree, when walked within budget (local stores only).",
+    labels: ["kind", "store"],
+  },
+  {
+    name: "imagefs_additional_image_store_images",
+    type: "gauge",
+    help: "Images listed in an additional image store's images.json.",
+    labels: ["store"],
+  },
+  {
+    name: "imagefs_additional_image_store_incomplete_images",
+    type: "gauge",
+    help: "Images of an additional image store with a layer found neither in the store nor in graphroot.",
+    labels: ["store"],
+  },
+  {
+    name: "imagefs_additional_image_store_missing_layers",
+    type: "gauge",
+    help: "Distinct layers that images of an additional image store name but no store holds.",
+    labels: ["store"],
+  },
+  {
+    name: "imagefs_artifact_store_artifacts",
+    type: "gauge",
+    help: "Artifacts listed in an additional artifact store's artifacts/index.json.",
+    labels: ["store"],
+  },
+  {
+    name: "imagefs_runtime_config_drift",
+    type: "gauge",
+    help: "Store settings whose value in the configuration files differs from what the running CRI-O reports on /config.",
+    labels: [],
+  },
+  {
+    name: "imagefs_runtime_config_files_changed",
+    type: "gauge",
+    help: "Configuration files CRI-O reads that changed after the running CRI-O started.",
+    labels: [],
+  },
+  {
+    name: "imagefs_runtime_unclean_shutdown",
+    type: "gauge",
+    help: "1 when CRI-O is stopped and its last stop was not clean (clean_shutdown_file missing).",
+    labels: [],
+  },
 ] as const satisfies readonly MetricDefinition[];
 
 export type MetricName = (typeof METRICS)[number]["name"];

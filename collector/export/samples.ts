@@ -1,7 +1,9 @@
 import type { Finding } from "../checks/finding.js";
 import { type DiskResource, type DiskRole, thresholdLevel, thresholdsForRole } from "../model/eviction.js";
+import { additionalImageStores, artifactStores, configDifferences, crioInspect } from "../model/stores.js";
 import { filesystemFacts, kubeletFacts, layout } from "../model/view.js";
 import type { Snapshot, SourceName } from "../snapshot.js";
+import type { StoreAccess } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
 import { VERSION } from "../version.js";
 import type { MetricName } from "./catalog.js";
@@ -45,6 +47,7 @@ export function gaugeSamples(
     ...runtimeSamples(snapshot),
     ...selinuxSamples(snapshot),
     ...layerSamples(snapshot, memory, now),
+    ...additionalStoreSamples(snapshot),
   ];
 }
 
@@ -287,4 +290,46 @@ export function probeObservations(snapshot: Snapshot): {
       );
   });
   return { observations, failures };
+}
+
+/** Additional image and artifact stores by ordinal (their paths go into findings), and CRI-O's config in effect. */
+function additionalStoreSamples(snapshot: Snapshot): Sample[] {
+  const samples: Sample[] = [];
+  const access = (kind: "image" | "artifact", store: string, a: StoreAccess) => {
+    const labels = { kind, store };
+    samples.push(
+      g("imagefs_additional_store_up", labels, a.status === "ok" ? 1 : 0),
+      g("imagefs_additional_store_probe_duration_seconds", labels, a.probeMs / 1000),
+    );
+    if (a.readOnly !== null) samples.push(g("imagefs_additional_store_readonly", labels, a.readOnly ? 1 : 0));
+    if (a.sizeBytes !== null) samples.push(g("imagefs_additional_store_size_bytes", labels, a.sizeBytes));
+  };
+  additionalImageStores(snapshot).forEach((fact, index) => {
+    const store = String(index);
+    access("image", store, fact.access);
+    if (fact.access.status !== "ok") return;
+    samples.push(g("imagefs_additional_image_store_images", { store }, fact.images.count));
+    if (fact.completeness) {
+      samples.push(
+        g("imagefs_additional_image_store_incomplete_images", { store }, fact.completeness.incompleteImages),
+        g("imagefs_additional_image_store_missing_layers", { store }, fact.completeness.missingLayers),
+      );
+    }
+  });
+  artifactStores(snapshot).forEach((fact, index) => {
+    const store = String(index);
+    access("artifact", store, fact.access);
+    if (fact.index.status === "ok")
+      samples.push(g("imagefs_artifact_store_artifacts", { store }, fact.index.artifacts));
+  });
+  const inspect = crioInspect(snapshot);
+  if (inspect) {
+    if (inspect.config.status === "ok")
+      samples.push(g("imagefs_runtime_config_drift", {}, configDifferences(snapshot).length));
+    samples.push(
+      g("imagefs_runtime_config_files_changed", {}, inspect.changedSinceStart.length),
+      g("imagefs_runtime_unclean_shutdown", {}, inspect.cleanShutdown.state === "unclean" ? 1 : 0),
+    );
+  }
+  return samples;
 }

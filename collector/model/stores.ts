@@ -1,0 +1,51 @@
+import type { Snapshot } from "../snapshot.js";
+import type { ImageStoreFact, StoreAccess } from "../sources/image-stores.js";
+import { factsOf } from "../sources/source.js";
+import { imageStoreFacts, storageFacts } from "./view.js";
+
+/** Read-only views of the additional image and artifact stores, shared by checks and metrics. */
+export function additionalImageStores(snapshot: Snapshot): (ImageStoreFact & { access: StoreAccess })[] {
+  return (imageStoreFacts(snapshot)?.stores ?? []).filter(
+    (s): s is ImageStoreFact & { access: StoreAccess } => s.role === "additional-image-store" && !!s.access,
+  );
+}
+
+export function artifactStores(snapshot: Snapshot) {
+  return factsOf(snapshot.sources["artifact-stores"])?.stores ?? [];
+}
+
+export function crioInspect(snapshot: Snapshot) {
+  return factsOf(snapshot.sources["crio-inspect"]);
+}
+
+/** Settings compared between the files on disk and what the running CRI-O reports on /config. */
+export function configDifferences(snapshot: Snapshot): string[] {
+  const inspect = crioInspect(snapshot);
+  const storage = storageFacts(snapshot);
+  if (inspect?.config.status !== "ok" || !storage) return [];
+  const running = inspect.config.value;
+  const cs = storage.containersStorage;
+  const pairs: [string, unknown, unknown][] = [
+    ["root (graphroot)", cs.graphroot.value, running.root],
+    ["runroot", cs.runroot.value, running.runroot],
+    ["imagestore", cs.imagestore.value ?? "", running.imagestore],
+    ["storage_driver", cs.driver.value, running.storageDriver || cs.driver.value],
+    ["storage_option", cs.driverOptions.value, running.storageOption],
+  ];
+  if (storage.crio) {
+    pairs.push(
+      [
+        "additional_artifact_stores",
+        storage.crio.additionalArtifactStores.value,
+        running.additionalArtifactStores,
+      ],
+      ["clean_shutdown_file", storage.crio.cleanShutdownFile.value, running.cleanShutdownFile],
+    );
+  }
+  return pairs
+    .filter(([, onDisk, inEffect]) => JSON.stringify(onDisk) !== JSON.stringify(inEffect))
+    .map(
+      ([key, onDisk, inEffect]) =>
+        `${key}: files say ${JSON.stringify(onDisk)}, CRI-O runs with ${JSON.stringify(inEffect)}`,
+    );
+}
