@@ -669,7 +669,6 @@ lists). A warning: without a reviewed alert of its own, a finding does not page.
   };
 }
 
-
 const stores: RuleFile = {
   file: "stores.yaml",
   group: "imagefs-doctor.stores",
