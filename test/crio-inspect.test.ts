@@ -1,0 +1,386 @@
+import { spawn } from "node:child_process";
+import { access, mkdir, readFile, symlink, utimes, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Snapshot } from "../collector/snapshot.js";
+import {
+  type CrioInspectFacts,
+  ENDPOINT_DEADLINE_MS,
+  parseConfig,
+  startTicks,
+} from "../collector/sources/crio-inspect.js";
+import type { StorageConfigFacts } from "../collector/sources/storage-config.js";
+import { startFakeCrio } from "./support/fake-crio.js";
+import { collectTree, GRAPHROOT, HostTree } from "./support/scenarios.js";
+
+/**
+ * The crio-inspect source against real HTTP servers on real unix sockets in a temporary host
+ * tree. Nothing here needs root: no mounts, and processes are either real stand-ins (node started
+ * with argv[0] "crio") or /proc entries written into the tree's private proc root.
+ */
+
+const FIXTURE = fileURLToPath(new URL("./fixtures/crio/config.toml", import.meta.url));
+const SOCKET = "/run/crio/crio.sock";
+
+function inspectOf(snapshot: Snapshot): CrioInspectFacts {
+  const result = snapshot.sources["crio-inspect"];
+  if (result.status !== "ok") throw new Error(`crio-inspect: ${JSON.stringify(result)}`);
+  return result.facts;
+}
+
+function storageOf(snapshot: Snapshot): StorageConfigFacts {
+  const result = snapshot.sources["storage-config"];
+  if (result.status !== "ok") throw new Error(`storage-config: ${result.status}`);
+  return result.facts;
+}
+
+/** A CRI-O node's files without mounts: /var/run -> ../run, crio.conf, storage.conf. */
+async function crioNode(tree: HostTree): Promise<void> {
+  await tree.mkdir("/run/crio");
+  await tree.symlink("../run", "/var/run");
+  await tree.write(
+    "/etc/containers/storage.conf",
+    `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "/run/containers/storage"\n`,
+  );
+  await tree.write("/etc/crio/crio.conf", `[crio]\nlog_dir = "/var/log/crio/pods"\n`);
+}
+
+/** Any HTTP handler on the tree's CRI-O socket. */
+async function serveOnSocket(tree: HostTree, handler: http.RequestListener): Promise<void> {
+  const server = http.createServer(handler);
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await mkdir(path.dirname(tree.local(SOCKET)), { recursive: true });
+  await new Promise<void>((resolve) => server.listen(tree.local(SOCKET), resolve));
+  tree.onCleanup(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+}
+
+/**
+ * A /proc entry for a crio that started `secondsAfterBoot` after a boot at `bootEpochSeconds`:
+ * cmdline, comm, and stat with starttime (field 22) in clock ticks; plus /proc/stat's btime.
+ */
+async function fakeCrioProcess(
+  tree: HostTree,
+  pid: number,
+  bootEpochSeconds: number,
+  secondsAfterBoot: number,
+  argv: string[] = ["/usr/bin/crio"],
+): Promise<void> {
+  const dir = path.join(tree.procRoot, String(pid));
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, "cmdline"), `${argv.join("\0")}\0`);
+  await writeFile(path.join(dir, "comm"), "crio\n");
+  const ticks = secondsAfterBoot * 100;
+  // comm in parentheses may hold spaces and ")": the parser must split after the last one.
+  const fields = ["S", "1", String(pid), String(pid), "0", "-1", "4194560", "1", "0", "0", "0"];
+  fields.push("10", "20", "0", "0", "20", "0", "30", "0", String(ticks), "123456789", "2000");
+  await writeFile(path.join(dir, "stat"), `${pid} (cr io) x) ${fields.join(" ")}\n`);
+  await writeFile(
+    path.join(tree.procRoot, "stat"),
+    `cpu  1 2 3 4 5 6 7 0 0 0\nintr 0\nctxt 1\nbtime ${bootEpochSeconds}\nprocesses 9\n`,
+  );
+}
+
+/** A unix socket with nobody listening: its server was SIGKILLed, so the file stayed behind. */
+async function staleSocket(localPath: string): Promise<void> {
+  await mkdir(path.dirname(localPath), { recursive: true });
+  const child = spawn(
+    process.execPath,
+    ["-e", `require("net").createServer().listen(${JSON.stringify(localPath)}, () => console.log("up"))`],
+    { stdio: ["ignore", "pipe", "ignore"] },
+  );
+  await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  child.kill("SIGKILL");
+  await new Promise((resolve) => child.once("exit", resolve));
+  await access(localPath);
+}
+
+describe("crio-inspect", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("asks the running CRI-O's /info and /config (fixture) on its socket, with the process and its start time", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    const config = await readFile(FIXTURE, "utf8");
+    const server = await startFakeCrio(
+      tree.local(SOCKET),
+      { graphroot: GRAPHROOT, imagestore: "/var/lib/images" },
+      { config },
+    );
+    tree.onCleanup(() => server.close());
+    // The private proc root shows no /proc/stat; a node's /proc has it (btime).
+    await symlink("/proc/stat", path.join(tree.procRoot, "stat"));
+    const before = Date.now();
+    const pid = await tree.startProcess("crio", []);
+    const facts = inspectOf(await collectTree(tree));
+    expect(facts.socket).toBe("/var/run/crio/crio.sock");
+    expect(facts.info).toEqual({
+      status: "ok",
+      value: { storageDriver: "overlay", storageRoot: GRAPHROOT, storageImage: "/var/lib/images" },
+    });
+    expect(facts.config).toEqual({
+      status: "ok",
+      value: {
+        root: "/var/lib/containers/storage",
+        runroot: "/run/containers/storage",
+        imagestore: "/var/lib/images",
+        storageDriver: "overlay",
+        storageOption: ["overlay.mountopt=nodev,metacopy=on"],
+        additionalArtifactStores: ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"],
+        cleanShutdownFile: "/var/lib/crio/clean.shutdown",
+      },
+    });
+    expect(facts.process?.pid).toBe(pid);
+    // Real /proc: start time from starttime ticks + btime, which is whole seconds (truncated).
+    const started = Date.parse(facts.process!.startedAt);
+    expect(started).toBeGreaterThan(before - 2000);
+    expect(started).toBeLessThan(Date.now() + 1000);
+    expect(facts.cleanShutdown.state).toBe("running");
+    // Nothing was written after crio started.
+    expect(facts.changedSinceStart).toEqual([]);
+  });
+
+  it("reports /config that differs from the files on disk (a restart pending), and the files changed since the start", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    // The running CRI-O still has the old list; the drop-in on disk was edited since.
+    const running = (await readFile(FIXTURE, "utf8")).replace(
+      '    additional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]',
+      '    additional_artifact_stores = ["/mnt/old-artifacts"]',
+    );
+    expect(running).toContain("/mnt/old-artifacts");
+    const server = await startFakeCrio(tree.local(SOCKET), { graphroot: GRAPHROOT }, { config: running });
+    tree.onCleanup(() => server.close());
+    const boot = Math.floor(Date.now() / 1000) - 86_400;
+    await fakeCrioProcess(tree, 4242, boot, 3600); // started 23 hours ago
+    await tree.write(
+      "/etc/crio/crio.conf.d/50-artifacts.conf",
+      `[crio.runtime]\nadditional_artifact_stores = ["/mnt/new-artifacts"]\n`,
+    );
+    const snapshot = await collectTree(tree);
+    const facts = inspectOf(snapshot);
+    expect(storageOf(snapshot).crio?.additionalArtifactStores).toEqual({
+      value: ["/mnt/new-artifacts"],
+      from: "/etc/crio/crio.conf.d/50-artifacts.conf",
+    });
+    expect(facts.config.status === "ok" && facts.config.value.additionalArtifactStores).toEqual([
+      "/mnt/old-artifacts",
+    ]);
+    expect(facts.process).toEqual({ pid: 4242, startedAt: new Date((boot + 3600) * 1000).toISOString() });
+    expect(facts.changedSinceStart.map((c) => c.path).sort()).toEqual([
+      "/etc/containers/storage.conf",
+      "/etc/crio/crio.conf",
+      "/etc/crio/crio.conf.d/50-artifacts.conf",
+    ]);
+  });
+
+  it("lists only the files modified after crio's start time (from /proc/<pid>/stat and btime)", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await tree.write("/etc/crio/crio.conf.d/10-old.conf", `[crio]\nimagestore = "/var/lib/images"\n`);
+    await tree.write("/etc/crio/crio.conf.d/20-new.conf", `[crio.api]\nlisten = "/run/crio/crio.sock"\n`);
+    const boot = Math.floor(Date.now() / 1000) - 7200;
+    await fakeCrioProcess(tree, 4243, boot, 3600); // started an hour ago
+    const start = (boot + 3600) * 1000;
+    const at = (ms: number) => new Date(ms);
+    // Before the start, and within btime's one-second rounding after it: not pending.
+    for (const file of ["/etc/containers/storage.conf", "/etc/crio/crio.conf"]) {
+      await utimes(tree.local(file), at(start - 600_000), at(start - 600_000));
+    }
+    await utimes(tree.local("/etc/crio/crio.conf.d/10-old.conf"), at(start + 500), at(start + 500));
+    await utimes(
+      tree.local("/etc/crio/crio.conf.d/20-new.conf"),
+      at(start + 1_800_000),
+      at(start + 1_800_000),
+    );
+    const facts = inspectOf(await collectTree(tree));
+    expect(facts.process?.startedAt).toBe(new Date(start).toISOString());
+    expect(facts.changedSinceStart).toEqual([
+      { path: "/etc/crio/crio.conf.d/20-new.conf", modifiedAt: new Date(start + 1_800_000).toISOString() },
+    ]);
+    // Nothing answers on the socket of this fake process.
+    expect(facts.info.status).toBe("unreachable");
+  });
+
+  it("says unreachable when the socket is missing, and when nobody listens on it", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await fakeCrioProcess(tree, 4244, Math.floor(Date.now() / 1000) - 60, 10);
+    let facts = inspectOf(await collectTree(tree));
+    expect(facts.info).toMatchObject({ status: "unreachable", error: expect.stringMatching(/ENOENT/) });
+    expect(facts.config).toMatchObject({ status: "unreachable" });
+
+    await staleSocket(tree.local(SOCKET));
+    facts = inspectOf(await collectTree(tree));
+    expect(facts.info).toMatchObject({ status: "unreachable", error: expect.stringMatching(/ECONNREFUSED/) });
+    expect(facts.config).toMatchObject({
+      status: "unreachable",
+      error: expect.stringMatching(/ECONNREFUSED/),
+    });
+  });
+
+  it("says error for an HTTP 500, and does not follow a redirect", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    const asked: string[] = [];
+    await serveOnSocket(tree, (request, response) => {
+      asked.push(request.url ?? "");
+      if (request.url === "/info") response.writeHead(500).end("internal error");
+      else response.writeHead(302, { location: "http://127.0.0.1:9/config" }).end();
+    });
+    const facts = inspectOf(await collectTree(tree));
+    expect(facts.info).toEqual({ status: "error", error: "GET /info answered HTTP 500" });
+    expect(facts.config).toEqual({
+      status: "error",
+      error: "GET /config answered HTTP 302 (redirect to http://127.0.0.1:9/config, not followed)",
+    });
+    expect(asked.sort()).toEqual(["/config", "/info"]);
+  });
+
+  it("says error, with what was wrong, for garbage and for answers past the size limit", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await serveOnSocket(tree, (request, response) => {
+      if (request.url === "/info") response.end("<html>not json</html>");
+      else response.end('[crio]\n  root = "/var/lib/containers/storage\n');
+    });
+    let facts = inspectOf(await collectTree(tree));
+    expect(facts.info).toMatchObject({ status: "error", error: expect.stringMatching(/answer is not JSON/) });
+    expect(facts.config).toMatchObject({
+      status: "error",
+      error: expect.stringMatching(/answer is not TOML \(line 2, column \d+\)/),
+    });
+    await tree.cleanup();
+
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await serveOnSocket(tree, (request, response) => {
+      if (request.url === "/info") {
+        response.end(JSON.stringify({ storage_driver: 7, storage_root: "/x" }));
+        return;
+      }
+      // 5 MiB of TOML comments: more than the 4 MiB an answer may have.
+      const chunk = `#${"x".repeat(1023)}\n`;
+      let sent = 0;
+      const more = () => {
+        while (sent < 5 * 1024 && response.write(chunk)) sent += 1;
+        if (sent >= 5 * 1024) response.end();
+        else response.once("drain", () => more());
+      };
+      response.on("error", () => {});
+      more();
+    });
+    facts = inspectOf(await collectTree(tree));
+    expect(facts.info).toMatchObject({
+      status: "error",
+      error: expect.stringMatching(/no string "storage_driver"/),
+    });
+    expect(facts.config).toMatchObject({
+      status: "error",
+      error: expect.stringMatching(/larger than 4194304 bytes/),
+    });
+  });
+
+  it("gives up on a server that never answers at the endpoint deadline, well within the source's", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await serveOnSocket(tree, () => {
+      /* reads the request and never answers */
+    });
+    const snapshot = await collectTree(tree);
+    const facts = inspectOf(snapshot);
+    const silent = new RegExp(`no answer within ${ENDPOINT_DEADLINE_MS} ms`);
+    expect(facts.info).toMatchObject({ status: "unreachable", error: expect.stringMatching(silent) });
+    expect(facts.config).toMatchObject({ status: "unreachable", error: expect.stringMatching(silent) });
+    // Both asked side by side: one deadline, not two, and never the source's 5 s.
+    expect(snapshot.sources["crio-inspect"].durationMs).toBeLessThan(ENDPOINT_DEADLINE_MS + 1500);
+  });
+
+  it("tells the four clean-shutdown states from the file, its .supported marker and the process", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await tree.write(
+      "/etc/crio/crio.conf.d/10-shutdown.conf",
+      `[crio]\nclean_shutdown_file = "/var/lib/crio/cs"\n`,
+    );
+    const state = async () => inspectOf(await collectTree(tree)).cleanShutdown;
+
+    // Never started with this mechanism (or the file is elsewhere): nothing to tell.
+    expect(await state()).toEqual({
+      file: "/var/lib/crio/cs",
+      present: false,
+      supportedMarker: false,
+      state: "unknown",
+    });
+    // Started once (it wrote .supported), then died without writing the file: unclean.
+    await tree.write("/var/lib/crio/cs.supported", "");
+    expect(await state()).toMatchObject({ present: false, supportedMarker: true, state: "unclean" });
+    // Stopped cleanly: the file is back.
+    await tree.write("/var/lib/crio/cs", "");
+    expect(await state()).toMatchObject({ present: true, supportedMarker: true, state: "clean" });
+    // Running: CRI-O deleted the file at start; whatever the files say, the state is "running".
+    await fakeCrioProcess(tree, 4245, Math.floor(Date.now() / 1000) - 60, 10);
+    expect(await state()).toMatchObject({ file: "/var/lib/crio/cs", state: "running" });
+  });
+
+  it("is absent on a containerd node and where no CRI-O is configured", async () => {
+    tree = await HostTree.create();
+    await tree.write("/etc/containerd/config.toml", `version = 2\n`);
+    let snapshot = await collectTree(tree);
+    expect(storageOf(snapshot).crio).toBeNull();
+    expect(snapshot.sources["crio-inspect"]).toMatchObject({ status: "absent" });
+    await tree.cleanup();
+
+    tree = await HostTree.create();
+    snapshot = await collectTree(tree);
+    expect(storageOf(snapshot).crio).toBeNull();
+    expect(snapshot.sources["crio-inspect"]).toMatchObject({
+      status: "absent",
+      reason: "no crio process and no CRI-O configuration",
+    });
+  });
+});
+
+describe("crio-inspect parsing", () => {
+  it("reads starttime after the last parenthesis of comm", () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+    expect(startTicks(`77 (a) b) c) ${fields.join(" ")}`)).toBe(22);
+    expect(startTicks("77 (crio) S 1")).toBeUndefined();
+  });
+
+  it("takes each key from its table in /config, and an absent list as empty", () => {
+    const value = parseConfig(
+      '[crio]\n  root = "/r"\n  storage_driver = "overlay"\n  [crio.api]\n    listen = "/s"\n  [crio.runtime]\n    default_runtime = "crun"\n',
+    );
+    expect(value).toEqual({
+      root: "/r",
+      runroot: "",
+      imagestore: "",
+      storageDriver: "overlay",
+      storageOption: [],
+      additionalArtifactStores: [],
+      cleanShutdownFile: "",
+    });
+    // additional_artifact_stores is [crio.runtime]'s, not [crio]'s.
+    expect(parseConfig('[crio]\n  additional_artifact_stores = ["/x"]\n').additionalArtifactStores).toEqual(
+      [],
+    );
+    expect(() => parseConfig("[crio.image]\n")).not.toThrow();
+    expect(() => parseConfig('title = "x"\n')).toThrow(/no \[crio\] table/);
+    expect(() => parseConfig("[crio]\n  storage_option = [1]\n")).toThrow(
+      /storage_option is not a list of strings/,
+    );
+  });
+});
