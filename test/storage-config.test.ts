@@ -218,3 +218,85 @@ describe.skipIf(!ready)("storage configuration", () => {
     });
   });
 });
+
+describe("CRI-O settings: listen, clean_shutdown_file, additional_artifact_stores", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  /** No mounts needed: files in a temporary host tree, crio as a stand-in process. */
+  async function crioFiles(files: Record<string, string>): Promise<void> {
+    tree = await HostTree.create();
+    for (const [hostPath, content] of Object.entries(files)) await tree.write(hostPath, content);
+  }
+
+  it("uses CRI-O's defaults when no file sets them", async () => {
+    await crioFiles({ "/etc/crio/crio.conf": `[crio]\nlog_dir = "/var/log/crio/pods"\n` });
+    expect(storage(await collectTree(tree)).crio).toEqual({
+      listen: { value: "/var/run/crio/crio.sock", from: "default" },
+      cleanShutdownFile: { value: "/var/lib/crio/clean.shutdown", from: "default" },
+      additionalArtifactStores: { value: [], from: "default" },
+    });
+  });
+
+  it("applies crio.conf, then the drop-ins in lexical order, each from its own table", async () => {
+    await crioFiles({
+      "/etc/crio/crio.conf": `[crio]\nclean_shutdown_file = "/main/cs"\n[crio.api]\nlisten = "/main.sock"\n[crio.runtime]\nadditional_artifact_stores = ["/main/a"]\n`,
+      "/etc/crio/crio.conf.d/10-a.conf": `[crio.api]\nlisten = "/ten.sock"\n[crio.runtime]\nadditional_artifact_stores = ["/ten/a", "/ten/b"]\n`,
+      "/etc/crio/crio.conf.d/20-b.conf": `[crio.api]\nlisten = "/twenty.sock"\n`,
+      // Keys in the wrong table are not these settings.
+      "/etc/crio/crio.conf.d/30-c.conf": `[crio]\nlisten = "/wrong.sock"\nadditional_artifact_stores = ["/wrong"]\n`,
+    });
+    expect(storage(await collectTree(tree)).crio).toEqual({
+      listen: { value: "/twenty.sock", from: "/etc/crio/crio.conf.d/20-b.conf" },
+      cleanShutdownFile: { value: "/main/cs", from: "/etc/crio/crio.conf" },
+      // A later list replaces an earlier one whole.
+      additionalArtifactStores: { value: ["/ten/a", "/ten/b"], from: "/etc/crio/crio.conf.d/10-a.conf" },
+    });
+  });
+
+  it("lets crio's flags (and its environment variables) win over every file", async () => {
+    await crioFiles({
+      "/etc/crio/crio.conf.d/10-a.conf": `[crio]\nclean_shutdown_file = "/file/cs"\n[crio.api]\nlisten = "/file.sock"\n[crio.runtime]\nadditional_artifact_stores = ["/file/a"]\n`,
+    });
+    await tree.startProcess(
+      "crio",
+      [
+        "--listen=/flag.sock",
+        "--additional-artifact-stores",
+        "/flag/a, /flag/b",
+        "--additional-artifact-stores=/flag/a",
+      ],
+      { CONTAINER_CLEAN_SHUTDOWN_FILE: "/env/cs", CONTAINER_LISTEN: "/env.sock" },
+    );
+    expect(storage(await collectTree(tree)).crio).toEqual({
+      listen: { value: "/flag.sock", from: "crio flag --listen" },
+      cleanShutdownFile: { value: "/env/cs", from: "crio environment CONTAINER_CLEAN_SHUTDOWN_FILE" },
+      additionalArtifactStores: {
+        value: ["/flag/a", "/flag/b", "/flag/a"],
+        from: "crio flag --additional-artifact-stores",
+      },
+    });
+  });
+
+  it("keeps artifact stores exactly as written: order, duplicates and relative paths", async () => {
+    await crioFiles({
+      "/etc/crio/crio.conf.d/50-stores.conf": `[crio.runtime]\nadditional_artifact_stores = ["/mnt/b", "relative/store", "/mnt/a", "/mnt/b", "./x/../y"]\n`,
+    });
+    expect(storage(await collectTree(tree)).crio?.additionalArtifactStores).toEqual({
+      value: ["/mnt/b", "relative/store", "/mnt/a", "/mnt/b", "./x/../y"],
+      from: "/etc/crio/crio.conf.d/50-stores.conf",
+    });
+  });
+
+  it("is null without a crio process or a CRI-O file (a containerd node), and set when only crio runs", async () => {
+    await crioFiles({ "/etc/containerd/config.toml": "version = 2\n" });
+    expect(storage(await collectTree(tree)).crio).toBeNull();
+    await tree.startProcess("crio", ["--config-dir", "/nowhere", "--clean-shutdown-file", ""]);
+    const crio = storage(await collectTree(tree)).crio;
+    expect(crio?.listen).toEqual({ value: "/var/run/crio/crio.sock", from: "default" });
+    // An empty value is a value: it turns the clean-shutdown mechanism off.
+    expect(crio?.cleanShutdownFile).toEqual({ value: "", from: "crio flag --clean-shutdown-file" });
+  });
+});
