@@ -1,6 +1,7 @@
 import type { Snapshot } from "../snapshot.js";
 import type { ImageStoreFact, StoreAccess } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
+import { parseDriverOptions } from "../sources/storage-config.js";
 import { imageStoreFacts, storageFacts } from "./view.js";
 
 /** Read-only views of the additional image and artifact stores, shared by checks and metrics. */
@@ -25,12 +26,19 @@ export function configDifferences(snapshot: Snapshot): string[] {
   if (inspect?.config.status !== "ok" || !storage) return [];
   const running = inspect.config.value;
   const cs = storage.containersStorage;
+  const inEffect = parseDriverOptions(running.storageOption);
   const pairs: [string, unknown, unknown][] = [
     ["root (graphroot)", cs.graphroot.value, running.root],
     ["runroot", cs.runroot.value, running.runroot],
     ["imagestore", cs.imagestore.value ?? "", running.imagestore],
     ["storage_driver", cs.driver.value, running.storageDriver || cs.driver.value],
-    ["storage_option", cs.driverOptions.value, running.storageOption],
+    // Only the stores of storage_option: the rest (mountopt, ...) is not rebuilt from storage.conf here.
+    ["additionalimagestores (storage_option)", cs.additionalImageStores.value, inEffect.imageStores],
+    [
+      "additionallayerstores (storage_option)",
+      cs.additionalLayerStores.value.map((s) => s.raw),
+      inEffect.layerStores.map((s) => s.raw),
+    ],
   ];
   if (storage.crio) {
     pairs.push(

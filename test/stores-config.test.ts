@@ -1,0 +1,180 @@
+import { readFile, rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { runChecks } from "../collector/checks/registry.js";
+import { gaugeSamples, newMemory } from "../collector/export/samples.js";
+import { startFakeCrio } from "./support/fake-crio.js";
+import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
+import { requireParts } from "./support/requirements.js";
+import { collectTree, GRAPHROOT, HostTree } from "./support/scenarios.js";
+
+/**
+ * The configuration side of additional stores, judged from real collections of a host tree: the
+ * lists as written (STORE_LIST_INVALID), CRI-O's running configuration on its socket against the
+ * files (STORE_CONFIG_NOT_IN_EFFECT) and the clean-shutdown file and journal (UNCLEAN_SHUTDOWN).
+ * CRI-O is not packaged for Debian 12: its /config answer is the fixture test/fixtures/crio/config.toml
+ * (its header says where it comes from), served on a real unix socket.
+ */
+
+const FIXTURE = fileURLToPath(new URL("./fixtures/crio/config.toml", import.meta.url));
+const SOCKET = "/run/crio/crio.sock";
+const journalReady = requireParts("unclean shutdown from the journal", ["journal-remote"]);
+
+/** The node the fixture describes: its files give exactly what the fixture's CRI-O runs with. */
+async function fixtureNode(tree: HostTree): Promise<void> {
+  await tree.mkdir("/run/crio");
+  await tree.symlink("../run", "/var/run");
+  await tree.write(
+    "/etc/containers/storage.conf",
+    `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "/run/containers/storage"\n\n[storage.options.overlay]\nmountopt = "nodev,metacopy=on"\n`,
+  );
+  await tree.write("/etc/crio/crio.conf", `[crio]\nlog_dir = "/var/log/crio/pods"\n`);
+  await tree.write(
+    "/etc/crio/crio.conf.d/10-stores.conf",
+    `[crio]\nimagestore = "/var/lib/images"\n\n[crio.runtime]\nadditional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]\n`,
+  );
+  const server = await startFakeCrio(
+    tree.local(SOCKET),
+    { graphroot: GRAPHROOT, imagestore: "/var/lib/images" },
+    { config: await readFile(FIXTURE, "utf8") },
+  );
+  tree.onCleanup(() => server.close());
+}
+
+describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("is silent when the files say what CRI-O runs with", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    const snapshot = await collectTree(tree);
+    expect(snapshot.sources["crio-inspect"].status).toBe("ok");
+    expect(runChecks(snapshot).map((f) => f.id)).not.toContain("STORE_CONFIG_NOT_IN_EFFECT");
+    const drift = gaugeSamples(snapshot, [], newMemory()).find(
+      (s) => s.name === "imagefs_runtime_config_drift",
+    );
+    expect(drift?.value).toBe(0);
+  });
+
+  it("names each setting changed on disk but not yet in effect", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    // An edit after CRI-O started: a new imagestore and one artifact store fewer.
+    await tree.write(
+      "/etc/crio/crio.conf.d/10-stores.conf",
+      `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/var/lib/ssd-artifacts"]\n`,
+    );
+    const snapshot = await collectTree(tree);
+    const finding = runChecks(snapshot).find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT");
+    expect(finding?.severity).toBe("warning");
+    expect(finding?.title).toBe("CRI-O runs with 2 store settings other than its configuration files say");
+    expect(finding?.evidence).toEqual([
+      'imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"',
+      'additional_artifact_stores: files say ["/var/lib/ssd-artifacts"], CRI-O runs with ["/mnt/nfs-artifacts","/var/lib/ssd-artifacts"]',
+    ]);
+    expect(finding?.remediation.commands).toContain("systemctl restart crio");
+    const drift = gaugeSamples(snapshot, [], newMemory()).find(
+      (s) => s.name === "imagefs_runtime_config_drift",
+    );
+    expect(drift?.value).toBe(2);
+  });
+});
+
+describe("STORE_LIST_INVALID: the lists as written", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("reports duplicates, relative paths, stores inside graphroot and lists over OpenShift's limits", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    const layerStores = Array.from({ length: 6 }, (_, i) => `"/var/lib/layers-${i}:ref"`).join(", ");
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]
+driver = "overlay"
+graphroot = "${GRAPHROOT}"
+runroot = "/run/containers/storage"
+
+[storage.options]
+additionalimagestores = ["/mnt/cache", "/mnt/cache/", "cache2", "${GRAPHROOT}/shared"]
+additionallayerstores = [${layerStores}]
+`,
+    );
+    await tree.write(
+      "/etc/crio/crio.conf.d/20-artifacts.conf",
+      `[crio.runtime]\nadditional_artifact_stores = ["/var/lib/artifacts", "/var/lib/artifacts"]\n`,
+    );
+    const finding = runChecks(await collectTree(tree)).find((f) => f.id === "STORE_LIST_INVALID");
+    // A relative image store keeps containers/storage, and so the runtime, from starting.
+    expect(finding?.severity).toBe("critical");
+    const images = "additionalimagestores (/etc/containers/storage.conf)";
+    expect(finding?.evidence).toEqual([
+      `${images}: /mnt/cache/ is listed more than once: it is used once, at its first place`,
+      `${images}: cache2 is a relative path: containers/storage refuses it and the runtime does not start`,
+      `${images}: ${GRAPHROOT}/shared lies inside graphroot ${GRAPHROOT}`,
+      "additionallayerstores (/etc/containers/storage.conf): 6 entries; OpenShift accepts at most 5 layer stores",
+      "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): /var/lib/artifacts is listed more than once: it is used once, at its first place",
+    ]);
+  });
+
+  it("is silent on well-formed lists", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    const ids = runChecks(await collectTree(tree)).map((f) => f.id);
+    expect(ids).not.toContain("STORE_LIST_INVALID");
+  });
+});
+
+describe("UNCLEAN_SHUTDOWN", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("reports a stopped CRI-O whose clean-shutdown file is missing, and not one that stopped cleanly", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    await tree.write("/var/lib/crio/clean.shutdown.supported", "");
+    const unclean = await collectTree(tree);
+    const finding = runChecks(unclean).find((f) => f.id === "UNCLEAN_SHUTDOWN");
+    expect(finding?.severity).toBe("info");
+    expect(finding?.evidence[0]).toBe(
+      "crio is not running; /var/lib/crio/clean.shutdown is missing and /var/lib/crio/clean.shutdown.supported exists",
+    );
+    expect(
+      gaugeSamples(unclean, [], newMemory()).find((s) => s.name === "imagefs_runtime_unclean_shutdown")
+        ?.value,
+    ).toBe(1);
+
+    await tree.write("/var/lib/crio/clean.shutdown", "");
+    expect(runChecks(await collectTree(tree)).map((f) => f.id)).not.toContain("UNCLEAN_SHUTDOWN");
+    await rm(tree.local("/var/lib/crio/clean.shutdown"));
+  });
+
+  it.skipIf(!journalReady)("reports the wipe CRI-O logged after an unclean shutdown", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    await tree.write("/var/lib/crio/clean.shutdown", "");
+    const message =
+      'time="2026-11-23T06:00:01Z" level=info msg="File /var/lib/crio/clean.shutdown not found. Wiping storage directory /var/lib/containers/storage because of suspected unclean shutdown"';
+    await writeJournalFile(
+      tree.local(`/var/log/journal/${MACHINE_ID}/system.journal`),
+      [
+        journalEntry(new Date(Date.now() - 3600_000), {
+          _SYSTEMD_UNIT: "crio-wipe.service",
+          MESSAGE: message,
+        }),
+      ],
+      tree.scratch,
+    );
+    const finding = runChecks(await collectTree(tree)).find((f) => f.id === "UNCLEAN_SHUTDOWN");
+    expect(finding?.subject).toBe("crio-wipe.service");
+    expect(finding?.title).toMatch(/^CRI-O found an unclean shutdown and wiped storage \(1 times, last /);
+    expect(finding?.evidence).toEqual([`crio-wipe.service: ${message}`]);
+  });
+});
