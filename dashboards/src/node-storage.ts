@@ -1,7 +1,8 @@
 /**
  * Node storage overview: the filesystem layout, each kubelet role's disk and inodes against the
  * eviction thresholds the kubelet really enforces, read-only and unreachable filesystems, the
- * runtime, and the findings of the last cycle.
+ * runtime, the findings of the last cycle, the additional image and artifact stores (read-only
+ * caches, CRI-O artifact stores) and whether CRI-O runs with the store configuration on disk.
  */
 import type { Dashboard } from "@grafana/grafana-foundation-sdk/dashboard";
 import {
@@ -10,6 +11,7 @@ import {
   dashboardBuilder,
   finish,
   row,
+  type SeriesName,
   sel,
   stat,
   stateTimeline,
@@ -21,6 +23,14 @@ import {
 
 /** The roles the kubelet sets eviction thresholds on. */
 const KUBELET_ROLES = 'role=~"nodefs|imagefs|containerfs"';
+
+/** Additional stores are told apart by kind (image, artifact) and ordinal in their list. */
+const STORE = `${BY_NODE}, kind, store`;
+
+/** A per-store series of an additional image store (no `kind` label), given kind="image" to join the others. */
+function imageStore(metric: SeriesName): string {
+  return `label_replace(max by (${BY_NODE}, store) (${sel(metric)}), "kind", "image", "", "")`;
+}
 
 /** Below zero the kubelet evicts: red under 0, green above. */
 const HEADROOM = [
@@ -311,6 +321,211 @@ export function nodeStorage(): Dashboard {
             },
           ],
           thresholds: ZERO_GOOD,
+        }),
+      )
+      .withRow(row("Additional image and artifact stores"))
+      .withPanel(
+        table({
+          title: "Additional stores",
+          description:
+            "Every additional image store (additionalimagestores: read-only caches on NFS or a local SSD) and CRI-O artifact store (additional_artifact_stores) by kind and ordinal in its list, now: whether it answers, whether it is mounted read-only, images, images lacking layers and the missing layers, artifacts, how long reaching it took and its size (local stores only). The paths are in the findings and in `imagefs-doctor diagnose`.",
+          unit: "short",
+          width: 24,
+          merge: true,
+          queries: [
+            { expr: `min by (${STORE}) (${sel("imagefs_additional_store_up")})` },
+            { expr: `max by (${STORE}) (${sel("imagefs_additional_store_readonly")})` },
+            { expr: imageStore("imagefs_additional_image_store_images") },
+            { expr: imageStore("imagefs_additional_image_store_incomplete_images") },
+            { expr: imageStore("imagefs_additional_image_store_missing_layers") },
+            {
+              expr: `label_replace(max by (${BY_NODE}, store) (${sel("imagefs_artifact_store_artifacts")}), "kind", "artifact", "", "")`,
+            },
+            { expr: `max by (${STORE}) (${sel("imagefs_additional_store_probe_duration_seconds")})` },
+            { expr: `max by (${STORE}) (${sel("imagefs_additional_store_size_bytes")})` },
+          ],
+          columns: {
+            cluster: "Cluster",
+            node: "Node",
+            kind: "Kind",
+            store: "Store",
+            "Value #A": "Up",
+            "Value #B": "Read-only",
+            "Value #C": "Images",
+            "Value #D": "Incomplete images",
+            "Value #E": "Missing layers",
+            "Value #F": "Artifacts",
+            "Value #G": "Probe",
+            "Value #H": "Size",
+          },
+          columnUnits: { Up: "bool_yes_no", "Read-only": "bool_yes_no", Probe: "s", Size: "bytes" },
+          noValue: "No additional stores",
+        }),
+      )
+      .withPanel(
+        stateTimeline({
+          title: "Additional store up",
+          description:
+            "Whether each additional image or artifact store answered: down when its directory is missing, cannot be read, or its probe (a child process with a deadline, for network and FUSE stores) did not answer. A missing image store keeps the runtime from starting; a hung one hangs every image operation.",
+          unit: "none",
+          queries: [
+            {
+              expr: `min by (${STORE}) (${sel("imagefs_additional_store_up")})`,
+              legend: "{{node}} {{kind}} store {{store}}",
+            },
+          ],
+          mappings: UP_DOWN,
+        }),
+      )
+      .withPanel(
+        stateTimeline({
+          title: "Additional store read-only",
+          description:
+            "Whether the filesystem under each additional store is mounted read-only. A shared cache mounted read-write lets a tool on one node change images the other nodes run from; a plain local directory may be writable without harm (the IMAGE_STORE_NOT_READONLY finding tells them apart).",
+          unit: "none",
+          queries: [
+            {
+              expr: `max by (${STORE}) (${sel("imagefs_additional_store_readonly")})`,
+              legend: "{{node}} {{kind}} store {{store}}",
+            },
+          ],
+          mappings: boolMapping(["read-write", "orange"], ["read-only", "green"]),
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: "Images per additional image store",
+          description:
+            "Images listed in each additional image store's images.json. A drop to zero with the store up is an empty mount point: the cache's filesystem is not mounted.",
+          unit: "short",
+          min: 0,
+          width: 8,
+          queries: [
+            {
+              expr: `max by (${BY_NODE}, store) (${sel("imagefs_additional_image_store_images")})`,
+              legend: "{{node}} store {{store}}",
+            },
+          ],
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: "Incomplete images and missing layers",
+          description:
+            "Images of each additional image store naming a layer found neither in the store nor in graphroot, and the distinct layers missing (dashed). The runtime lists such images as present and does not pull them; containers from them fail with layer not known.",
+          unit: "short",
+          min: 0,
+          width: 8,
+          queries: [
+            {
+              expr: `max by (${BY_NODE}, store) (${sel("imagefs_additional_image_store_incomplete_images")})`,
+              legend: "{{node}} store {{store}} incomplete images",
+            },
+            {
+              expr: `max by (${BY_NODE}, store) (${sel("imagefs_additional_image_store_missing_layers")})`,
+              legend: "{{node}} store {{store}} missing layers",
+            },
+          ],
+          dashed: ["B"],
+          thresholds: ZERO_GOOD,
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: "Artifacts per artifact store",
+          description:
+            "OCI artifacts listed in each CRI-O additional artifact store's artifacts/index.json. No line for a store: it has no artifacts/ directory or no usable index (ARTIFACT_STORE_INVALID).",
+          unit: "short",
+          min: 0,
+          width: 8,
+          queries: [
+            {
+              expr: `max by (${BY_NODE}, store) (${sel("imagefs_artifact_store_artifacts")})`,
+              legend: "{{node}} artifact store {{store}}",
+            },
+          ],
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: "Additional store probe duration",
+          description:
+            "How long reaching each additional store took in each collection cycle (for network and FUSE stores, the child-process probe with its deadline). Rising times are a slow NFS server; a store that hangs shows its deadline and goes down above.",
+          unit: "s",
+          min: 0,
+          queries: [
+            {
+              expr: `max by (${STORE}) (${sel("imagefs_additional_store_probe_duration_seconds")})`,
+              legend: "{{node}} {{kind}} store {{store}}",
+            },
+          ],
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: "Additional store size",
+          description:
+            "Bytes in each additional store's directory tree, when walked within the collector's budget (local stores only: network stores are not walked).",
+          unit: "bytes",
+          min: 0,
+          queries: [
+            {
+              expr: `max by (${STORE}) (${sel("imagefs_additional_store_size_bytes")})`,
+              legend: "{{node}} {{kind}} store {{store}}",
+            },
+          ],
+        }),
+      )
+      .withRow(row("CRI-O configuration in effect"))
+      .withPanel(
+        stat({
+          title: "Store settings not in effect",
+          description:
+            "Store settings (root, imagestore, storage options, additional image and artifact stores) whose value in CRI-O's configuration files differs from what the running CRI-O reports on /config: a restart or the pending reboot changes them all at once. No value: CRI-O's /config could not be read.",
+          unit: "short",
+          width: 8,
+          height: 6,
+          queries: [
+            { expr: `max by (${BY_NODE}) (${sel("imagefs_runtime_config_drift")})`, legend: "{{node}}" },
+          ],
+          thresholds: ZERO_GOOD,
+        }),
+      )
+      .withPanel(
+        stat({
+          title: "Config files changed after start",
+          description:
+            "Configuration files CRI-O reads (crio.conf, its drop-ins, storage.conf) modified after the running CRI-O started: their changes take effect only at its next start.",
+          unit: "short",
+          width: 8,
+          height: 6,
+          queries: [
+            {
+              expr: `max by (${BY_NODE}) (${sel("imagefs_runtime_config_files_changed")})`,
+              legend: "{{node}}",
+            },
+          ],
+          thresholds: [
+            { value: null, color: "green" },
+            { value: 1, color: "orange" },
+          ],
+        }),
+      )
+      .withPanel(
+        stat({
+          title: "Unclean shutdown",
+          description:
+            "Whether CRI-O is stopped and its last stop was not clean (clean_shutdown_file missing while its .supported marker exists): at its next start CRI-O repairs storage and may remove containers.",
+          unit: "none",
+          width: 8,
+          height: 6,
+          queries: [
+            {
+              expr: `max by (${BY_NODE}) (${sel("imagefs_runtime_unclean_shutdown")})`,
+              legend: "{{node}}",
+            },
+          ],
+          mappings: boolMapping(["clean", "green"], ["unclean", "orange"]),
         }),
       ),
   );
