@@ -44,7 +44,7 @@ describe.skipIf(!ready)("storage configuration", () => {
     expect(cs.driver).toEqual({ value: "overlay", from: "/etc/containers/storage.conf" });
   });
 
-  it("reads stores from storage.conf options, and lets CRI-O's storage_option replace the whole list", async () => {
+  it("reads stores from storage.conf options; CRI-O appends each file's storage_option to them", async () => {
     tree = await HostTree.create();
     await baseNode(tree);
     await tree.write(
@@ -63,17 +63,28 @@ describe.skipIf(!ready)("storage configuration", () => {
     ]);
     expect(cs.pullOptions.value).toEqual({ enable_partial_images: "true" });
 
+    // cri-o pkg/config UpdateFromDropInFile (since v1.23): storage.conf's options, then each
+    // file's storage_option, each option once at its last place.
     await tree.write(
       "/etc/crio/crio.conf.d/50-opts.conf",
-      `[crio]\nstorage_option = ["overlay.mountopt=nodev"]\n`,
+      `[crio]\nstorage_option = ["overlay.mountopt=nodev", "overlay.imagestore=/mnt/shared"]\n`,
+    );
+    await tree.write(
+      "/etc/crio/crio.conf.d/60-cache.conf",
+      `[crio]\nstorage_option = ["overlay.imagestore=/mnt/cache2"]\n`,
     );
     cs = storage(await collectTree(tree)).containersStorage;
     expect(cs.driverOptions).toEqual({
-      value: ["overlay.mountopt=nodev"],
-      from: "/etc/crio/crio.conf.d/50-opts.conf",
+      value: [
+        "overlay.additionallayerstore=/var/lib/stargz-store/store:ref",
+        "overlay.mountopt=nodev",
+        "overlay.imagestore=/mnt/shared",
+        "overlay.imagestore=/mnt/cache2",
+      ],
+      from: "/etc/crio/crio.conf.d/60-cache.conf",
     });
-    expect(cs.additionalImageStores.value).toEqual([]);
-    expect(cs.additionalLayerStores.value).toEqual([]);
+    expect(cs.additionalImageStores.value).toEqual(["/mnt/shared", "/mnt/cache2"]);
+    expect(cs.additionalLayerStores.value.map((s) => s.path)).toEqual(["/var/lib/stargz-store/store"]);
   });
 
   it("parses driver options the way the overlay driver does", () => {

@@ -107,7 +107,7 @@ additionallayerstores = [${layerStores}]
     );
     await tree.write(
       "/etc/crio/crio.conf.d/20-artifacts.conf",
-      `[crio.runtime]\nadditional_artifact_stores = ["/var/lib/artifacts", "/var/lib/artifacts"]\n`,
+      `[crio.runtime]\nadditional_artifact_stores = ["/var/lib/artifacts", "/var/lib/artifacts", "artifacts2"]\n`,
     );
     const finding = runChecks(await collectTree(tree)).find((f) => f.id === "STORE_LIST_INVALID");
     // A relative image store keeps containers/storage, and so the runtime, from starting.
@@ -119,6 +119,7 @@ additionallayerstores = [${layerStores}]
       `${images}: ${GRAPHROOT}/shared lies inside graphroot ${GRAPHROOT}`,
       "additionallayerstores (/etc/containers/storage.conf): 6 entries; OpenShift accepts at most 5 layer stores",
       "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): /var/lib/artifacts is listed more than once: it is used once, at its first place",
+      "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): artifacts2 is a relative path: CRI-O refuses it and the runtime does not start",
     ]);
   });
 

@@ -369,8 +369,9 @@ function listProblems(snapshot: Snapshot): ListProblem[] {
       if (!p.startsWith("/") && kind !== "layer")
         problems.push({
           setting,
-          problem: `${p} is a relative path${kind === "image" ? ": containers/storage refuses it and the runtime does not start" : ""}`,
-          critical: kind === "image",
+          // containers/storage (overlay parseOptions) and CRI-O (RuntimeConfig.Validate) refuse it.
+          problem: `${p} is a relative path: ${kind === "image" ? "containers/storage" : "CRI-O"} refuses it and the runtime does not start`,
+          critical: true,
         });
       const within = inside.find((root) => p.startsWith("/") && isWithin(normal, root));
       if (within)
@@ -390,7 +391,7 @@ const storeListInvalid: CheckDefinition = {
   area: AREA,
   description:
     "additionalimagestores, additionallayerstores and additional_artifact_stores are ordered lists of absolute " +
-    "paths. A relative image store stops the runtime from starting; a duplicate is used once; more entries than " +
+    "paths. A relative image or artifact store stops the runtime from starting; a duplicate is used once; more entries than " +
     "OpenShift's API accepts (5 layer stores, 10 image or artifact stores) cannot be expressed in a " +
     "ContainerRuntimeConfig and is overwritten at the next machine config rollout; a store inside graphroot or " +
     "imagestore is walked and counted as part of that store.",

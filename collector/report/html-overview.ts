@@ -3,6 +3,7 @@ import { formatBytes, formatPercent } from "../model/quantity.js";
 import { layout } from "../model/view.js";
 import { type Snapshot, SOURCE_NAMES } from "../snapshot.js";
 import type { FilesystemRoleFact, FilesystemsFacts, Topology } from "../sources/filesystems.js";
+import type { ImageStoreFact } from "../sources/image-stores.js";
 import type { KubeletConfigFacts } from "../sources/kubelet-config.js";
 import { bar, code, count, factsOrNull, type Html, html, join, notCollected, table } from "./html-parts.js";
 
@@ -208,6 +209,23 @@ function usageBars(
   return html`<div class="usage">${lines}${gc}${unknown}</div>`;
 }
 
+/** What matters about a read-only shared cache: reachable, read-only, complete. */
+function additionalStoreLine(store: ImageStoreFact): Html {
+  const access = store.access!;
+  const parts = [
+    access.status === "ok" ? `answers in ${access.probeMs} ms` : access.status,
+    access.readOnly === null ? "" : access.readOnly ? "read-only" : "writable",
+    access.remote ? `remote${access.nfsVersion ? ` (NFS ${access.nfsVersion})` : ""}` : "",
+    access.selinuxContext ? `context=${access.selinuxContext}` : "",
+  ].filter(Boolean);
+  const incomplete = store.completeness?.incompleteImages ?? 0;
+  return html`<div class="muted" data-additional-store="${access.status}">${parts.join(", ")}</div>${
+    incomplete > 0
+      ? html`<div><b>${count(incomplete)} images lack layers</b> (${count(store.completeness!.missingLayers)} missing)</div>`
+      : ""
+  }`;
+}
+
 /** Stores (roles) → device major:minor → mount point and fstype, with usage against eviction thresholds. */
 export function topologySection(snapshot: Snapshot): Html {
   const fs = factsOrNull(snapshot, "filesystems");
@@ -229,6 +247,7 @@ export function topologySection(snapshot: Snapshot): Html {
 ${role.resolved && role.resolved !== role.path ? html`<div class="muted">resolves to ${code(role.resolved)}</div>` : ""}
 ${role.status === "ok" && role.isMountPoint === false ? html`<div class="muted">a directory on the filesystem below, not a mount point</div>` : ""}
 ${store ? html`<div class="muted">${count(store.images.count)} images, ${count(store.layers.count)} layers (${formatBytes(store.layers.bytes)})</div>` : ""}
+${store?.access ? additionalStoreLine(store) : ""}
 </div>`;
   };
   const rows: Html[] = [];

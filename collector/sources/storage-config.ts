@@ -260,7 +260,7 @@ async function resolveContainersStorage(
     from: imagestoreSetting.from,
   };
 
-  const driverOptions = effectiveDriverOptions(crio, crioTable, crioFrom, options, conf);
+  const driverOptions = effectiveDriverOptions(crio, crioFiles.storageOptionLists, options, conf);
   const stores = parseDriverOptions(driverOptions.value);
   const pullOptions = table(options, "pull_options") ?? {};
   return {
@@ -339,6 +339,8 @@ interface CrioConfig {
   facts: ConfigFileFact[];
   /** True when crio.conf or at least one drop-in exists (readable or not). */
   found: boolean;
+  /** Each file's own `[crio] storage_option`, in the order applied: CRI-O merges them (see below). */
+  storageOptionLists: { file: string; value: string[] }[];
 }
 
 /**
@@ -352,6 +354,12 @@ async function loadCrioConfig(
 ): Promise<CrioConfig> {
   const layered = new Layered();
   const facts: ConfigFileFact[] = [];
+  const storageOptionLists: CrioConfig["storageOptionLists"] = [];
+  const apply = (loaded: LoadedConfig) => {
+    layered.apply(loaded, facts);
+    const value = stringList(table(loaded.data ?? {}, "crio"), "storage_option");
+    if (value !== undefined) storageOptionLists.push({ file: loaded.fact.path, value });
+  };
   let found = false;
   const configPath = crioFlag(crio, env, ["config", "c"], "CONTAINER_CONFIG")?.value ?? CRIO_DEFAULTS.config;
   const configDir =
@@ -359,17 +367,17 @@ async function loadCrioConfig(
   if (configPath !== "") {
     const main = await loadToml(host, configPath, "crio.conf");
     if (main.fact.status !== "missing") {
-      layered.apply(main, facts);
+      apply(main);
       found = true;
     }
   }
   const dropIns = await loadDropIns(host, configDir, "crio.conf.d", "toml");
   if (dropIns.dir) facts.push(dropIns.dir);
   for (const file of dropIns.files) {
-    layered.apply(file, facts);
+    apply(file);
     found = true;
   }
-  return { layered, facts, found };
+  return { layered, facts, found, storageOptionLists };
 }
 
 /**
@@ -416,33 +424,37 @@ function artifactStores(crio: ProcessInfo | undefined, conf: Layered): Setting<s
 }
 
 /**
- * The graph-driver options in force. CRI-O's storage_option defaults to the options storage.conf
- * produces and replaces them when set (crio flag, then crio.conf); storage.conf turns
- * additionalimagestores and additionallayerstores into `<driver>.imagestore=` and
- * `<driver>.additionallayerstore=` options.
+ * The graph-driver options in force. storage.conf turns additionalimagestores and
+ * additionallayerstores into `<driver>.imagestore=` and `<driver>.additionallayerstore=` options;
+ * CRI-O (since v1.23, pkg/config UpdateFromDropInFile) appends each of its files' storage_option
+ * to them and drops duplicates, keeping the last; the --storage-opt flag replaces the whole list.
  */
 function effectiveDriverOptions(
   crio: ProcessInfo | undefined,
-  crioTable: Table | undefined,
-  crioFrom: (key: string) => string | undefined,
+  crioLists: CrioConfig["storageOptionLists"],
   storageOptions: Table | undefined,
   conf: Layered,
 ): Setting<string[]> {
   const fromFlags = crio ? flagValues(crio.argv, ["storage-opt"]) : [];
   if (fromFlags.length > 0) return { value: fromFlags, from: "crio flag --storage-opt" };
-  const fromCrio = stringList(crioTable, "storage_option");
-  if (fromCrio !== undefined) return { value: fromCrio, from: crioFrom("storage_option")! };
   const imageStores = stringList(storageOptions, "additionalimagestores") ?? [];
   const layerStores = stringList(storageOptions, "additionallayerstores") ?? [];
-  const value = [
+  let value = [
     ...imageStores.map((store) => `overlay.imagestore=${store}`),
     ...layerStores.map((store) => `overlay.additionallayerstore=${store}`),
   ];
+  for (const list of crioLists) value = withoutEarlierDuplicates([...value, ...list.value]);
   const from =
+    crioLists.at(-1)?.file ??
     conf.origin("storage", "options", "additionallayerstores") ??
     conf.origin("storage", "options", "additionalimagestores") ??
     "default";
   return { value, from };
+}
+
+/** CRI-O's removeDupStorageOpts: each option once, at its last place. */
+function withoutEarlierDuplicates(options: string[]): string[] {
+  return options.filter((option, index) => options.lastIndexOf(option) === index);
 }
 
 /** Mirrors the overlay driver's option parsing: keys lower-cased, `overlay.`/`overlay2.`/`.` trimmed. */
