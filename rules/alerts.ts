@@ -113,8 +113,13 @@ function eventsLastHour(series: string, identity: string, by: string): string {
 }
 
 /** A finding reported by the last cycle (the gauge is absent when there is none). */
+// One check can report a finding at two severities at once (two stores broken in different ways):
+// without a severity filter the series are folded, or the alert's own severity label would make
+// two series with the same labels and Prometheus would drop the alert.
 const finding = (id: string, severity?: Severity) =>
-  `imagefs_finding{id="${id}"${severity ? `, severity="${severity}"` : ""}} > 0`;
+  severity
+    ? `imagefs_finding{id="${id}", severity="${severity}"} > 0`
+    : `max without (severity) (imagefs_finding{id="${id}"}) > 0`;
 
 const disk: RuleFile = {
   file: "disk.yaml",
@@ -690,9 +695,9 @@ const stores: RuleFile = {
       expr: finding("IMAGE_STORE_UNAVAILABLE", "warning"),
       for: "15m",
       severity: "warning",
-      summary: "An additional image store is an empty directory: its filesystem is not mounted.",
+      summary: "An additional image store's filesystem is not mounted.",
       description:
-        "An additional image store on node {{ $labels.node }} has been an empty, unmounted directory for 15m: the runtime sees none of the cache's images and pulls them again, or fails to without network.",
+        "An additional image store on node {{ $labels.node }} has had its filesystem unmounted for 15m (an /etc/fstab line not mounted, or an empty directory): the runtime sees none of the cache's images and pulls them again, or fails to without network.",
       findings: ["IMAGE_STORE_UNAVAILABLE"],
       why: `The finding is a warning when the store's directory exists but its filesystem is not mounted
 (imagefs_additional_store_up is 1 then: the directory answers); missing or hung stores page above.`,
@@ -763,6 +768,9 @@ over a pool takes a while; a node stuck that long needs a look.`,
       description:
         "The lists of additional image, layer or artifact stores on node {{ $labels.node }} are malformed: see the finding for the entries.",
       findings: ["STORE_LIST_INVALID"],
+      why: `A warning even when the finding is critical (a relative store path): the running runtime read
+its lists long ago; it fails at its next start, and a runtime that does not start pages as
+ImagefsRuntimeUnreachable.`,
     },
     {
       alert: "ImagefsUncleanShutdown",

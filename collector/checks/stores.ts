@@ -237,11 +237,11 @@ const artifactStoreInvalid: CheckDefinition = {
     for (const store of artifactStores(snapshot)) {
       const { access } = store;
       const base = `additional_artifact_stores entry ${store.path}`;
-      let problem: { title: string; why: string; severity?: "critical" } | undefined;
+      let problem: { title: string; why: string } | undefined;
       if (access.status === "missing")
         problem = { title: "does not exist", why: access.error ?? "no such directory" };
       else if (access.status === "unresponsive")
-        problem = { title: "does not answer", why: access.error ?? "no answer", severity: "critical" };
+        problem = { title: "does not answer", why: access.error ?? "no answer" };
       else if (access.status === "error")
         problem = { title: "cannot be read", why: access.error ?? "unknown error" };
       else if (!store.hasArtifactsDir)
@@ -253,7 +253,6 @@ const artifactStoreInvalid: CheckDefinition = {
         };
       if (!problem) continue;
       drafts.push({
-        ...(problem.severity ? { severity: problem.severity } : {}),
         subject: store.path,
         title: `Artifact store ${store.path} ${problem.title}`,
         evidence: [base, problem.why, ...(access.mount ? [describeAccess(access)] : [])],
