@@ -233,7 +233,8 @@ function relatedPaths(rolePath: string, mountPoint: string): boolean {
   return isWithin(rolePath, mountPoint) || isWithin(mountPoint, rolePath);
 }
 
-async function readFstab(host: Host): Promise<FstabEntry[]> {
+/** Reads /etc/fstab (256 KiB at most); shared with the image and artifact store sources. */
+export async function readFstab(host: Host): Promise<FstabEntry[]> {
   let text: string;
   try {
     text = (await host.readText("/etc/fstab", 256 * 1024)).text;
