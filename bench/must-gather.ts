@@ -892,6 +892,14 @@ export async function mustGather(repo: string): Promise<void> {
     const marker = path.join(scratch.dir, "marker");
     await writeFile(marker, "");
     const built = await buildTree(tree);
+    if (process.env.IMAGEFS_BENCH_HOLD === "1") {
+      // For profiling: keep the tree (and its mounts) until SIGINT/SIGTERM, then clean up as usual.
+      console.log(
+        `tree built in ${(built.buildMs / 1000).toFixed(1)} s and held until SIGINT/SIGTERM (IMAGEFS_BENCH_HOLD=1):\n` +
+          `  node ${path.join(repo, "dist/collector/cli.js")} must-gather -o ${path.join(tree.scratch, "must-gather.tar.gz")} --host-root ${tree.host} --proc-root ${tree.proc}`,
+      );
+      await new Promise<never>(() => setInterval(() => {}, 1 << 30));
+    }
     const ns = await sosNamespace(scratch.dir, scratch.mounted);
     await measure(repo, tree, built, ns, marker);
   });
