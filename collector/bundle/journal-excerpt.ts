@@ -2,6 +2,7 @@ import { Worker } from "node:worker_threads";
 import { describeError } from "../host/root.js";
 import { readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
+import type { JournalFacts } from "../sources/journal.js";
 
 /**
  * A journal excerpt of the bundle (journal/<unit>.log, journal/audit-avc.log): the newest lines of
@@ -16,6 +17,8 @@ import type { JournalEntry, JournalFilter } from "../journal/types.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** The excerpts' read limits. */
+const EXCERPT_LIMITS = { maxEntries: 1_000_000, maxBytes: 512 * MiB, maxFieldBytes: 16 * KiB };
 
 export interface ExcerptJob {
   /** Local paths of the journal directories. */
@@ -78,7 +81,7 @@ export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promis
         since: { realtimeUsec: job.sinceMs * 1000 },
         direction: "backward",
         fields: LINE_FIELDS,
-        limits: { maxEntries: 1_000_000, maxBytes: 512 * MiB, maxFieldBytes: 16 * KiB },
+        limits: EXCERPT_LIMITS,
       },
       (entry, stop) => {
         if (job.messageIncludes !== undefined && !field(entry, "MESSAGE")?.includes(job.messageIncludes))
@@ -105,38 +108,243 @@ export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promis
   }
 }
 
+/** The journal source's part of a shared pass: its inputs (the worker loads the packs itself). */
+export interface TallyJob {
+  ruleDirs: string[];
+  lookbackHours: number;
+  /** The source's window start, in µs since the epoch. */
+  sinceUsec: number;
+}
+
+export interface WindowJob {
+  directories: string[];
+  excerpts: [name: string, job: ExcerptJob][];
+  tally?: TallyJob;
+  deadlineMs: number;
+}
+
+export interface WindowResult {
+  /** One per excerpt of the job; none when the pass cannot stand for the excerpts' own reads. */
+  excerpts: Map<string, Excerpt>;
+  /** The journal source's facts (directories as local paths), when asked for and usable. */
+  facts?: JournalFacts;
+}
+
+/** True when the entry matches one of the filters, as libsystemd's matches would. */
+function matchesAny(entry: JournalEntry, filters: JournalFilter[]): boolean {
+  if (filters.length === 0) return true;
+  return filters.some((filter) => {
+    for (const field in filter) {
+      const value = entry.fields[field];
+      if (value === undefined) return false;
+      const wanted = filter[field]!;
+      const text = typeof value === "string" ? value : undefined;
+      const ok =
+        typeof wanted === "string"
+          ? text === undefined
+            ? Buffer.from(wanted).equals(value as Buffer)
+            : text === wanted
+          : text === undefined
+            ? wanted.some((w) => Buffer.from(w).equals(value as Buffer))
+            : wanted.includes(text);
+      if (!ok) return false;
+    }
+    return true;
+  });
+}
+
+/** The newest lines of one excerpt that fit its cap, kept while reading forward. */
+class NewestLines {
+  readonly lines: string[] = [];
+  readonly sizes: number[] = [];
+  #head = 0;
+  bytes = 0;
+  cut = false;
+  constructor(readonly maxBytes: number) {}
+  push(line: string): void {
+    const size = Buffer.byteLength(line) + 1;
+    this.lines.push(line);
+    this.sizes.push(size);
+    this.bytes += size;
+    while (this.bytes > this.maxBytes) {
+      this.bytes -= this.sizes[this.#head]!;
+      this.lines[this.#head] = "";
+      this.#head += 1;
+      this.cut = true;
+    }
+  }
+  get kept(): number {
+    return this.lines.length - this.#head;
+  }
+  text(): string {
+    const kept = this.lines.slice(this.#head);
+    return kept.length === 0 ? "" : `${kept.join("\n")}\n`;
+  }
+}
+
 /**
- * Excerpts read in a worker thread (journal-worker.ts) from the moment it is made. `take` gives
- * one's result, or undefined when it was not asked for or the worker failed before reading it.
+ * One forward pass over the journal window for every excerpt and for the journal source's count:
+ * must-gather otherwise reads the same 24 hours twice, once to classify every entry and once, per
+ * unit, from the end for the newest lines. The pass reads the union of the filters and fields
+ * from the earliest start, and hands each entry to the readers whose filters and window it falls
+ * in: the source's tally (JournalTally, which keeps the source's limits) and each excerpt's newest
+ * lines within its cap (what reading backward until a line does not fit keeps). When the pass
+ * cannot stand for the separate reads — it hit its own limits or deadline, failed, or the
+ * excerpts' field cap differs from the source's — it returns no excerpts and no facts, and the
+ * readers read for themselves.
+ */
+export async function readWindow(job: WindowJob, signal?: AbortSignal): Promise<WindowResult> {
+  const started = performance.now();
+  const none: WindowResult = { excerpts: new Map() };
+  const { JOURNAL_LIMITS, JournalTally, journalFactsOf } = await import("../sources/journal.js");
+  let tally: InstanceType<typeof JournalTally> | undefined;
+  let packErrors: import("../logrules/pack.js").PackError[] = [];
+  const filters: JournalFilter[] = [];
+  const fields = new Set(LINE_FIELDS);
+  let sinceUsec = Number.POSITIVE_INFINITY;
+  if (job.tally) {
+    if (JOURNAL_LIMITS.maxFieldBytes !== EXCERPT_LIMITS.maxFieldBytes) return none;
+    const { BUILTIN_PACK_DIR, loadPacks } = await import("../logrules/pack.js");
+    const loaded = await loadPacks([BUILTIN_PACK_DIR, ...job.tally.ruleDirs]);
+    packErrors = loaded.errors;
+    tally = new JournalTally(loaded.packs);
+    // No filter (no pack) would mean every entry: not a pass worth sharing.
+    if (tally.filters.length === 0) return none;
+    filters.push(...tally.filters);
+    for (const field of tally.fields) fields.add(field);
+    for (const filter of tally.filters) for (const field in filter) fields.add(field);
+    sinceUsec = Math.min(sinceUsec, job.tally.sinceUsec);
+  }
+  const excerpts = job.excerpts.map(([name, excerpt]) => ({
+    name,
+    excerpt,
+    lines: new NewestLines(excerpt.maxBytes),
+  }));
+  for (const { excerpt } of excerpts) {
+    if (excerpt.filters.length === 0) return none; // every entry: not a pass worth sharing
+    filters.push(...excerpt.filters);
+    for (const filter of excerpt.filters) for (const field in filter) fields.add(field);
+    sinceUsec = Math.min(sinceUsec, excerpt.sinceMs * 1000);
+  }
+  if (!Number.isFinite(sinceUsec)) return none;
+  try {
+    const tallySince = job.tally?.sinceUsec ?? 0;
+    const stats = await readJournal(
+      {
+        source: { directories: job.directories },
+        filters,
+        since: { realtimeUsec: sinceUsec },
+        fields: [...fields],
+        limits: EXCERPT_LIMITS,
+      },
+      (entry) => {
+        if (tally && entry.realtimeUsec >= tallySince && matchesAny(entry, tally.filters)) tally.offer(entry);
+        let line: string | undefined;
+        for (const { excerpt, lines } of excerpts) {
+          if (entry.realtimeUsec < excerpt.sinceMs * 1000 || !matchesAny(entry, excerpt.filters)) continue;
+          if (
+            excerpt.messageIncludes !== undefined &&
+            !field(entry, "MESSAGE")?.includes(excerpt.messageIncludes)
+          )
+            continue;
+          line ??= journalLine(entry);
+          lines.push(line);
+        }
+      },
+      { deadlineMs: job.deadlineMs, signal },
+    );
+    if (stats.timedOut || stats.dropped > 0 || stats.stopped) return none;
+    const durationMs = Math.round(performance.now() - started);
+    const result: WindowResult = {
+      excerpts: new Map(
+        excerpts.map(({ name, lines }) => [
+          name,
+          { text: lines.text(), truncated: lines.cut, timedOut: false, delivered: lines.kept, durationMs },
+        ]),
+      ),
+    };
+    if (tally && job.tally)
+      result.facts = journalFactsOf(
+        job.directories,
+        job.tally.lookbackHours,
+        tally.packs,
+        packErrors,
+        {
+          backend: stats.backend,
+          delivered: tally.delivered,
+          bytes: tally.bytes,
+          dropped: tally.dropped,
+          warnings: stats.warnings,
+        },
+        tally.counter,
+        tally.lastCursor,
+        undefined,
+      );
+    return result;
+  } catch {
+    return none;
+  }
+}
+
+/**
+ * Excerpts read in a worker thread (journal-worker.ts) from the moment it is made, in one shared
+ * pass with the journal source's count when `tally` is given (readWindow), else one by one.
+ * `take` gives one's result, or undefined when it was not asked for or the worker failed before
+ * reading it; `facts` gives the journal source's facts, or undefined.
  */
 export class ExcerptPrefetch {
   readonly #results = new Map<string, Promise<Excerpt | undefined>>();
+  readonly #facts: Promise<JournalFacts | undefined>;
   readonly #worker: Worker | undefined;
 
-  constructor(jobs: Map<string, ExcerptJob>) {
+  constructor(
+    jobs: Map<string, ExcerptJob>,
+    shared?: { tally?: TallyJob; directories: string[]; deadlineMs: number },
+  ) {
     const settle = new Map<string, (excerpt: Excerpt | undefined) => void>();
     for (const name of jobs.keys())
       this.#results.set(name, new Promise((resolve) => settle.set(name, resolve)));
+    let settleFacts: (facts: JournalFacts | undefined) => void = () => {};
+    this.#facts = new Promise((resolve) => {
+      settleFacts = resolve;
+    });
     // Resolving a promise twice does nothing: what the worker sent stays.
     const giveUp = () => {
       for (const resolve of settle.values()) resolve(undefined);
+      settleFacts(undefined);
+    };
+    const window: WindowJob | undefined = shared && {
+      directories: shared.directories,
+      excerpts: [...jobs],
+      deadlineMs: shared.deadlineMs,
+      ...(shared.tally ? { tally: shared.tally } : {}),
     };
     try {
       this.#worker = new Worker(new URL("./journal-worker.js", import.meta.url), {
-        workerData: { jobs: [...jobs] },
+        workerData: { jobs: [...jobs], window },
       });
-      this.#worker.on("message", ({ name, excerpt }: { name: string; excerpt: Excerpt }) =>
-        settle.get(name)?.(excerpt),
+      this.#worker.on(
+        "message",
+        (message: { name: string; excerpt: Excerpt } | { facts: JournalFacts | null }) => {
+          if ("facts" in message) settleFacts(message.facts ?? undefined);
+          else settle.get(message.name)?.(message.excerpt);
+        },
       );
       this.#worker.on("error", giveUp);
       this.#worker.on("exit", giveUp);
     } catch {
       giveUp();
     }
+    if (!shared?.tally) settleFacts(undefined);
   }
 
   take(name: string): Promise<Excerpt | undefined> | undefined {
     return this.#results.get(name);
+  }
+
+  /** The journal source's facts from the shared pass, or undefined (the source then reads itself). */
+  facts(): Promise<JournalFacts | undefined> {
+    return this.#facts;
   }
 
   /** Stops the worker, whatever it was doing: must-gather always does once the gathering ends. */

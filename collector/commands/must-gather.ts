@@ -39,6 +39,7 @@ import type { CollectRequest } from "../collect.js";
 import { Host } from "../host/host.js";
 import { journalDirectories } from "../journal/locate.js";
 import type { Snapshot } from "../snapshot.js";
+import { offerJournalFacts, prefetchKey } from "../sources/journal.js";
 import { TOOL_NAME, VERSION } from "../version.js";
 
 /**
@@ -210,18 +211,29 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
 
   // The journal excerpts every bundle has (the usual units, the AVC records) need nothing from the
   // snapshot: a worker thread reads them from now on, on another core than the collection's, and
-  // the steps take what it read (or read it themselves, should the worker fail).
+  // the steps take what it read (or read it themselves, should the worker fail). The same pass
+  // gives the journal source its facts (the entries of the window classified by the rule packs),
+  // instead of the collection reading the window a second time on this thread.
   const directories = await journalDirectories(inputs.host);
   if (directories.length > 0) {
     const deadlineMs = Math.max(100, Math.min(options.stepTimeoutMs, gatherer.remainingRunMs()) - 100);
     const jobs = new Map<string, ExcerptJob>();
     for (const spec of [...USUAL_UNITS.map(unitExcerpt), AVC_EXCERPT])
       jobs.set(spec.name, excerptJob(inputs, directories, spec, deadlineMs));
-    inputs.prefetched = new ExcerptPrefetch(jobs);
+    // The collection's defaults (collect.ts): the source takes the facts only when its inputs match.
+    const lookbackHours = options.collect.journalLookbackHours ?? 24;
+    const ruleDirs = options.collect.logRuleDirs ?? [];
+    const tally = options.collect.resume?.journal
+      ? undefined
+      : { ruleDirs, lookbackHours, sinceUsec: Date.now() * 1000 - lookbackHours * 3600e6 };
+    inputs.prefetched = new ExcerptPrefetch(jobs, { directories, deadlineMs, ...(tally ? { tally } : {}) });
+    if (tally)
+      offerJournalFacts(prefetchKey(directories, lookbackHours, ruleDirs), inputs.prefetched.facts());
   }
   try {
     await gather(options, gatherer, inputs, core);
   } finally {
+    offerJournalFacts(undefined);
     await inputs.prefetched?.stop();
   }
   const finished = new Date();

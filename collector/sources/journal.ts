@@ -1,9 +1,9 @@
 import { describeError } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
 import { readJournal } from "../journal/reader.js";
-import type { JournalFilter, JournalReadStats } from "../journal/types.js";
+import type { JournalEntry, JournalFilter, JournalReadStats } from "../journal/types.js";
 import { type ReasonCount, ReasonCounter, type ReasonTimeline } from "../logrules/counter.js";
-import { BUILTIN_PACK_DIR, loadPacks, type PackError } from "../logrules/pack.js";
+import { BUILTIN_PACK_DIR, type LogPack, loadPacks, type PackError } from "../logrules/pack.js";
 import { Absent, journalStart, type SourceDefinition } from "./source.js";
 
 /** Journal entries classified by the log rule packs (built-in and --log-rules), over the lookback. */
@@ -23,12 +23,114 @@ export interface JournalFacts {
   cursor: string | null;
 }
 
+/** The source's read limits. */
+export const JOURNAL_LIMITS = { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, maxFieldBytes: 16 * 1024 };
+/** readJournal's default cap of entries counted as dropped past the limits. */
+const MAX_DROPPED = 100_000;
+
+/**
+ * What the source counts, fed the entries that match its filters since its start, oldest first.
+ * It keeps readJournal's limits itself, so that a read shared with other readers (must-gather's
+ * journal pass, which also writes the excerpts) gives the facts the source's own read would:
+ * the same entries classified, the same delivered/bytes/dropped and cursor.
+ */
+export class JournalTally {
+  readonly counter: ReasonCounter;
+  readonly filters: JournalFilter[];
+  readonly fields: string[];
+  delivered = 0;
+  bytes = 0;
+  dropped = 0;
+  lastCursor: string | null = null;
+  #counting = false;
+
+  constructor(readonly packs: LogPack[]) {
+    this.counter = new ReasonCounter(packs);
+    this.filters = packs.flatMap((pack) => pack.select);
+    this.fields = this.counter.fields;
+  }
+
+  /** An entry of the source's read (it may carry more fields than the source asked for). */
+  offer(entry: JournalEntry): void {
+    // What readJournal counts in `bytes`: "NAME=value" of the fields asked for, as delivered.
+    let bytes = 0;
+    for (const field of this.fields) {
+      const value = entry.fields[field];
+      if (value === undefined) continue;
+      bytes += field.length + 1 + (typeof value === "string" ? Buffer.byteLength(value) : value.length);
+    }
+    if (
+      this.#counting ||
+      this.delivered >= JOURNAL_LIMITS.maxEntries ||
+      this.bytes + bytes > JOURNAL_LIMITS.maxBytes
+    ) {
+      // Past a limit readJournal only counts what follows.
+      this.#counting = true;
+      if (this.dropped < MAX_DROPPED) this.dropped += 1;
+      return;
+    }
+    this.delivered += 1;
+    this.bytes += bytes;
+    this.lastCursor = entry.cursor;
+    this.counter.add(entry);
+  }
+}
+
+/** The facts of a read, whoever did it. */
+export function journalFactsOf(
+  directories: string[],
+  lookbackHours: number,
+  packs: LogPack[],
+  errors: PackError[],
+  read: JournalFacts["read"],
+  counter: ReasonCounter,
+  lastCursor: string | null,
+  resumeCursor: string | null | undefined,
+): JournalFacts {
+  return {
+    directories,
+    lookbackHours,
+    packs: packs.map((p) => p.name),
+    packErrors: errors,
+    read,
+    counts: counter.counts(),
+    timeline: counter.timeline(),
+    from: resumeCursor ? "cursor" : "lookback",
+    cursor: lastCursor ?? resumeCursor ?? null,
+  };
+}
+
+/**
+ * Facts another reader is computing for this collection (must-gather's shared journal pass): the
+ * source takes them when they were asked for with its own inputs (see prefetchKey), and reads
+ * the journal itself when they are not there or come back undefined.
+ */
+let prefetched: { key: string; facts: Promise<JournalFacts | undefined> } | undefined;
+
+/** What identifies one source read: the journal directories (local), the lookback, the rule dirs. */
+export function prefetchKey(localDirectories: string[], lookbackHours: number, ruleDirs: string[]): string {
+  return JSON.stringify([localDirectories, lookbackHours, ruleDirs]);
+}
+
+/** Offers facts for the next collection whose inputs give `key`; undefined withdraws the offer. */
+export function offerJournalFacts(key: string | undefined, facts?: Promise<JournalFacts | undefined>): void {
+  prefetched = key === undefined || facts === undefined ? undefined : { key, facts };
+}
+
 export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal"> = {
   name: "journal",
   deadlineMs: 20_000,
   async collect({ host, options }) {
     const local = await journalDirectories(host);
     if (local.length === 0) return new Absent("no journal in /var/log/journal or /run/log/journal");
+    if (!options.resume?.journal && prefetched) {
+      const offer = prefetched;
+      if (offer.key === prefetchKey(local, options.journalLookbackHours, options.logRuleDirs)) {
+        prefetched = undefined;
+        const facts = await offer.facts;
+        if (facts) return { ...facts, directories: local.map((dir) => host.root.toHost(dir) ?? dir) };
+      }
+    }
     const { packs, errors } = await loadPacks([BUILTIN_PACK_DIR, ...options.logRuleDirs]);
     const counter = new ReasonCounter(packs);
     const filters: JournalFilter[] = packs.flatMap((pack) => pack.select);
@@ -40,29 +142,28 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
           filters,
           since: journalStart(options.resume?.journal, options.journalLookbackHours),
           fields: counter.fields,
-          limits: { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, maxFieldBytes: 16 * 1024 },
+          limits: JOURNAL_LIMITS,
         },
         (entry) => counter.add(entry),
       );
     } catch (error) {
       throw new Error(`reading the journal failed: ${describeError(error)}`);
     }
-    return {
-      directories: local.map((dir) => host.root.toHost(dir) ?? dir),
-      lookbackHours: options.journalLookbackHours,
-      packs: packs.map((p) => p.name),
-      packErrors: errors,
-      read: {
+    return journalFactsOf(
+      local.map((dir) => host.root.toHost(dir) ?? dir),
+      options.journalLookbackHours,
+      packs,
+      errors,
+      {
         backend: stats.backend,
         delivered: stats.delivered,
         bytes: stats.bytes,
         dropped: stats.dropped,
         warnings: stats.warnings,
       },
-      counts: counter.counts(),
-      timeline: counter.timeline(),
-      from: options.resume?.journal ? "cursor" : "lookback",
-      cursor: stats.lastCursor ?? options.resume?.journal ?? null,
-    };
+      counter,
+      stats.lastCursor,
+      options.resume?.journal,
+    );
   },
 };
