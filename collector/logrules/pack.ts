@@ -149,16 +149,80 @@ export function fieldText(entry: JournalEntry, field: string): string | undefine
   return typeof value === "string" ? value : value.toString("utf8");
 }
 
-function matchesFilter(entry: JournalEntry, filter: JournalFilter): boolean {
-  return Object.entries(filter).every(([field, wanted]) => {
-    const value = fieldText(entry, field);
-    return value !== undefined && (Array.isArray(wanted) ? wanted.includes(value) : wanted === value);
-  });
+/**
+ * A pack made quick to apply, once per pack: its selection as [field, values] lists, and per
+ * field one regular expression that is every rule of that field as alternatives. Most entries
+ * match no rule; the one expression tells so in one scan of the text instead of one per rule, and
+ * only when it matches are the rules tried in order, as before. A field whose rules use
+ * backreferences (whose numbers an alternation would shift) has no such expression.
+ */
+interface CompiledPack {
+  select: [field: string, values: ReadonlySet<string>][][];
+  /** field -> the rules' alternation, or null when the rules must be tried one by one. */
+  anyRule: Map<string, RegExp | null>;
+}
+
+const compiled = new WeakMap<LogPack, CompiledPack>();
+
+function compile(pack: LogPack): CompiledPack {
+  let found = compiled.get(pack);
+  if (found) return found;
+  const select = pack.select.map((filter) =>
+    Object.entries(filter).map(
+      ([field, wanted]) =>
+        [field, new Set(Array.isArray(wanted) ? wanted : [wanted])] as [string, Set<string>],
+    ),
+  );
+  const anyRule = new Map<string, RegExp | null>();
+  for (const field of new Set(pack.rules.map((rule) => rule.field))) {
+    const rules = pack.rules.filter((rule) => rule.field === field);
+    let any: RegExp | null = null;
+    if (!rules.some((rule) => rule.match.flags !== "" || /\\(?:[1-9]|k<)/.test(rule.match.source))) {
+      try {
+        any = new RegExp(rules.map((rule) => `(?:${rule.match.source})`).join("|"));
+      } catch {
+        any = null; // e.g. a group name used by two rules
+      }
+    }
+    anyRule.set(field, any);
+  }
+  found = { select, anyRule };
+  compiled.set(pack, found);
+  return found;
+}
+
+function selects(entry: JournalEntry, select: CompiledPack["select"]): boolean {
+  for (const filter of select) {
+    let all = true;
+    for (const [field, wanted] of filter) {
+      const value = fieldText(entry, field);
+      if (value === undefined || !wanted.has(value)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return true;
+  }
+  return false;
 }
 
 /** The first rule of the pack that matches the entry, if the entry is one the pack selects. */
 export function classify(pack: LogPack, entry: JournalEntry): LogRule | undefined {
-  if (!pack.select.some((filter) => matchesFilter(entry, filter))) return undefined;
+  const { select, anyRule } = compile(pack);
+  if (!selects(entry, select)) return undefined;
+  let maybe = false;
+  for (const [field, any] of anyRule) {
+    if (any === null) {
+      maybe = true;
+      break;
+    }
+    const text = fieldText(entry, field);
+    if (text !== undefined && any.test(text)) {
+      maybe = true;
+      break;
+    }
+  }
+  if (!maybe) return undefined;
   return pack.rules.find((rule) => {
     const text = fieldText(entry, rule.field);
     return text !== undefined && rule.match.test(text);
