@@ -130,10 +130,13 @@ describe.skipIf(!ready)("an additional image store on a FUSE mount that hangs or
     expect(stuck.path).toBe(SHARED);
     expect(stuck.error).toContain("no answer from fuse filesystem");
     expect(stuck.mount?.fstype).toBe("fuse");
-    const finding = runChecks(hung.value).find((f) => f.id === "STORE_UNRESPONSIVE");
+    // Additional image stores are IMAGE_STORE_UNAVAILABLE's, which knows their mounts and content.
+    const finding = runChecks(hung.value).find((f) => f.id === "IMAGE_STORE_UNAVAILABLE");
     expect(finding?.severity).toBe("critical");
-    expect(finding?.subject).toBe(`additional-image-store ${SHARED}`);
+    expect(finding?.subject).toBe(SHARED);
+    expect(finding?.title).toBe(`Additional image store ${SHARED} does not answer`);
     expect(finding?.remediation.commands).toContain(`umount -l ${SHARED}`);
+    expect(runChecks(hung.value).map((f) => f.id)).not.toContain("STORE_UNRESPONSIVE");
     // images.json on the stopped store is read from a child process too: an error, not a hang.
     expect(sharedStore(hung.value).images.status).toBe("error");
     expect(sharedStore(hung.value).images.error).toContain("no answer from fuse filesystem");
@@ -151,8 +154,7 @@ describe.skipIf(!ready)("an additional image store on a FUSE mount that hangs or
     expect(store.isMountPoint).toBe(true);
     expect(sharedStore(resumed.value).images).toMatchObject({ status: "ok", count: 0 });
     const ids = runChecks(resumed.value).map((f) => f.id);
-    expect(ids).not.toContain("STORE_UNRESPONSIVE");
-    expect(ids).not.toContain("STORE_PATH_UNUSABLE");
+    expect(ids).not.toContain("IMAGE_STORE_UNAVAILABLE");
   });
 
   it("reports a FUSE mount whose server was killed as unusable (ENOTCONN), without hanging", async () => {
@@ -170,10 +172,10 @@ describe.skipIf(!ready)("an additional image store on a FUSE mount that hangs or
     expect(store.status).toBe("error");
     expect(store.error).toContain("Transport endpoint is not connected");
     expect(sharedStore(dead.value).images.error).toContain("Transport endpoint is not connected");
-    const finding = runChecks(dead.value).find((f) => f.id === "STORE_PATH_UNUSABLE");
-    expect(finding?.subject).toBe(`additional-image-store ${SHARED}`);
-    expect(finding?.evidence.join("\n")).toContain("ENOTCONN");
-    expect(runChecks(dead.value).map((f) => f.id)).not.toContain("STORE_UNRESPONSIVE");
+    const finding = runChecks(dead.value).find((f) => f.id === "IMAGE_STORE_UNAVAILABLE");
+    expect(finding?.subject).toBe(SHARED);
+    expect(finding?.title).toBe(`Additional image store ${SHARED} cannot be read`);
+    expect(finding?.evidence.join("\n")).toContain("Transport endpoint is not connected");
   });
 
   it("never enters a stopped mount through a symlink, nor while searching disks for old image stores", async () => {

@@ -145,7 +145,7 @@ describe.skipIf(!ready)("imagefs-doctor serve", () => {
     const metrics = (await get(server, "/metrics")).body;
     expect(value(metrics, /^imagefs_filesystem_up\{role="containerfs",store="0",node="worker-0"\}/)).toBe(1);
     expect(
-      value(metrics, /^imagefs_finding\{id="STORE_UNRESPONSIVE",severity="critical",node="worker-0"\}/),
+      value(metrics, /^imagefs_finding\{id="IMAGE_STORE_UNAVAILABLE",severity="critical",node="worker-0"\}/),
     ).toBe(1);
     process.kill(bindfs.pid, "SIGCONT");
   });
