@@ -22,10 +22,13 @@ export interface ArchiveEntry {
 
 const BLOCK = 512;
 /**
- * zlib's default level: on logs and JSON it gives the best level's size within 0.1% in less than
- * half the time (20 MB of journal text: 58 ms against 137 ms here).
+ * zlib's fastest strategy (levels 1-3 skip lazy matching) with level 3's longer match chains: on
+ * the bench's bundle (15.5 MB of tar: journal text, JSON, configuration) 2.39 MB in 85 ms, against
+ * 2.22 MB in 165 ms at the default level 6 and 2.48 MB in 85 ms at level 1 (medians of 9). The
+ * writing waits for the compression, so the 80 ms are the run's; 8% more bytes are far below the
+ * 20 MB cap.
  */
-const GZIP_LEVEL = 6;
+const GZIP_LEVEL = 3;
 
 function roundUp(bytes: number): number {
   return Math.ceil(bytes / BLOCK) * BLOCK;
