@@ -505,6 +505,22 @@ describe.skipIf(!artifactsReady)("additional artifact stores from a CRI-O drop-i
     expect(relative!.hasArtifactsDir).toBe(false);
 
     expect(fresh!.index).toEqual({ status: "ok", artifacts: 0 });
+
+    const findings = runChecks(snapshot);
+    const invalid = findings.filter((f) => f.id === "ARTIFACT_STORE_INVALID").map((f) => f.title);
+    expect(invalid).toEqual([
+      // A read-only store cannot give CRI-O its index.lock: it is skipped (libartifact, CRI-O 1.36).
+      `Artifact store ${good} is mounted read-only, and CRI-O skips it`,
+      `Artifact store ${bare} has no artifacts/ directory`,
+      `Artifact store ${broken} has no usable artifacts/index.json`,
+      "Artifact store relative/artifacts cannot be read",
+    ]);
+    const list = findings.find((f) => f.id === "STORE_LIST_INVALID");
+    expect(list?.severity).toBe("critical");
+    expect(list?.evidence).toEqual([
+      "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): relative/artifacts is a relative path: CRI-O refuses it and the runtime does not start",
+      `additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): ${good} is listed more than once: it is used once, at its first place`,
+    ]);
   });
 
   it("is absent when CRI-O lists no artifact store", async () => {

@@ -1,5 +1,11 @@
 import { isWithin } from "../host/mountinfo.js";
-import { additionalImageStores, artifactStores, configDifferences, crioInspect } from "../model/stores.js";
+import {
+  additionalImageStores,
+  artifactStores,
+  configDifferences,
+  crioInspect,
+  distinctStores,
+} from "../model/stores.js";
 import { imageStoreFacts, mountUnitName, runtimeService, storageFacts } from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
 import type { StoreAccess } from "../sources/image-stores.js";
@@ -49,7 +55,7 @@ const imageStoreUnavailable: CheckDefinition = {
   run(snapshot) {
     const service = runtimeService(snapshot);
     const drafts: FindingDraft[] = [];
-    for (const store of additionalImageStores(snapshot)) {
+    for (const store of distinctStores(additionalImageStores(snapshot))) {
       const { access } = store;
       const evidence = [`additionalimagestores entry ${store.path}`];
       if (access.status === "missing") {
@@ -125,7 +131,7 @@ const imageStoreNotReadonly: CheckDefinition = {
     "script) can change or delete images the other nodes are running from.",
   confirm: ["findmnt --target <store> -o TARGET,SOURCE,FSTYPE,OPTIONS"],
   run(snapshot) {
-    return additionalImageStores(snapshot)
+    return distinctStores(additionalImageStores(snapshot))
       .filter(
         ({ access }) =>
           access.status === "ok" && access.readOnly === false && (access.isMountPoint || access.remote),
@@ -155,7 +161,7 @@ const imageStoreIncomplete: CheckDefinition = {
     "so it is not pulled, and a container from it fails with `layer not known`.",
   confirm: ["jq -r '.[].layer' <store>/overlay-images/images.json", "ls <store>/overlay"],
   run(snapshot) {
-    return additionalImageStores(snapshot)
+    return distinctStores(additionalImageStores(snapshot))
       .filter((store) => (store.completeness?.incompleteImages ?? 0) > 0)
       .map((store) => {
         const c = store.completeness!;
@@ -195,7 +201,7 @@ const imageStoreUnlabeled: CheckDefinition = {
   run(snapshot) {
     const selinux = factsOf(snapshot.sources.selinux);
     if (!selinux || selinux.state === "disabled") return [];
-    return additionalImageStores(snapshot)
+    return distinctStores(additionalImageStores(snapshot))
       .filter(({ access }) => access.remote && access.mount && !access.selinuxContext)
       .filter(({ access }) => !access.mount!.superOptions.includes("seclabel"))
       .map((store) => {
@@ -220,6 +226,13 @@ const imageStoreUnlabeled: CheckDefinition = {
   },
 };
 
+/** Journal counts of a reason of the crio-storage log pack. */
+function journalCounts(snapshot: Snapshot, reason: string) {
+  return (factsOf(snapshot.sources.journal)?.counts ?? []).filter(
+    (c) => c.pack === "crio-storage" && c.reason === reason,
+  );
+}
+
 const artifactStoreInvalid: CheckDefinition = {
   id: "ARTIFACT_STORE_INVALID",
   severity: "warning",
@@ -229,12 +242,13 @@ const artifactStoreInvalid: CheckDefinition = {
     "Each entry of CRI-O's additional_artifact_stores ([crio.runtime], CRI-O 1.36 and later) must be a directory " +
     "holding `artifacts/`, an OCI layout with index.json. A store without it, with a broken index, missing or hung " +
     "gives no artifacts: pods mounting OCI artifacts (image volumes of artifact type) fall back to pulling, or fail " +
-    "offline.",
+    "offline. Although CRI-O calls these stores read-only, it opens `artifacts/index.lock` for writing (libartifact, " +
+    "as of CRI-O 1.36): on a read-only mount it logs `Skipping additional artifact store` and goes on without it.",
   confirm: ["ls <store>/artifacts", "jq '.manifests | length' <store>/artifacts/index.json"],
   run(snapshot) {
     const service = runtimeService(snapshot);
     const drafts: FindingDraft[] = [];
-    for (const store of artifactStores(snapshot)) {
+    for (const store of distinctStores(artifactStores(snapshot))) {
       const { access } = store;
       const base = `additional_artifact_stores entry ${store.path}`;
       let problem: { title: string; why: string } | undefined;
@@ -251,16 +265,40 @@ const artifactStoreInvalid: CheckDefinition = {
           title: "has no usable artifacts/index.json",
           why: store.index.error ?? `${store.path}/artifacts/index.json is ${store.index.status}`,
         };
+      else if (access.readOnly)
+        problem = {
+          title: "is mounted read-only, and CRI-O skips it",
+          why:
+            "CRI-O opens artifacts/index.lock for writing (go.podman.io/common libartifact NewArtifactStore, as of CRI-O 1.36), " +
+            "which a read-only filesystem refuses: it logs `Skipping additional artifact store` and goes on without it",
+        };
       if (!problem) continue;
       drafts.push({
         subject: store.path,
         title: `Artifact store ${store.path} ${problem.title}`,
         evidence: [base, problem.why, ...(access.mount ? [describeAccess(access)] : [])],
         remediation: {
-          summary: `Populate ${store.path}/artifacts as an OCI layout (or mount the store there), or remove the entry; then restart ${service}.`,
+          summary: access.readOnly
+            ? `Mount ${store.path} read-write on this node (CRI-O writes only artifacts/index.lock there), then restart ${service}.`
+            : `Populate ${store.path}/artifacts as an OCI layout (or mount the store there), or remove the entry; then restart ${service}.`,
           commands: [
             ...(access.status === "ok" ? [] : mountCommands(access, store.path)),
             `ls -la ${store.path}/artifacts`,
+            `systemctl restart ${service}`,
+          ],
+        },
+      });
+    }
+    for (const count of journalCounts(snapshot, "ArtifactStoreSkipped")) {
+      drafts.push({
+        subject: count.unit,
+        title: `CRI-O skipped an additional artifact store (${count.count} times, last ${count.lastSeen})`,
+        evidence: [`${count.unit}: ${count.example}`],
+        remediation: {
+          summary:
+            "The message names the store and the reason; fix it and restart CRI-O, which opens its stores at start.",
+          commands: [
+            `journalctl -u ${service} -b | grep 'Skipping additional artifact store'`,
             `systemctl restart ${service}`,
           ],
         },
@@ -452,10 +490,7 @@ const uncleanShutdown: CheckDefinition = {
         },
       });
     }
-    const wiped = (factsOf(snapshot.sources.journal)?.counts ?? []).filter(
-      (c) => c.pack === "crio-storage" && c.reason === "UncleanShutdownWipe",
-    );
-    for (const count of wiped) {
+    for (const count of journalCounts(snapshot, "UncleanShutdownWipe")) {
       drafts.push({
         subject: count.unit,
         title: `CRI-O found an unclean shutdown and wiped storage (${count.count} times, last ${count.lastSeen})`,

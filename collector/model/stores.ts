@@ -57,3 +57,8 @@ export function configDifferences(snapshot: Snapshot): string[] {
         `${key}: files say ${JSON.stringify(onDisk)}, CRI-O runs with ${JSON.stringify(inEffect)}`,
     );
 }
+
+/** Each store once, at its first entry: a duplicated entry is STORE_LIST_INVALID's, not a second problem. */
+export function distinctStores<T extends { path: string }>(stores: T[]): T[] {
+  return stores.filter((store, index) => stores.findIndex((s) => s.path === store.path) === index);
+}
