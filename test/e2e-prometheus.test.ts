@@ -62,6 +62,9 @@ const STORE_STOPPED = "/var/lib/overlaybd-store/store"; // no server, nothing mo
 /** The broken node's additional image stores: one on ramfs (no xattrs), one whose disk is gone. */
 const RAMFS_IMAGE_STORE = "/var/lib/shared-images";
 const MISSING_IMAGE_STORE = "/mnt/nfs/images";
+/** CRI-O's additional artifact stores: one holding an artifact, one whose path is gone. */
+const ARTIFACT_STORE = "/var/lib/artifact-cache";
+const MISSING_ARTIFACT_STORE = "/mnt/nfs/artifacts";
 
 /**
  * The alerts the broken node must raise (pending, as every rule has a `for:` longer than the test),
@@ -97,6 +100,11 @@ const EXPECTED_BROKEN_ALERTS = [
   "ImagefsEvictionDefaultsDropped",
   "ImagefsImageFilesystemUnwatched",
   "ImagefsImagesOrphaned",
+  // additional stores: the ramfs image store is a writable mount point, the other image store and
+  // an artifact store are gone.
+  "ImagefsImageStoreNotReadOnly",
+  "ImagefsImageStoreUnavailable",
+  "ImagefsArtifactStoreInvalid",
   // lazy pull: store 3 without a server, store 2 not mounted, store 0 hung, store 1 lost two
   // layers; stargz-store logged verification and registry auth failures.
   "ImagefsLayerStoreServiceDown",
@@ -401,6 +409,16 @@ mountopt = "nodev,metacopy=on"
     await tree.mountRamfs(RAMFS_IMAGE_STORE);
     await tree.write(`${RAMFS_IMAGE_STORE}/overlay-images/images.json`, "[]");
     await tree.write(`${RAMFS_IMAGE_STORE}/overlay-layers/layers.json`, "[]");
+
+    // Artifact stores (CRI-O 1.36+): an OCI layout index with one artifact, and a path that is gone.
+    await tree.write(
+      "/etc/crio/crio.conf.d/20-artifacts.conf",
+      `[crio.runtime]\nadditional_artifact_stores = ["${ARTIFACT_STORE}", "${MISSING_ARTIFACT_STORE}"]\n`,
+    );
+    await tree.write(
+      `${ARTIFACT_STORE}/artifacts/index.json`,
+      JSON.stringify({ schemaVersion: 2, manifests: [{ digest: `sha256:${sha("artifact")}`, size: 512 }] }),
+    );
 
     // The layer stores: two bindfs mounts (ours, so we hold their PIDs), a server whose mount
     // point is not mounted, and a directory nothing serves.
