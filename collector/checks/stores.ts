@@ -169,7 +169,7 @@ const imageStoreIncomplete: CheckDefinition = {
           subject: store.path,
           title: `${c.incompleteImages} of ${c.checkedImages} images in ${store.path} lack layers`,
           evidence: [
-            `${c.missingLayers} layers missing in ${store.path} and graphroot`,
+            `${c.missingLayers} ${c.missingLayers === 1 ? "layer" : "layers"} missing in ${store.path} and graphroot`,
             ...c.examples.map(
               (e) =>
                 `image ${e.image}: layer ${e.layer} ${e.missing === "record" ? "has no record in layers.json" : "has a record but no directory"}`,
@@ -259,7 +259,10 @@ const artifactStoreInvalid: CheckDefinition = {
       else if (access.status === "error")
         problem = { title: "cannot be read", why: access.error ?? "unknown error" };
       else if (!store.hasArtifactsDir)
-        problem = { title: "has no artifacts/ directory", why: `${store.path}/artifacts does not exist` };
+        problem = {
+          title: "has no artifacts/ directory",
+          why: `${store.path}/artifacts does not exist${access.readOnly ? "" : ": CRI-O creates it empty at start, so the store holds no artifacts"}`,
+        };
       else if (store.index.status !== "ok")
         problem = {
           title: "has no usable artifacts/index.json",
@@ -276,7 +279,12 @@ const artifactStoreInvalid: CheckDefinition = {
       drafts.push({
         subject: store.path,
         title: `Artifact store ${store.path} ${problem.title}`,
-        evidence: [base, problem.why, ...(access.mount ? [describeAccess(access)] : [])],
+        evidence: [
+          base,
+          problem.why,
+          // The store's own mount (a shared cache), not the root filesystem it may lie on.
+          ...(access.mount && (access.isMountPoint || access.remote) ? [describeAccess(access)] : []),
+        ],
         remediation: {
           summary: access.readOnly
             ? `Mount ${store.path} read-write on this node (CRI-O writes only artifacts/index.lock there), then restart ${service}.`

@@ -59,6 +59,39 @@ export const EXAMPLES: Example[] = [
     },
   },
   {
+    name: "shared-image-cache-broken",
+    description:
+      "A shared image cache (additionalimagestores) mounted writable whose images lack a layer, a second cache " +
+      "whose fstab mount is not mounted, and a CRI-O artifact store without artifacts/.",
+    async build(tree) {
+      await baseNode(tree);
+      await startRuntime(tree);
+      const cache = "/var/lib/shared-images";
+      const unmounted = "/mnt/image-cache";
+      const artifacts = "/var/lib/artifact-cache";
+      await tree.mountLoop(cache, "ext4", { sizeMiB: 32 });
+      // Three images; the cache holds the layers of the first two only (a partial copy).
+      await tree.write(`${cache}/overlay-images/images.json`, imagesJson(3, "quay.io/example/cached"));
+      await tree.write(`${cache}/overlay-layers/layers.json`, layersJson(2, 10 * 2 ** 20));
+      for (const layer of JSON.parse(layersJson(2, 0)) as { id: string }[])
+        await tree.mkdir(`${cache}/overlay/${layer.id}/diff`);
+      await tree.mkdir(unmounted);
+      await tree.write(
+        "/etc/fstab",
+        `# <file system> <mount point> <type> <options> <dump> <pass>\nnfs.example.com:/images ${unmounted} nfs4 ro,_netdev 0 0\n`,
+      );
+      await tree.write(
+        "/etc/containers/storage.conf",
+        `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "/run/containers/storage"\n\n[storage.options]\nadditionalimagestores = ["${cache}", "${unmounted}"]\n`,
+      );
+      await tree.mkdir(artifacts);
+      await tree.write(
+        "/etc/crio/crio.conf.d/20-artifacts.conf",
+        `[crio.runtime]\nadditional_artifact_stores = ["${artifacts}"]\n`,
+      );
+    },
+  },
+  {
     name: "separate-runtime-inodes",
     description: "/var/lib/containers on its own ext4 disk that is nearly out of inodes.",
     async build(tree) {
