@@ -328,7 +328,11 @@ describe.skipIf(!ready)("an additional image store populated by podman", () => {
     for (const [name, result] of Object.entries(hung.sources)) {
       expect(["ok", "absent"], `source ${name}`).toContain(result.status);
     }
+    const hungIds = runChecks(hung).map((f) => f.id);
     expect(runChecks(hung).find((f) => f.id === "IMAGE_STORE_UNAVAILABLE")?.subject).toBe(STORE);
+    // One finding for one problem: the unread metadata is not reported again.
+    expect(hungIds).not.toContain("STORE_METADATA_UNREADABLE");
+    expect(hungIds.filter((id) => id === "ARTIFACT_STORE_INVALID")).toHaveLength(1);
 
     // The kernel may answer the host's stat of the root from its cache while the server is
     // stopped: then the probe child (root, then metadata) is what hangs, and its deadline ends it.

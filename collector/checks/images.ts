@@ -87,6 +87,8 @@ const metadataUnreadable: CheckDefinition = {
     const facts = imageStoreFacts(snapshot);
     const drafts: FindingDraft[] = [];
     for (const store of facts?.stores ?? []) {
+      // An additional image store that cannot be reached is IMAGE_STORE_UNAVAILABLE's.
+      if (store.access && store.access.status !== "ok") continue;
       for (const file of [store.images, store.layers]) {
         if (file.status !== "error") continue;
         drafts.push({
