@@ -4,7 +4,8 @@ import { open, rename, rm, statfs } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGzip } from "node:zlib";
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
 import tar from "tar-stream";
 
 /**
@@ -29,6 +30,56 @@ const BLOCK = 512;
  * 20 MB cap.
  */
 const GZIP_LEVEL = 3;
+
+/**
+ * The tar is compressed in slices of this size, each its own gzip member, several at once in
+ * libuv's thread pool: gzip readers (gunzip, tar -z, Node's createGunzip, which the bundle
+ * reader uses) read concatenated members as one stream (RFC 1952 2.2). Each member starts with an
+ * empty dictionary, which costs about 0.1% on 4 MiB slices.
+ */
+const SLICE_BYTES = 4 * 1024 * 1024;
+/** Slices being compressed at once: the thread pool's default size. */
+const SLICES_AT_ONCE = 4;
+const gzipAsync = promisify(gzip);
+
+/** Gzip of its input as consecutive members compressed side by side, in order. */
+class SlicedGzip extends Transform {
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #running: Promise<Buffer>[] = [];
+  #members = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.#held.push(chunk);
+    this.#heldBytes += chunk.length;
+    while (this.#heldBytes >= SLICE_BYTES) this.#start(this.#take(SLICE_BYTES));
+    this.#drain(SLICES_AT_ONCE - 1).then(() => done(), done);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.#heldBytes > 0 || this.#members === 0) this.#start(this.#take(this.#heldBytes));
+    this.#drain(0).then(() => done(), done);
+  }
+
+  #take(bytes: number): Buffer {
+    const all = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
+    this.#held = bytes < all.length ? [all.subarray(bytes)] : [];
+    this.#heldBytes = all.length - bytes;
+    return all.subarray(0, bytes);
+  }
+
+  #start(slice: Buffer): void {
+    this.#members += 1;
+    const member = gzipAsync(slice, { level: GZIP_LEVEL });
+    member.catch(() => {}); // awaited in #drain; not unhandled should the stream be torn down first
+    this.#running.push(member);
+  }
+
+  /** Passes on finished members, oldest first, until at most `left` are still running. */
+  async #drain(left: number): Promise<void> {
+    while (this.#running.length > left) this.push(await this.#running.shift()!);
+  }
+}
 
 function roundUp(bytes: number): number {
   return Math.ceil(bytes / BLOCK) * BLOCK;
@@ -134,7 +185,7 @@ export async function writeArchiveToStream(
   options: WriteOptions,
 ): Promise<number> {
   const limit = new Limit(options.maxBytes);
-  await pipeline(packEntries(entries, options), createGzip({ level: GZIP_LEVEL }), limit, sink, {
+  await pipeline(packEntries(entries, options), new SlicedGzip(), limit, sink, {
     end: false,
   });
   return limit.bytes;
@@ -168,7 +219,7 @@ export async function writeArchiveToFile(
     const handle = await open(temporary, "wx", 0o600);
     try {
       const out = createWriteStream("", { fd: handle.fd, autoClose: false });
-      await pipeline(packEntries(entries, options), createGzip({ level: GZIP_LEVEL }), limit, out);
+      await pipeline(packEntries(entries, options), new SlicedGzip(), limit, out);
       await handle.sync();
     } finally {
       await handle.close().catch(() => undefined);
