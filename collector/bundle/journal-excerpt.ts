@@ -3,6 +3,7 @@ import { describeError } from "../host/root.js";
 import { readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
 import type { JournalFacts } from "../sources/journal.js";
+import type { RedactionCount } from "./redact.js";
 
 /**
  * A journal excerpt of the bundle (journal/<unit>.log, journal/audit-avc.log): the newest lines of
@@ -35,6 +36,11 @@ export interface ExcerptJob {
 
 export interface Excerpt {
   text: string;
+  /**
+   * The text masked (Redactor.text without obfuscation, under the excerpt's name) and what was
+   * masked: the worker does it when asked, so that must-gather's thread need not.
+   */
+  masked?: { text: string; counts: RedactionCount[] };
   /** Lines older than those kept were left out (the cap, or the read's own limits). */
   truncated: boolean;
   timedOut: boolean;
@@ -300,6 +306,8 @@ export class ExcerptPrefetch {
   constructor(
     jobs: Map<string, ExcerptJob>,
     shared?: { tally?: TallyJob; directories: string[]; deadlineMs: number },
+    /** Mask each excerpt in the worker too (see Excerpt.masked). */
+    mask = false,
   ) {
     const settle = new Map<string, (excerpt: Excerpt | undefined) => void>();
     for (const name of jobs.keys())
@@ -321,7 +329,7 @@ export class ExcerptPrefetch {
     };
     try {
       this.#worker = new Worker(new URL("./journal-worker.js", import.meta.url), {
-        workerData: { jobs: [...jobs], window },
+        workerData: { jobs: [...jobs], window, mask },
       });
       this.#worker.on(
         "message",

@@ -201,6 +201,11 @@ export class Redactor {
     return this.#obfuscateText(bundlePath, "(entry names)");
   }
 
+  /** Counts of a text masked elsewhere (by another Redactor without obfuscation) under `file`. */
+  record(file: string, counts: RedactionCount[]): void {
+    for (const { rule, count } of counts) this.#count(file, rule, count);
+  }
+
   countsFor(file: string): RedactionCount[] {
     return [...(this.#counts.get(file) ?? new Map()).entries()].map(([rule, count]) => ({ rule, count }));
   }

@@ -12,7 +12,7 @@ import type { ConfigFileFact } from "../sources/config-files.js";
 import { factsOf } from "../sources/source.js";
 import { hostEntry, listFiles, type StepContext } from "./items.js";
 import { type ExcerptJob, type ExcerptPrefetch, readExcerpt } from "./journal-excerpt.js";
-import { secretFileReason } from "./redact.js";
+import { type RedactionCount, secretFileReason } from "./redact.js";
 
 /** What every step needs: the host, the snapshot (null when collection failed), and the limits. */
 export interface StepInputs {
@@ -27,6 +27,11 @@ export interface StepInputs {
   searchPath: string;
   /** Journal excerpts read ahead in a worker thread. */
   prefetched?: ExcerptPrefetch;
+  /**
+   * Item contents the worker masked already, by bundle path: `raw` is the very string the item
+   * holds, so a content that was cut or replaced since is masked again as usual.
+   */
+  premasked?: Map<string, { raw: string; masked: string; counts: RedactionCount[] }>;
 }
 
 const KiB = 1024;
@@ -658,7 +663,15 @@ async function journalExcerpt(
       `the journal read stopped at its deadline after the newest ${excerpt.delivered} entries`,
       excerpt.text,
     );
-  else item.ok(excerpt.text, { truncated: excerpt.truncated, durationMs: excerpt.durationMs });
+  else {
+    item.ok(excerpt.text, { truncated: excerpt.truncated, durationMs: excerpt.durationMs });
+    if (excerpt.masked)
+      (inputs.premasked ??= new Map()).set(spec.name, {
+        raw: excerpt.text,
+        masked: excerpt.masked.text,
+        counts: excerpt.masked.counts,
+      });
+  }
 }
 
 /** The journal of each unit of interest over the window, the newest entries within the item cap. */

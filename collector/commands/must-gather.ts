@@ -226,7 +226,13 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     const tally = options.collect.resume?.journal
       ? undefined
       : { ruleDirs, lookbackHours, sinceUsec: Date.now() * 1000 - lookbackHours * 3600e6 };
-    inputs.prefetched = new ExcerptPrefetch(jobs, { directories, deadlineMs, ...(tally ? { tally } : {}) });
+    // Masking the excerpts is the worker's too, except with --obfuscate: obfuscation tokens are
+    // numbered in the order they are met across the whole bundle.
+    inputs.prefetched = new ExcerptPrefetch(
+      jobs,
+      { directories, deadlineMs, ...(tally ? { tally } : {}) },
+      !options.obfuscate,
+    );
     if (tally)
       offerJournalFacts(prefetchKey(directories, lookbackHours, ruleDirs), inputs.prefetched.facts());
   }
@@ -238,7 +244,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
   }
   const finished = new Date();
 
-  let assembled = await assemble(options, core, gatherer, started, finished, cap);
+  let assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
   if (!toStdout) {
     // The disk may have filled while we gathered: read the free space again, and fit into what is
     // left of it (the margin still kept), or stop before writing a byte.
@@ -250,7 +256,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     if (usable !== undefined && bound > usable) {
       if (usable < 64 * KiB) throw notEnoughSpace(path.dirname(outputFile), usable);
       cap = usable;
-      assembled = await assemble(options, core, gatherer, started, finished, cap);
+      assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
     }
   }
   const { entries, top, capped, itemCount } = assembled;
@@ -374,6 +380,7 @@ async function assemble(
   started: Date,
   finished: Date,
   cap: number,
+  premasked: StepInputs["premasked"],
 ): Promise<{ entries: ArchiveEntry[]; top: string; capped: boolean; itemCount: number }> {
   const hostname = await readHostname(options.collect.hostRoot, options.collect.procRoot);
   const node = core.snapshot?.node ?? options.collect.nodeName ?? hostname ?? "unknown";
@@ -474,7 +481,20 @@ async function assemble(
     if (name !== null && seen.has(name)) name = null; // two sources for one path: the first wins
     if (name !== null) seen.add(name);
     let data: Buffer | null = null;
-    if (item.content !== undefined && name !== null) {
+    const pre = item.path === null ? undefined : premasked?.get(item.path);
+    if (
+      pre &&
+      name !== null &&
+      name === item.path &&
+      !redactor.obfuscate &&
+      item.kind === "text" &&
+      pre.raw === item.content
+    ) {
+      // Masked in the journal worker, as redactor.text would here (no obfuscation: nothing is
+      // shared between items but the counts, recorded under the same name).
+      data = Buffer.from(pre.masked);
+      redactor.record(name, pre.counts);
+    } else if (item.content !== undefined && name !== null) {
       const masked =
         item.kind === "json"
           ? redactor.jsonText(item.content, name)
