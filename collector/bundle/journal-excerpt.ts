@@ -2,6 +2,7 @@ import { Worker } from "node:worker_threads";
 import { describeError } from "../host/root.js";
 import { readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
+import type { LogPack, PackError } from "../logrules/pack.js";
 import type { JournalFacts } from "../sources/journal.js";
 import type { RedactionCount } from "./redact.js";
 
@@ -114,7 +115,17 @@ export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promis
   }
 }
 
-/** The journal source's part of a shared pass: its inputs (the worker loads the packs itself). */
+/** What loadPacks gives: LogPacks are structured-cloneable (RegExp included), so a worker can take them. */
+export interface LoadedPacks {
+  packs: LogPack[];
+  errors: PackError[];
+}
+
+/**
+ * The journal source's part of a shared pass: its inputs. The packs come from ExcerptPrefetch's
+ * caller, who parses them while the worker starts (yaml and the pack files cost the worker 50 ms
+ * before its first read otherwise).
+ */
 export interface TallyJob {
   ruleDirs: string[];
   lookbackHours: number;
@@ -199,7 +210,12 @@ class NewestLines {
  * excerpts' field cap differs from the source's — it returns no excerpts and no facts, and the
  * readers read for themselves.
  */
-export async function readWindow(job: WindowJob, signal?: AbortSignal): Promise<WindowResult> {
+export async function readWindow(
+  job: WindowJob,
+  signal?: AbortSignal,
+  /** The packs of job.tally.ruleDirs as loaded by the caller, else loaded here. */
+  loadedPacks?: Promise<LoadedPacks>,
+): Promise<WindowResult> {
   const started = performance.now();
   const none: WindowResult = { excerpts: new Map() };
   const { JOURNAL_LIMITS, JournalTally, journalFactsOf } = await import("../sources/journal.js");
@@ -210,8 +226,10 @@ export async function readWindow(job: WindowJob, signal?: AbortSignal): Promise<
   let sinceUsec = Number.POSITIVE_INFINITY;
   if (job.tally) {
     if (JOURNAL_LIMITS.maxFieldBytes !== EXCERPT_LIMITS.maxFieldBytes) return none;
-    const { BUILTIN_PACK_DIR, loadPacks } = await import("../logrules/pack.js");
-    const loaded = await loadPacks([BUILTIN_PACK_DIR, ...job.tally.ruleDirs]);
+    const loaded = await (loadedPacks ??
+      import("../logrules/pack.js").then(({ BUILTIN_PACK_DIR, loadPacks }) =>
+        loadPacks([BUILTIN_PACK_DIR, ...job.tally!.ruleDirs]),
+      ));
     packErrors = loaded.errors;
     tally = new JournalTally(loaded.packs);
     // No filter (no pack) would mean every entry: not a pass worth sharing.
@@ -308,6 +326,8 @@ export class ExcerptPrefetch {
     shared?: { tally?: TallyJob; directories: string[]; deadlineMs: number },
     /** Mask each excerpt in the worker too (see Excerpt.masked). */
     mask = false,
+    /** The packs of shared.tally.ruleDirs, passed on to the worker once loaded. */
+    packs?: Promise<LoadedPacks>,
   ) {
     const settle = new Map<string, (excerpt: Excerpt | undefined) => void>();
     for (const name of jobs.keys())
@@ -329,8 +349,14 @@ export class ExcerptPrefetch {
     };
     try {
       this.#worker = new Worker(new URL("./journal-worker.js", import.meta.url), {
-        workerData: { jobs: [...jobs], window, mask },
+        workerData: { jobs: [...jobs], window, mask, packsFollow: packs !== undefined },
       });
+      const worker = this.#worker;
+      // Whatever happens to the loading, the worker gets a message: packs, or none (it loads them).
+      packs?.then(
+        (loaded) => worker.postMessage({ packs: loaded }),
+        () => worker.postMessage({ packs: null }),
+      );
       this.#worker.on(
         "message",
         (message: { name: string; excerpt: Excerpt } | { facts: JournalFacts | null }) => {

@@ -38,6 +38,7 @@ import { DEFAULT_CHECK_OPTIONS, type Finding } from "../checks/finding.js";
 import type { CollectRequest } from "../collect.js";
 import { Host } from "../host/host.js";
 import { journalDirectories } from "../journal/locate.js";
+import { BUILTIN_PACK_DIR, loadPacks } from "../logrules/pack.js";
 import type { Snapshot } from "../snapshot.js";
 import { offerJournalFacts, prefetchKey } from "../sources/journal.js";
 import { TOOL_NAME, VERSION } from "../version.js";
@@ -232,6 +233,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
       jobs,
       { directories, deadlineMs, ...(tally ? { tally } : {}) },
       !options.obfuscate,
+      tally ? loadPacks([BUILTIN_PACK_DIR, ...ruleDirs]) : undefined,
     );
     if (tally)
       offerJournalFacts(prefetchKey(directories, lookbackHours, ruleDirs), inputs.prefetched.facts());
