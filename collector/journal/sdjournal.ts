@@ -195,6 +195,13 @@ function internName(buf: Buffer, start: number, end: number, hash: number): Fiel
   return entry;
 }
 
+/** The hash deliverEntries computes over a field name's bytes (names are ASCII). */
+function nameHash(name: string): number {
+  let hash = 0;
+  for (let i = 0; i < name.length; i += 1) hash = (Math.imul(hash, 31) + name.charCodeAt(i)) | 0;
+  return hash;
+}
+
 /**
  * Buffer's own decoders, called directly: Buffer.prototype.toString("utf8", ...) dispatches to
  * them through a lookup that costs a tenth of the read (bench/journal-read.ts).
@@ -352,6 +359,7 @@ async function deliverEntries(
   const { backward, fields: wanted } = session;
   const step = backward ? native.previous : native.next;
   const info: ValueInfo = { bytes: 0, truncated: false };
+  const wantedHashes = wanted === null ? null : new Set([...wanted].map(nameHash));
   let pending = standing;
   let untilYield = YIELD_EVERY;
   for (;;) {
@@ -415,6 +423,8 @@ async function deliverEntries(
         hash = (Math.imul(hash, 31) + c) | 0;
       }
       if (eq === nameEnd) continue; // no "=" where a name ends: not a field (journald writes none)
+      // A name whose hash no wanted name has is not wanted: skipped without being looked up.
+      if (wantedHashes !== null && !wantedHashes.has(hash)) continue;
       const field = internName(buf, start, eq, hash);
       if (wanted !== null && !wanted.has(field.name)) continue;
       // A repeated field keeps its first value.
