@@ -17,7 +17,7 @@ import {
 } from "../collector/sources/image-stores.js";
 import { mountBindfs, podman, pushImages, type Registry, startRegistry } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
-import { baseNode, collectTree, GRAPHROOT, HostTree, RUNROOT, startRuntime } from "./support/scenarios.js";
+import { baseNode, collectTree, HostTree, startRuntime, storageConf } from "./support/scenarios.js";
 
 /**
  * Additional image stores and artifact stores with real parts: a shared image cache that podman
@@ -51,17 +51,7 @@ function artifactStores(snapshot: Snapshot): ArtifactStoreFact[] {
 /** A CRI-O node whose storage.conf lists `stores` as additional image stores. */
 async function nodeWithStores(tree: HostTree, stores: string[]): Promise<void> {
   await baseNode(tree);
-  await tree.write(
-    "/etc/containers/storage.conf",
-    `[storage]
-driver = "overlay"
-graphroot = "${GRAPHROOT}"
-runroot = "${RUNROOT}"
-
-[storage.options]
-additionalimagestores = [${stores.map((s) => JSON.stringify(s)).join(", ")}]
-`,
-  );
+  await tree.write("/etc/containers/storage.conf", storageConf({ imageStores: stores }));
   await startRuntime(tree);
 }
 

@@ -8,6 +8,7 @@ import {
   layersJson,
   splitImageNode,
   startRuntime,
+  storageConf,
   writeKubeletConfig,
 } from "./scenarios.js";
 
@@ -80,10 +81,7 @@ export const EXAMPLES: Example[] = [
         "/etc/fstab",
         `# <file system> <mount point> <type> <options> <dump> <pass>\nnfs.example.com:/images ${unmounted} nfs4 ro,_netdev 0 0\n`,
       );
-      await tree.write(
-        "/etc/containers/storage.conf",
-        `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "/run/containers/storage"\n\n[storage.options]\nadditionalimagestores = ["${cache}", "${unmounted}"]\n`,
-      );
+      await tree.write("/etc/containers/storage.conf", storageConf({ imageStores: [cache, unmounted] }));
       await tree.mkdir(artifacts);
       await tree.write(
         "/etc/crio/crio.conf.d/20-artifacts.conf",

@@ -84,6 +84,16 @@ export async function separateRuntimeNode(tree: HostTree): Promise<void> {
   }
 }
 
+/** A storage.conf for the node's graphroot and runroot with additional stores, as written by hand. */
+export function storageConf(stores: { imageStores?: string[]; layerStores?: string[] }): string {
+  const list = (paths: string[]) => `[${paths.map((p) => JSON.stringify(p)).join(", ")}]`;
+  const options = [
+    stores.imageStores ? `additionalimagestores = ${list(stores.imageStores)}` : "",
+    stores.layerStores ? `additionallayerstores = ${list(stores.layerStores)}` : "",
+  ].filter(Boolean);
+  return `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "${RUNROOT}"\n\n[storage.options]\n${options.join("\n")}\n`;
+}
+
 /** An images.json with `count` images, in containers/storage's format. */
 export function imagesJson(count: number, prefix = "registry.example.com/app"): string {
   const images = Array.from({ length: count }, (_, i) => ({
