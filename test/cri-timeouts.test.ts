@@ -24,8 +24,13 @@ function criOf(snapshot: Snapshot): CriFacts {
 async function silentServer(socket: string) {
   const connections = new Set<net.Socket>();
   let accepted = 0;
+  let grpc = 0;
   const server = net.createServer((connection) => {
     accepted += 1;
+    // A gRPC client opens with the HTTP/2 preface; CRI-O's /info and /config are asked over HTTP/1.
+    connection.once("data", (first: Buffer) => {
+      if (first.toString("latin1").startsWith("PRI * HTTP/2.0")) grpc += 1;
+    });
     connections.add(connection);
     connection.on("error", () => {});
     connection.on("close", () => connections.delete(connection));
@@ -37,6 +42,10 @@ async function silentServer(socket: string) {
   return {
     get accepted() {
       return accepted;
+    },
+    /** Connections that spoke gRPC (CRI calls). */
+    get grpc() {
+      return grpc;
     },
     close: async () => {
       for (const connection of connections) connection.destroy();
@@ -119,7 +128,7 @@ describe("CRI endpoints that do not answer properly", () => {
       "unix:///var/run/crio/crio.sock",
     ]);
     // One wait for the deadline, not two: the second name is recognised before it is called.
-    expect(server.accepted).toBe(1);
+    expect(server.grpc).toBe(1);
     expect(attempts.find((a) => a.endpoint === "unix:///run/containerd/containerd.sock")?.status).toBe(
       "missing",
     );

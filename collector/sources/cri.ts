@@ -1,10 +1,10 @@
 import { access, constants, stat } from "node:fs/promises";
-import http from "node:http";
 import { fileURLToPath } from "node:url";
 import type * as grpc from "@grpc/grpc-js";
 import { runCommand } from "../host/exec.js";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
+import { httpGet } from "../host/unix-http.js";
 import { type CriFsUsage, type ImageFsInfo, parseCrictlImageFsInfo } from "./crictl-output.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { factsOf, type SourceDefinition } from "./source.js";
@@ -292,7 +292,7 @@ async function fillFilesystems(host: Host, facts: CriFacts, info: ImageFsInfo): 
 /** CRI-O answers plain HTTP on its CRI socket: GET /info gives the storage it really uses (server/inspect.go). */
 async function fillCrioInfo(facts: CriFacts, socket: string, timeoutMs: number): Promise<void> {
   try {
-    const body = await httpGetOverSocket(socket, "/info", timeoutMs);
+    const body = await httpGet(socket, "/info", timeoutMs, 1024 * 1024);
     const info = JSON.parse(body) as Record<string, unknown>;
     const text = (key: string) => (typeof info[key] === "string" ? (info[key] as string) : null);
     facts.crioInfo = {
@@ -303,36 +303,6 @@ async function fillCrioInfo(facts: CriFacts, socket: string, timeoutMs: number):
   } catch (error) {
     facts.crioInfoError = describeError(error);
   }
-}
-
-export function httpGetOverSocket(socket: string, path: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    // agent: false, so no keep-alive socket outlives the request.
-    const options = {
-      socketPath: socket,
-      path,
-      headers: { Host: "localhost" },
-      timeout: timeoutMs,
-      agent: false,
-    };
-    const request = http.get(options, (response) => {
-      if (response.statusCode !== 200) {
-        response.resume();
-        reject(new Error(`GET ${path} answered ${response.statusCode}`));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > 1024 * 1024) request.destroy(new Error(`GET ${path}: answer larger than 1 MiB`));
-        else chunks.push(chunk);
-      });
-      response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    });
-    request.on("timeout", () => request.destroy(new Error(`GET ${path}: no answer within ${timeoutMs} ms`)));
-    request.on("error", reject);
-  });
 }
 
 const CRICTL_PATHS = ["/usr/bin/crictl", "/usr/local/bin/crictl"];

@@ -1,9 +1,9 @@
 import { readFile, stat } from "node:fs/promises";
-import http from "node:http";
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
+import { AnswerError, httpGet } from "../host/unix-http.js";
 import { type Table, table } from "./config-files.js";
 import { Absent, factsOf, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
@@ -105,12 +105,7 @@ function socketPathOf(listen: string): string {
 
 type Parse<T> = (body: string) => T;
 
-class AnswerError extends Error {}
-
-/**
- * GET `endpoint` from CRI-O's socket, and nothing else: node:http with `socketPath` never opens a
- * TCP connection, and a redirect is just a non-200 answer (it is not followed).
- */
+/** GET `endpoint` from CRI-O's socket (a host path), as an answer or the reason there is none. */
 async function askSocket<T>(
   host: Host,
   hostSocket: string,
@@ -145,60 +140,6 @@ async function askSocket<T>(
   } catch (error) {
     return { status: "error", error: `GET ${endpoint} on ${hostSocket}: ${describeError(error)}` };
   }
-}
-
-/** One GET with a hard deadline on the whole exchange (not an idle timeout) and a size cap. */
-function httpGet(
-  socketPath: string,
-  endpoint: string,
-  deadlineMs: number,
-  maxBytes: number,
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (error: Error | undefined, body?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (error) {
-        request.destroy();
-        reject(error);
-      } else resolve(body!);
-    };
-    // agent: false, so no keep-alive connection outlives the request.
-    const request = http.get(
-      { socketPath, path: endpoint, headers: { Host: "localhost" }, agent: false },
-      (response) => {
-        if (response.statusCode !== 200) {
-          response.resume();
-          const where = response.headers.location
-            ? ` (redirect to ${response.headers.location}, not followed)`
-            : "";
-          finish(new AnswerError(`GET ${endpoint} answered HTTP ${response.statusCode}${where}`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxBytes)
-            finish(new AnswerError(`GET ${endpoint}: answer larger than ${maxBytes} bytes`));
-          else chunks.push(chunk);
-        });
-        response.on("end", () => finish(undefined, Buffer.concat(chunks).toString("utf8")));
-        response.on("error", (error) => finish(error));
-        response.on("aborted", () => finish(new AnswerError(`GET ${endpoint}: answer cut off`)));
-      },
-    );
-    const timer = setTimeout(() => {
-      finish(
-        Object.assign(new Error(`no answer within ${deadlineMs} ms (connected, but nothing came back)`), {
-          code: "ETIMEDOUT",
-        }),
-      );
-    }, deadlineMs);
-    request.on("error", (error) => finish(error));
-  });
 }
 
 /** GET /info: types.CrioInfo (pkg/types/types.go), JSON tags storage_driver, storage_root, storage_image. */

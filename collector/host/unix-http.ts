@@ -1,0 +1,63 @@
+import http from "node:http";
+
+/** The server answered, but not with a body (an HTTP error, a redirect, too much, cut off). */
+export class AnswerError extends Error {}
+
+/**
+ * GET `endpoint` over a unix socket, and nothing else: node:http with `socketPath` never opens a
+ * TCP connection, and a redirect is just a non-200 answer (it is not followed). Used for CRI-O's
+ * /info and /config on its CRI socket. The deadline holds for the whole exchange (not an idle
+ * timeout), and an answer past `maxBytes` is refused.
+ */
+export function httpGet(
+  socketPath: string,
+  endpoint: string,
+  deadlineMs: number,
+  maxBytes: number,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | undefined, body?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        request.destroy();
+        reject(error);
+      } else resolve(body!);
+    };
+    // agent: false, so no keep-alive connection outlives the request.
+    const request = http.get(
+      { socketPath, path: endpoint, headers: { Host: "localhost" }, agent: false },
+      (response) => {
+        if (response.statusCode !== 200) {
+          response.resume();
+          const where = response.headers.location
+            ? ` (redirect to ${response.headers.location}, not followed)`
+            : "";
+          finish(new AnswerError(`GET ${endpoint} answered HTTP ${response.statusCode}${where}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes)
+            finish(new AnswerError(`GET ${endpoint}: answer larger than ${maxBytes} bytes`));
+          else chunks.push(chunk);
+        });
+        response.on("end", () => finish(undefined, Buffer.concat(chunks).toString("utf8")));
+        response.on("error", (error) => finish(error));
+        response.on("aborted", () => finish(new AnswerError(`GET ${endpoint}: answer cut off`)));
+      },
+    );
+    const timer = setTimeout(() => {
+      finish(
+        Object.assign(new Error(`no answer within ${deadlineMs} ms (connected, but nothing came back)`), {
+          code: "ETIMEDOUT",
+        }),
+      );
+    }, deadlineMs);
+    request.on("error", (error) => finish(error));
+  });
+}
