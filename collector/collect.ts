@@ -62,6 +62,7 @@ export async function collect(request: CollectRequest): Promise<Snapshot> {
     logRuleDirs: request.logRuleDirs ?? [],
     labelScan: request.labelScan ?? { maxFiles: 20_000, maxMs: 2000, compare: "type" },
     resume: request.resume,
+    journalFacts: request.journalFacts,
   };
   const results = new Map<SourceName, Promise<SourceResult<unknown>>>();
   const context = {

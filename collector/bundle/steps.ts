@@ -9,6 +9,7 @@ import { journalDirectories } from "../journal/locate.js";
 import type { JournalFilter } from "../journal/types.js";
 import type { Snapshot } from "../snapshot.js";
 import type { ConfigFileFact } from "../sources/config-files.js";
+import type { JournalFacts } from "../sources/journal.js";
 import { factsOf } from "../sources/source.js";
 import { hostEntry, listFiles, type StepContext } from "./items.js";
 import { type ExcerptJob, type ExcerptPrefetch, readExcerpt } from "./journal-excerpt.js";
@@ -27,6 +28,8 @@ export interface StepInputs {
   searchPath: string;
   /** Journal excerpts read ahead in a worker thread. */
   prefetched?: ExcerptPrefetch;
+  /** The journal source's facts from the same pass, for the collection (see CollectOptions). */
+  journalFacts?: Promise<JournalFacts | undefined>;
   /**
    * Item contents the worker masked already, by bundle path: `raw` is the very string the item
    * holds, so a content that was cut or replaced since is masked again as usual.
@@ -665,12 +668,14 @@ async function journalExcerpt(
     );
   else {
     item.ok(excerpt.text, { truncated: excerpt.truncated, durationMs: excerpt.durationMs });
-    if (excerpt.masked)
-      (inputs.premasked ??= new Map()).set(spec.name, {
+    if (excerpt.masked) {
+      inputs.premasked ??= new Map();
+      inputs.premasked.set(spec.name, {
         raw: excerpt.text,
         masked: excerpt.masked.text,
         counts: excerpt.masked.counts,
       });
+    }
   }
 }
 

@@ -40,7 +40,6 @@ import { Host } from "../host/host.js";
 import { journalDirectories } from "../journal/locate.js";
 import { BUILTIN_PACK_DIR, loadPacks } from "../logrules/pack.js";
 import type { Snapshot } from "../snapshot.js";
-import { offerJournalFacts, prefetchKey } from "../sources/journal.js";
 import { TOOL_NAME, VERSION } from "../version.js";
 
 /**
@@ -221,7 +220,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     const jobs = new Map<string, ExcerptJob>();
     for (const spec of [...USUAL_UNITS.map(unitExcerpt), AVC_EXCERPT])
       jobs.set(spec.name, excerptJob(inputs, directories, spec, deadlineMs));
-    // The collection's defaults (collect.ts): the source takes the facts only when its inputs match.
+    // The window and rule packs of the collection's journal source (collect.ts defaults).
     const lookbackHours = options.collect.journalLookbackHours ?? 24;
     const ruleDirs = options.collect.logRuleDirs ?? [];
     const tally = options.collect.resume?.journal
@@ -235,13 +234,11 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
       !options.obfuscate,
       tally ? loadPacks([BUILTIN_PACK_DIR, ...ruleDirs]) : undefined,
     );
-    if (tally)
-      offerJournalFacts(prefetchKey(directories, lookbackHours, ruleDirs), inputs.prefetched.facts());
+    if (tally) inputs.journalFacts = inputs.prefetched.facts();
   }
   try {
     await gather(options, gatherer, inputs, core);
   } finally {
-    offerJournalFacts(undefined);
     await inputs.prefetched?.stop();
   }
   const finished = new Date();
@@ -306,7 +303,7 @@ async function gather(
       const { collect } = await import("../collect.js");
       const item = context.begin("snapshot.json", "imagefs-doctor collect", "json");
       try {
-        const snapshot = await collect(options.collect);
+        const snapshot = await collect({ ...options.collect, journalFacts: inputs.journalFacts });
         // A collection that ends after its step's deadline is not used: later steps went on without it.
         if (!context.signal.aborted) core.snapshot = snapshot;
         item.drop();

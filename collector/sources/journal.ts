@@ -100,37 +100,14 @@ export function journalFactsOf(
   };
 }
 
-/**
- * Facts another reader is computing for this collection (must-gather's shared journal pass): the
- * source takes them when they were asked for with its own inputs (see prefetchKey), and reads
- * the journal itself when they are not there or come back undefined.
- */
-let prefetched: { key: string; facts: Promise<JournalFacts | undefined> } | undefined;
-
-/** What identifies one source read: the journal directories (local), the lookback, the rule dirs. */
-export function prefetchKey(localDirectories: string[], lookbackHours: number, ruleDirs: string[]): string {
-  return JSON.stringify([localDirectories, lookbackHours, ruleDirs]);
-}
-
-/** Offers facts for the next collection whose inputs give `key`; undefined withdraws the offer. */
-export function offerJournalFacts(key: string | undefined, facts?: Promise<JournalFacts | undefined>): void {
-  prefetched = key === undefined || facts === undefined ? undefined : { key, facts };
-}
-
 export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal"> = {
   name: "journal",
   deadlineMs: 20_000,
   async collect({ host, options }) {
     const local = await journalDirectories(host);
     if (local.length === 0) return new Absent("no journal in /var/log/journal or /run/log/journal");
-    if (!options.resume?.journal && prefetched) {
-      const offer = prefetched;
-      if (offer.key === prefetchKey(local, options.journalLookbackHours, options.logRuleDirs)) {
-        prefetched = undefined;
-        const facts = await offer.facts;
-        if (facts) return { ...facts, directories: local.map((dir) => host.root.toHost(dir) ?? dir) };
-      }
-    }
+    const shared = await options.journalFacts;
+    if (shared) return { ...shared, directories: local.map((dir) => host.root.toHost(dir) ?? dir) };
     const { packs, errors } = await loadPacks([BUILTIN_PACK_DIR, ...options.logRuleDirs]);
     const counter = new ReasonCounter(packs);
     const filters: JournalFilter[] = packs.flatMap((pack) => pack.select);

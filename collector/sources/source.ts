@@ -1,4 +1,5 @@
 import type { Host } from "../host/host.js";
+import type { JournalFacts } from "./journal.js";
 
 export type SourceStatus = "ok" | "error" | "timeout" | "absent";
 
@@ -32,6 +33,12 @@ export interface CollectOptions {
    * what is new (counters); without it, log sources read the lookback window.
    */
   resume?: ResumePoints;
+  /**
+   * The journal source's facts, computed by another reader of the same window (must-gather's
+   * journal pass, which also writes the bundle's excerpts). Undefined when it could not: the source
+   * then reads the journal itself.
+   */
+  journalFacts?: Promise<JournalFacts | undefined>;
 }
 
 export interface ResumePoints {
