@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
 import { gaugeSamples, newMemory } from "../collector/export/samples.js";
+import { openBundle } from "./support/bundle-archive.js";
+import { mustGather } from "./support/cli.js";
 import { startFakeCrio } from "./support/fake-crio.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { requireParts } from "./support/requirements.js";
@@ -177,5 +179,32 @@ describe("UNCLEAN_SHUTDOWN", () => {
     expect(finding?.subject).toBe("crio-wipe.service");
     expect(finding?.title).toMatch(/^CRI-O found an unclean shutdown and wiped storage \(1 times, last /);
     expect(finding?.evidence).toEqual([`crio-wipe.service: ${message}`]);
+  });
+});
+
+describe("the support bundle of a node with additional stores", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("holds CRI-O's running configuration and /info, the artifact stores' indexes, and the store findings", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    // The fixture's first artifact store exists (a writable one); the second is missing.
+    const index = JSON.stringify({ schemaVersion: 2, manifests: [] });
+    await tree.write("/mnt/nfs-artifacts/artifacts/index.json", index);
+    const run = await mustGather(tree, ["-o", "-"]);
+    expect(run.exitCode, run.stderr.toString()).toBe(0);
+    const bundle = await openBundle(run.stdout);
+    expect(bundle.text("commands/crio-config.toml")).toBe(await readFile(FIXTURE, "utf8"));
+    expect(bundle.json("commands/crio-info.json")).toMatchObject({ storage_image: "/var/lib/images" });
+    expect(bundle.text("host/mnt/nfs-artifacts/artifacts/index.json")).toBe(index);
+    const item = bundle.manifest.items.find((i) => i.path === "commands/crio-config.toml");
+    expect(item).toMatchObject({ status: "ok", source: "GET /config on /var/run/crio/crio.sock" });
+    const ids = bundle.json<{ findings: { id: string; subject?: string }[] }>("findings.json").findings;
+    expect(ids).toContainEqual(
+      expect.objectContaining({ id: "ARTIFACT_STORE_INVALID", subject: "/var/lib/ssd-artifacts" }),
+    );
   });
 });

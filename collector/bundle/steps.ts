@@ -5,6 +5,7 @@ import { readFuseConnection } from "../host/fusectl.js";
 import type { Host } from "../host/host.js";
 import { isWithin, mayHang } from "../host/mountinfo.js";
 import { describeError, isErrno } from "../host/root.js";
+import { httpGet } from "../host/unix-http.js";
 import { journalDirectories } from "../journal/locate.js";
 import type { JournalFilter } from "../journal/types.js";
 import type { Snapshot } from "../snapshot.js";
@@ -194,7 +195,11 @@ async function resolveAll(host: Host, paths: Iterable<string>): Promise<string[]
   return sortPaths(out);
 }
 
-/** containers/storage metadata of each store: images.json, layers.json, volatile-layers.json. */
+/**
+ * containers/storage metadata of each store (images.json, layers.json, volatile-layers.json) and
+ * the index of each CRI-O artifact store. A hung store's files are still asked for (through a
+ * child process with a deadline): the manifest then says so.
+ */
 export function storeMetadataFiles(inputs: StepInputs): string[] {
   const files = new Set<string>();
   for (const f of facts(inputs, "layers")?.files ?? []) if (f.status !== "missing") files.add(f.path);
@@ -204,6 +209,8 @@ export function storeMetadataFiles(inputs: StepInputs): string[] {
     files.add(path.posix.join(store.path, `${driver}-images`, "images.json"));
     files.add(path.posix.join(store.path, `${driver}-layers`, "layers.json"));
   }
+  for (const store of facts(inputs, "artifact-stores")?.stores ?? [])
+    if (path.posix.isAbsolute(store.path)) files.add(path.posix.join(store.path, "artifacts", "index.json"));
   return sortPaths(files);
 }
 
@@ -527,6 +534,25 @@ export async function criSocket(inputs: StepInputs): Promise<string | undefined>
     }
   }
   return undefined;
+}
+
+/** CRI-O's own view of itself: GET /config (the configuration it runs with) and /info on its socket. */
+export async function crioEndpoints(inputs: StepInputs, context: StepContext): Promise<void> {
+  const inspect = facts(inputs, "crio-inspect");
+  if (!inspect) return;
+  for (const [name, endpoint, kind] of [
+    ["commands/crio-config.toml", "/config", "text"],
+    ["commands/crio-info.json", "/info", "json"],
+  ] as const) {
+    const item = context.begin(name, `GET ${endpoint} on ${inspect.socket}`, kind);
+    try {
+      const socket = (await inputs.host.root.resolve(inspect.socket)).local;
+      const deadlineMs = Math.max(100, Math.min(2000, context.remainingMs() - 100));
+      item.ok(await httpGet(socket, endpoint, deadlineMs, inputs.itemBytes));
+    } catch (error) {
+      item.fail("error", `GET ${endpoint} on ${inspect.socket}: ${describeError(error)}`);
+    }
+  }
 }
 
 export async function crictlOutputs(inputs: StepInputs, context: StepContext): Promise<void> {

@@ -22,6 +22,7 @@ import {
   credentialFiles,
   crictlOutputs,
   criFacts,
+  crioEndpoints,
   excerptJob,
   filesystemsTable,
   fuseConnections,
@@ -348,6 +349,7 @@ async function gather(
     gatherer.step("cri", async (context) => {
       criFacts(inputs, context);
       await crictlOutputs(inputs, context);
+      await crioEndpoints(inputs, context);
     }),
     gatherer.step("selinux labels and avc", async (context) => {
       storeLabels(inputs, context);
