@@ -513,7 +513,7 @@ describe.skipIf(!artifactsReady)("additional artifact stores from a CRI-O drop-i
     expect(list?.severity).toBe("critical");
     expect(list?.evidence).toEqual([
       "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): relative/artifacts is a relative path: CRI-O refuses it and the runtime does not start",
-      `additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): ${good} is listed more than once: it is used once, at its first place`,
+      `additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): ${good} is listed more than once: only its first place counts`,
     ]);
   });
 

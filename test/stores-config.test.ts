@@ -116,11 +116,11 @@ additionallayerstores = [${layerStores}]
     expect(finding?.severity).toBe("critical");
     const images = "additionalimagestores (/etc/containers/storage.conf)";
     expect(finding?.evidence).toEqual([
-      `${images}: /mnt/cache/ is listed more than once: it is used once, at its first place`,
+      `${images}: /mnt/cache/ is listed more than once: only its first place counts`,
       `${images}: cache2 is a relative path: containers/storage refuses it and the runtime does not start`,
       `${images}: ${GRAPHROOT}/shared lies inside graphroot ${GRAPHROOT}`,
       "additionallayerstores (/etc/containers/storage.conf): 6 entries; OpenShift accepts at most 5 layer stores",
-      "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): /var/lib/artifacts is listed more than once: it is used once, at its first place",
+      "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): /var/lib/artifacts is listed more than once: only its first place counts",
       "additional_artifact_stores (/etc/crio/crio.conf.d/20-artifacts.conf): artifacts2 is a relative path: CRI-O refuses it and the runtime does not start",
     ]);
   });

@@ -407,7 +407,7 @@ function listProblems(snapshot: Snapshot): ListProblem[] {
       if (seen.has(normal))
         problems.push({
           setting,
-          problem: `${p} is listed more than once: it is used once, at its first place`,
+          problem: `${p} is listed more than once: only its first place counts`,
         });
       seen.add(normal);
       // Relative layer store paths are STORAGE_CONF_STORE_CONFUSION's.
@@ -436,7 +436,7 @@ const storeListInvalid: CheckDefinition = {
   area: AREA,
   description:
     "additionalimagestores, additionallayerstores and additional_artifact_stores are ordered lists of absolute " +
-    "paths. A relative image or artifact store stops the runtime from starting; a duplicate is used once; more entries than " +
+    "paths. A relative image or artifact store stops the runtime from starting; only a duplicate's first place counts; more entries than " +
     "OpenShift's API accepts (5 layer stores, 10 image or artifact stores) cannot be expressed in a " +
     "ContainerRuntimeConfig and is overwritten at the next machine config rollout; a store inside graphroot or " +
     "imagestore is walked and counted as part of that store.",
