@@ -9,12 +9,8 @@ import { Host, type PathInspection } from "../collector/host/host.js";
 import { longestPrefixMount } from "../collector/host/mountinfo.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import { type ArtifactStoreFact, parseIndex } from "../collector/sources/artifact-stores.js";
-import {
-  type ImageStoreFact,
-  mountOption,
-  REMOTE_STORE_DEADLINE_MS,
-  visitStore,
-} from "../collector/sources/image-stores.js";
+import type { ImageStoreFact } from "../collector/sources/image-stores.js";
+import { mountOption, REMOTE_STORE_DEADLINE_MS, visitStore } from "../collector/sources/store-access.js";
 import { mountBindfs, podman, pushImages, type Registry, startRegistry } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
 import { baseNode, collectTree, HostTree, startRuntime, storageConf } from "./support/scenarios.js";

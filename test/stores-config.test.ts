@@ -196,7 +196,7 @@ describe("the support bundle of a node with additional stores", () => {
     await tree.write("/mnt/nfs-artifacts/artifacts/index.json", index);
     const run = await mustGather(tree, ["-o", "-"]);
     expect(run.exitCode, run.stderr.toString()).toBe(0);
-    const bundle = await openBundle(run.stdout);
+    const bundle = await openBundle(Buffer.from(run.stdout));
     expect(bundle.text("commands/crio-config.toml")).toBe(await readFile(FIXTURE, "utf8"));
     expect(bundle.json("commands/crio-info.json")).toMatchObject({ storage_image: "/var/lib/images" });
     expect(bundle.text("host/mnt/nfs-artifacts/artifacts/index.json")).toBe(index);

@@ -8,8 +8,8 @@ import {
 } from "../model/stores.js";
 import { imageStoreFacts, mountUnitName, runtimeService, storageFacts } from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
-import type { StoreAccess } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
+import type { StoreAccess } from "../sources/store-access.js";
 import type { CheckDefinition, FindingDraft } from "./finding.js";
 
 const AREA = "additional image and artifact stores";

@@ -3,8 +3,8 @@ import { type DiskResource, type DiskRole, thresholdLevel, thresholdsForRole } f
 import { additionalImageStores, artifactStores, configDifferences, crioInspect } from "../model/stores.js";
 import { filesystemFacts, kubeletFacts, layout } from "../model/view.js";
 import type { Snapshot, SourceName } from "../snapshot.js";
-import type { StoreAccess } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
+import type { StoreAccess } from "../sources/store-access.js";
 import { VERSION } from "../version.js";
 import type { MetricName } from "./catalog.js";
 

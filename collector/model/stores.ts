@@ -1,7 +1,8 @@
 import type { Snapshot } from "../snapshot.js";
-import type { ImageStoreFact, StoreAccess } from "../sources/image-stores.js";
+import type { ImageStoreFact } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
 import { parseDriverOptions } from "../sources/storage-config.js";
+import type { StoreAccess } from "../sources/store-access.js";
 import { imageStoreFacts, storageFacts } from "./view.js";
 
 /** Read-only views of the additional image and artifact stores, shared by checks and metrics. */

@@ -1,7 +1,7 @@
 import type { Host } from "../host/host.js";
-import { type StoreAccess, storeSize, visitStore } from "./image-stores.js";
 import { Absent, factsOf, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
+import { type StoreAccess, storeSize, visitStore } from "./store-access.js";
 
 /**
  * One `[crio.runtime] additional_artifact_stores` entry: a read-only OCI artifact store whose
