@@ -369,46 +369,70 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       },
       command: Command,
     ) => {
-      const { mustGather, MustGatherError, parseDuration, parseSize } = await import(
-        "./commands/must-gather.js"
-      );
-      const parse = <T>(name: string, value: string, parser: (v: string) => T): T => {
-        try {
-          return parser(value);
-        } catch (error) {
-          throw new UsageError(`${name}: ${(error as Error).message}`);
-        }
-      };
-      const sinceMs = parse("--since", flags.since, parseDuration);
-      const request = collectRequest(flags, io.env);
-      if (command.getOptionValueSource("lookback") !== "cli")
-        request.journalLookbackHours = Math.max(1, Math.ceil(sinceMs / 3_600_000));
-      const stdout = io.stdout as unknown as import("node:stream").Writable;
-      if (flags.output === "-" && typeof stdout.on !== "function")
-        throw new UsageError("-o - needs a stream for stdout");
-      if (flags.output === "-" && io.stdout.isTTY)
-        throw new UsageError("-o - writes a gzip archive: redirect stdout to a file or a pipe");
+      // The journal worker starts now, on the other core, and loads what it reads with while
+      // this thread loads must-gather; must-gather gives it its job (or ends it: no journal).
+      const { AheadWorker } = await import("./bundle/journal-worker-ahead.js");
+      const journalWorker = new AheadWorker();
       try {
-        await mustGather(
-          {
-            collect: request,
-            output: flags.output,
-            sinceMs,
-            maxBytes: parse("--max-size", flags.maxSize, parseSize),
-            timeoutMs: parse("--timeout", flags.timeout, parseDuration),
-            stepTimeoutMs: parse("--step-timeout", flags.stepTimeout, parseDuration),
-            obfuscate: Boolean(flags.obfuscate),
-            searchPath: io.env.PATH ?? "",
-          },
-          { stdout, stderr: io.stderr as Io["stderr"] & { isTTY?: boolean } },
-        );
-      } catch (error) {
-        if (error instanceof MustGatherError) throw new UsageError(error.message);
-        throw error;
+        await mustGatherCommand(flags, command, journalWorker);
+      } finally {
+        await journalWorker.stop();
       }
       setExit(EXIT.ok);
     },
   );
+
+  async function mustGatherCommand(
+    flags: CollectFlags & {
+      output: string;
+      since: string;
+      maxSize: string;
+      timeout: string;
+      stepTimeout: string;
+      obfuscate?: boolean;
+    },
+    command: Command,
+    journalWorker: import("./bundle/journal-worker-ahead.js").AheadWorker,
+  ): Promise<void> {
+    const { mustGather, MustGatherError, parseDuration, parseSize } = await import(
+      "./commands/must-gather.js"
+    );
+    const parse = <T>(name: string, value: string, parser: (v: string) => T): T => {
+      try {
+        return parser(value);
+      } catch (error) {
+        throw new UsageError(`${name}: ${(error as Error).message}`);
+      }
+    };
+    const sinceMs = parse("--since", flags.since, parseDuration);
+    const request = collectRequest(flags, io.env);
+    if (command.getOptionValueSource("lookback") !== "cli")
+      request.journalLookbackHours = Math.max(1, Math.ceil(sinceMs / 3_600_000));
+    const stdout = io.stdout as unknown as import("node:stream").Writable;
+    if (flags.output === "-" && typeof stdout.on !== "function")
+      throw new UsageError("-o - needs a stream for stdout");
+    if (flags.output === "-" && io.stdout.isTTY)
+      throw new UsageError("-o - writes a gzip archive: redirect stdout to a file or a pipe");
+    try {
+      await mustGather(
+        {
+          collect: request,
+          output: flags.output,
+          sinceMs,
+          maxBytes: parse("--max-size", flags.maxSize, parseSize),
+          timeoutMs: parse("--timeout", flags.timeout, parseDuration),
+          stepTimeoutMs: parse("--step-timeout", flags.stepTimeout, parseDuration),
+          obfuscate: Boolean(flags.obfuscate),
+          searchPath: io.env.PATH ?? "",
+          journalWorker,
+        },
+        { stdout, stderr: io.stderr as Io["stderr"] & { isTTY?: boolean } },
+      );
+    } catch (error) {
+      if (error instanceof MustGatherError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
 
   return program;
 }

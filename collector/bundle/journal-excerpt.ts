@@ -4,6 +4,7 @@ import { readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
 import type { LogPack, PackError } from "../logrules/pack.js";
 import type { JournalFacts } from "../sources/journal.js";
+import type { AheadWorker } from "./journal-worker-ahead.js";
 import type { RedactionCount } from "./redact.js";
 
 /**
@@ -328,6 +329,8 @@ export class ExcerptPrefetch {
     mask = false,
     /** The packs of shared.tally.ruleDirs, passed on to the worker once loaded. */
     packs?: Promise<LoadedPacks>,
+    /** A worker started ahead: given the job as its first message, unless it has ended already. */
+    ahead?: AheadWorker,
   ) {
     const settle = new Map<string, (excerpt: Excerpt | undefined) => void>();
     for (const name of jobs.keys())
@@ -348,9 +351,11 @@ export class ExcerptPrefetch {
       ...(shared.tally ? { tally: shared.tally } : {}),
     };
     try {
-      this.#worker = new Worker(new URL("./journal-worker.js", import.meta.url), {
-        workerData: { jobs: [...jobs], window, mask, packsFollow: packs !== undefined },
-      });
+      const job = { jobs: [...jobs], window, mask, packsFollow: packs !== undefined };
+      const started = ahead && !ahead.exited ? ahead.worker : undefined;
+      started?.postMessage({ job });
+      this.#worker =
+        started ?? new Worker(new URL("./journal-worker.js", import.meta.url), { workerData: job });
       const worker = this.#worker;
       // Whatever happens to the loading, the worker gets a message: packs, or none (it loads them).
       packs?.then(

@@ -12,20 +12,48 @@ import {
  * The worker thread of ExcerptPrefetch: one shared pass for the excerpts and the journal source's
  * facts when asked for (readWindow), then each excerpt the pass could not stand for, read in turn;
  * each excerpt masked too when asked for.
+ *
+ * Started ahead (workerData { ahead: true }, see startJournalWorker), it loads what a read needs
+ * (its modules, koffi and libsystemd) while the CLI is still loading must-gather, and takes its
+ * job from the first message instead of workerData.
  */
-const { jobs, window, mask, packsFollow } = workerData as {
+interface WorkerJob {
   jobs: [string, ExcerptJob][];
   window?: WindowJob;
   mask?: boolean;
   /** The parent sends the packs ({ packs: LoadedPacks | null }) once it has loaded them. */
   packsFollow?: boolean;
-};
+}
+
+type Message = { job: WorkerJob } | { packs: LoadedPacks | null };
+
+/** Messages in the order they came, for whoever waits for one. */
+const inbox: Message[] = [];
+const waiting: ((message: Message) => void)[] = [];
+parentPort?.on("message", (message: Message) => {
+  const next = waiting.shift();
+  if (next) next(message);
+  else inbox.push(message);
+});
+// The listener above keeps the thread alive; it ends once the work is done (below).
+function nextMessage(): Promise<Message> {
+  const queued = inbox.shift();
+  return queued ? Promise.resolve(queued) : new Promise((resolve) => waiting.push(resolve));
+}
+
+const ahead = (workerData as { ahead?: boolean } | undefined)?.ahead === true;
+if (ahead) {
+  // Loaded now, while the parent gets its job ready: the first read finds them loaded. Failing
+  // here changes nothing: the read loads (or fails) the same way later.
+  void import("../sources/journal.js").catch(() => undefined);
+  void import("./redact.js").catch(() => undefined);
+  void import("../journal/sdjournal.js").then(({ loadSdJournal }) => loadSdJournal()).catch(() => undefined);
+}
+const { jobs, window, mask, packsFollow } = ahead
+  ? ((await nextMessage()) as { job: WorkerJob }).job
+  : (workerData as WorkerJob);
 const packs = packsFollow
-  ? new Promise<LoadedPacks | undefined>((resolve) =>
-      parentPort?.once("message", (message: { packs: LoadedPacks | null }) =>
-        resolve(message.packs ?? undefined),
-      ),
-    )
+  ? nextMessage().then((message) => ("packs" in message ? (message.packs ?? undefined) : undefined))
   : undefined;
 const shared = window
   ? await readWindow(
@@ -49,3 +77,4 @@ for (const [name, job] of jobs) {
   }
   parentPort?.postMessage({ name, excerpt });
 }
+parentPort?.close();

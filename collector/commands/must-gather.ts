@@ -61,6 +61,11 @@ export interface MustGatherOptions {
   obfuscate: boolean;
   /** PATH to look for crictl in. */
   searchPath: string;
+  /**
+   * The journal worker (bundle/journal-worker.js), started ahead by the CLI with workerData
+   * { ahead: true } so that it loads while must-gather does; mustGather always ends it.
+   */
+  journalWorker?: import("../bundle/journal-worker-ahead.js").AheadWorker;
 }
 
 export interface MustGatherIo {
@@ -234,6 +239,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
       { directories, deadlineMs, ...(tally ? { tally } : {}) },
       !options.obfuscate,
       tally ? loadPacks([BUILTIN_PACK_DIR, ...ruleDirs]) : undefined,
+      options.journalWorker,
     );
     if (tally) inputs.journalFacts = inputs.prefetched.facts();
   }
@@ -241,6 +247,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     await gather(options, gatherer, inputs, core);
   } finally {
     await inputs.prefetched?.stop();
+    await options.journalWorker?.stop(); // not used (no journal), or already ended
   }
   const finished = new Date();
 
