@@ -18,7 +18,7 @@ import { Host } from "../collector/host/host.js";
 import { CursorStore } from "../collector/journal/cursor-store.js";
 import { listJournalFiles } from "../collector/journal/files.js";
 import { journalDirectories } from "../collector/journal/locate.js";
-import { readJournal } from "../collector/journal/reader.js";
+import { findCursor, readJournal } from "../collector/journal/reader.js";
 import { cursorsOfDirectory } from "../collector/journal/sdjournal.js";
 import type {
   JournalEntry,
@@ -266,6 +266,29 @@ describe.skipIf(!ready)("journal reader", () => {
         warnings: [],
       });
       expect(stats.lastCursor).toBe(entries[59]!.cursor);
+    });
+
+    it("reads without cursors when asked, and findCursor finds the last entry's cursor afterwards", async () => {
+      const query: JournalQuery = {
+        source: { directories: [dirs.interleaved] },
+        filters: [{ _SYSTEMD_UNIT: "crio.service" }],
+        since: { realtimeUsec: T0 + 5_000_000 },
+        fields: ["MESSAGE", "_UID"],
+        limits: ALL,
+      };
+      const withCursors = await collect(query, backend);
+      const without = await collect({ ...query, cursors: "none" }, backend);
+      expect(numbers(without.entries)).toEqual(numbers(withCursors.entries));
+      expect(without.entries.every((e) => e.cursor === "")).toBe(true);
+      expect(without.stats.lastCursor).toBeNull();
+      const last = without.entries.at(-1)!;
+      expect(await findCursor(query, last, { backend })).toBe(withCursors.entries.at(-1)!.cursor);
+      // An entry that is not in the journal as read (another message at that time): no cursor.
+      const other = { ...last, fields: { ...last.fields, MESSAGE: "not this one" } };
+      expect(await findCursor(query, other, { backend })).toBeNull();
+      // An earlier entry, with newer ones after it (as if appended since): stepped over.
+      const earlier = without.entries.at(-3)!;
+      expect(await findCursor(query, earlier, { backend })).toBe(withCursors.entries.at(-3)!.cursor);
     });
 
     it("matches by _SYSTEMD_UNIT, SYSLOG_IDENTIFIER and _TRANSPORT: AND inside a filter, OR across", async () => {

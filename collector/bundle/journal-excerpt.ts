@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { describeError } from "../host/root.js";
-import { readJournal } from "../journal/reader.js";
+import { findCursor, readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
 import type { LogPack, PackError } from "../logrules/pack.js";
 import type { JournalFacts } from "../sources/journal.js";
@@ -260,6 +260,8 @@ export async function readWindow(
         filters,
         since: { realtimeUsec: sinceUsec },
         fields: [...fields],
+        // The tally's last cursor is looked up once the pass is over (findCursor).
+        cursors: "none",
         limits: EXCERPT_LIMITS,
       },
       (entry) => {
@@ -279,6 +281,21 @@ export async function readWindow(
       { deadlineMs: job.deadlineMs, signal },
     );
     if (stats.timedOut || stats.dropped > 0 || stats.stopped) return none;
+    let lastCursor: string | null = null;
+    if (tally?.lastEntry) {
+      lastCursor = await findCursor(
+        {
+          source: { directories: job.directories },
+          filters: tally.filters,
+          since: { realtimeUsec: tallySince },
+          fields: [...fields],
+          limits: EXCERPT_LIMITS,
+        },
+        tally.lastEntry,
+        { deadlineMs: Math.max(1, job.deadlineMs - (performance.now() - started)), signal },
+      );
+      if (lastCursor === null) return none; // the source then reads for itself
+    }
     const durationMs = Math.round(performance.now() - started);
     const result: WindowResult = {
       excerpts: new Map(
@@ -302,7 +319,7 @@ export async function readWindow(
           warnings: stats.warnings,
         },
         tally.counter,
-        tally.lastCursor,
+        lastCursor,
         undefined,
       );
     return result;

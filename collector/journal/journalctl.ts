@@ -310,7 +310,7 @@ async function readOnce(session: ReadSession, fileArgs: string[]): Promise<"done
       fields[name] = value;
       bytes += name.length + 1 + valueBytes;
     }
-    const entry: JournalEntry = { cursor, realtimeUsec, fields };
+    const entry: JournalEntry = { cursor: session.cursors ? cursor : "", realtimeUsec, fields };
     return session.deliver(entry, bytes, truncated);
   });
   if (notJson > 0) session.warn(`${notJson} lines of journalctl output were not journal entries`);

@@ -1,5 +1,5 @@
 import { type ReadOptions, ReadSession } from "./session.js";
-import type { JournalEntryHandler, JournalQuery, JournalReadStats } from "./types.js";
+import type { JournalEntry, JournalEntryHandler, JournalQuery, JournalReadStats } from "./types.js";
 
 export type JournalBackend = "auto" | "sd-journal" | "journalctl";
 
@@ -56,4 +56,51 @@ export async function readJournal(
     await readWithJournalctl(session);
   }
   return session.finish();
+}
+
+/** Entries newer than the one looked for that findCursor steps over (appended since) before it gives up. */
+const FIND_CURSOR_SKIP = 10_000;
+
+/**
+ * The cursor of `entry`, the last entry a forward read of `query` delivered when it asked for no
+ * cursors (`cursors: "none"`): read backward from the end with the same filters, fields and
+ * start, the first entry with its time and the same fields. Entries appended since are stepped
+ * over (a newer time); null when the entry is not found that way (the journal changed under the
+ * read, or the clock went back), or the read fails: the caller then cannot tell where it stopped.
+ */
+export async function findCursor(
+  query: Omit<JournalQuery, "direction" | "cursors">,
+  entry: JournalEntry,
+  options: ReadJournalOptions = {},
+): Promise<string | null> {
+  let found: string | null = null;
+  let skipped = 0;
+  try {
+    await readJournal(
+      { ...query, direction: "backward", cursors: "each" },
+      (candidate, stop) => {
+        if (candidate.realtimeUsec > entry.realtimeUsec && ++skipped <= FIND_CURSOR_SKIP) return;
+        if (candidate.realtimeUsec === entry.realtimeUsec && sameFields(candidate.fields, entry.fields))
+          found = candidate.cursor;
+        stop();
+      },
+      options,
+    );
+  } catch {
+    return null;
+  }
+  return found;
+}
+
+function sameFields(a: JournalEntry["fields"], b: JournalEntry["fields"]): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    const x = a[key];
+    const y = b[key];
+    if (typeof x === "string" || typeof y === "string") {
+      if (x !== y) return false;
+    } else if (y === undefined || !x!.equals(y)) return false;
+  }
+  return true;
 }

@@ -356,7 +356,7 @@ async function deliverEntries(
   /** Bytes of a field that are ever read: name (<= 64), "=", and at most max bytes of value. */
   const readCap = max + 66;
   const since = session.sinceUsec;
-  const { backward, fields: wanted } = session;
+  const { backward, fields: wanted, cursors } = session;
   const step = backward ? native.previous : native.next;
   const info: ValueInfo = { bytes: 0, truncated: false };
   const wantedHashes = wanted === null ? null : new Set([...wanted].map(nameHash));
@@ -392,13 +392,16 @@ async function deliverEntries(
       session.complete = true; // backward, the first entry before the start ends the read
       return false;
     }
-    if (native.getCursor(j, out0) < 0) {
-      session.unreadable += 1;
-      continue;
+    let cursor = "";
+    if (cursors) {
+      if (native.getCursor(j, out0) < 0) {
+        session.unreadable += 1;
+        continue;
+      }
+      const cursorAddress = words[0]! + words[1]! * TWO_32;
+      cursor = memory.cString(cursorAddress);
+      native.free(cursorAddress);
     }
-    const cursorAddress = words[0]! + words[1]! * TWO_32;
-    const cursor = memory.cString(cursorAddress);
-    native.free(cursorAddress);
 
     native.restartData(j);
     entrySerial = entrySerial === Number.MAX_SAFE_INTEGER ? 1 : entrySerial + 1;

@@ -36,6 +36,8 @@ export class ReadSession {
   readonly backward: boolean;
   /** The fields to decode and deliver; null for every field. */
   readonly fields: ReadonlySet<string> | null;
+  /** False when entries need no cursor (JournalQuery.cursors "none"). */
+  readonly cursors: boolean;
   readonly maxEntries: number;
   readonly maxBytes: number;
   readonly maxFieldBytes: number;
@@ -77,6 +79,7 @@ export class ReadSession {
     this.position = normalisePosition(query.since);
     this.backward = normaliseDirection(query.direction, this.position);
     this.fields = normaliseFields(query.fields);
+    this.cursors = query.cursors !== "none";
     this.sinceUsec = this.position.kind === "time" ? this.position.usec : 0;
     this.stats = {
       backend,
@@ -138,7 +141,7 @@ export class ReadSession {
     stats.delivered += 1;
     stats.bytes += bytes;
     stats.truncatedFields += truncated;
-    stats.lastCursor = entry.cursor;
+    if (this.cursors) stats.lastCursor = entry.cursor;
     this.#onEntry(entry, this.#stop);
     return stats.stopped ? "stop" : "more";
   }

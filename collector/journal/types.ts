@@ -53,6 +53,12 @@ export interface JournalQuery {
    * unread. Default: every field.
    */
   fields?: string[];
+  /**
+   * "each" (the default): every entry carries its cursor. "none": entries carry an empty cursor
+   * and `lastCursor` stays null, for a reader that needs no cursor or only the last of some
+   * entries (findCursor): with sd-journal that saves a call that formats a string per entry.
+   */
+  cursors?: "each" | "none";
   limits: JournalLimits;
 }
 

@@ -42,6 +42,8 @@ export class JournalTally {
   bytes = 0;
   dropped = 0;
   lastCursor: string | null = null;
+  /** The last entry counted: its cursor is found afterwards when the read fetched none (findCursor). */
+  lastEntry: JournalEntry | null = null;
   #counting = false;
 
   constructor(readonly packs: LogPack[]) {
@@ -72,6 +74,7 @@ export class JournalTally {
     this.delivered += 1;
     this.bytes += bytes;
     this.lastCursor = entry.cursor;
+    this.lastEntry = entry;
     this.counter.add(entry);
   }
 }
