@@ -14,6 +14,7 @@ import { mountOption, REMOTE_STORE_DEADLINE_MS, visitStore } from "../collector/
 import { mountBindfs, podman, pushImages, type Registry, startRegistry } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
 import { baseNode, collectTree, HostTree, startRuntime, storageConf } from "./support/scenarios.js";
+import { writeSelinux } from "./support/selinux.js";
 
 /**
  * Additional image stores and artifact stores with real parts: a shared image cache that podman
@@ -292,12 +293,23 @@ describe.skipIf(!ready)("an additional image store populated by podman", () => {
       await bindfs.process;
     });
 
-    const running = imageStore(await collectTree(t));
+    const snapshot = await collectTree(t);
+    const running = imageStore(snapshot);
     expect(running.access).toMatchObject({ status: "ok", remote: true, isMountPoint: true, sizeBytes: null });
     expect(running.access?.mount?.fstype).toMatch(/^fuse/);
     expect(running.images.count).toBe(2);
     // Layer directories were looked up by the probe child too.
     expect(running.completeness).toMatchObject({ checkedImages: 2, incompleteImages: 0 });
+    // FUSE carries no SELinux labels and the mount gives none (no context=): that matters only
+    // on a node with SELinux on.
+    expect(runChecks(snapshot).map((f) => f.id)).not.toContain("IMAGE_STORE_UNLABELED");
+    await writeSelinux(t, { kernel: 1 });
+    const labelled = runChecks(await collectTree(t)).find((f) => f.id === "IMAGE_STORE_UNLABELED");
+    expect(labelled?.subject).toBe(STORE);
+    expect(labelled?.evidence[0]).toBe("SELinux is enforcing");
+    expect(labelled?.remediation.commands[1]).toMatch(
+      /^mount -t fuse -o ro,context="system_u:object_r:container_ro_file_t:s0" \S+ \S+$/,
+    );
 
     process.kill(bindfs.pid, "SIGSTOP");
     const started = performance.now();
