@@ -38,11 +38,6 @@ export interface ExcerptJob {
 
 export interface Excerpt {
   text: string;
-  /**
-   * The text masked (Redactor.text without obfuscation, under the excerpt's name) and what was
-   * masked: the worker does it when asked, so that must-gather's thread need not.
-   */
-  masked?: { text: string; counts: RedactionCount[] };
   /** Lines older than those kept were left out (the cap, or the read's own limits). */
   truncated: boolean;
   timedOut: boolean;
@@ -114,6 +109,17 @@ export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promis
   } catch (error) {
     return done({ truncated: false, timedOut: false, delivered: 0, error: describeError(error) });
   }
+}
+
+/**
+ * An excerpt's text masked (Redactor.text without obfuscation, under the excerpt's name) and what
+ * was masked: the worker does it when asked, after it sent every excerpt as read, so that
+ * must-gather's thread need neither do it nor wait for it before it needs the text. `text` is null
+ * when masking changed nothing (the text as read is sent once).
+ */
+export interface MaskedExcerpt {
+  text: string | null;
+  counts: RedactionCount[];
 }
 
 /** What loadPacks gives: LogPacks are structured-cloneable (RegExp included), so a worker can take them. */
@@ -336,13 +342,14 @@ export async function readWindow(
  */
 export class ExcerptPrefetch {
   readonly #results = new Map<string, Promise<Excerpt | undefined>>();
+  readonly #masked = new Map<string, Promise<MaskedExcerpt | undefined>>();
   readonly #facts: Promise<JournalFacts | undefined>;
   readonly #worker: Worker | undefined;
 
   constructor(
     jobs: Map<string, ExcerptJob>,
     shared?: { tally?: TallyJob; directories: string[]; deadlineMs: number },
-    /** Mask each excerpt in the worker too (see Excerpt.masked). */
+    /** Mask each excerpt in the worker too (see MaskedExcerpt). */
     mask = false,
     /** The packs of shared.tally.ruleDirs, passed on to the worker once loaded. */
     packs?: Promise<LoadedPacks>,
@@ -350,8 +357,11 @@ export class ExcerptPrefetch {
     ahead?: AheadWorker,
   ) {
     const settle = new Map<string, (excerpt: Excerpt | undefined) => void>();
-    for (const name of jobs.keys())
+    const settleMasked = new Map<string, (masked: MaskedExcerpt | undefined) => void>();
+    for (const name of jobs.keys()) {
       this.#results.set(name, new Promise((resolve) => settle.set(name, resolve)));
+      this.#masked.set(name, new Promise((resolve) => settleMasked.set(name, resolve)));
+    }
     let settleFacts: (facts: JournalFacts | undefined) => void = () => {};
     this.#facts = new Promise((resolve) => {
       settleFacts = resolve;
@@ -359,6 +369,7 @@ export class ExcerptPrefetch {
     // Resolving a promise twice does nothing: what the worker sent stays.
     const giveUp = () => {
       for (const resolve of settle.values()) resolve(undefined);
+      for (const resolve of settleMasked.values()) resolve(undefined);
       settleFacts(undefined);
     };
     const window: WindowJob | undefined = shared && {
@@ -381,8 +392,14 @@ export class ExcerptPrefetch {
       );
       this.#worker.on(
         "message",
-        (message: { name: string; excerpt: Excerpt } | { facts: JournalFacts | null }) => {
+        (
+          message:
+            | { name: string; excerpt: Excerpt }
+            | { name: string; masked: MaskedExcerpt | null }
+            | { facts: JournalFacts | null },
+        ) => {
           if ("facts" in message) settleFacts(message.facts ?? undefined);
+          else if ("masked" in message) settleMasked.get(message.name)?.(message.masked ?? undefined);
           else settle.get(message.name)?.(message.excerpt);
         },
       );
@@ -392,6 +409,18 @@ export class ExcerptPrefetch {
       giveUp();
     }
     if (!shared?.tally) settleFacts(undefined);
+    if (!mask) giveUpMasking();
+    function giveUpMasking() {
+      for (const resolve of settleMasked.values()) resolve(undefined);
+    }
+  }
+
+  /**
+   * The excerpt as the worker masked it (after it sent every excerpt), or undefined when it was
+   * not asked to mask, could not, or ended first: the text is then masked as any other.
+   */
+  masked(name: string): Promise<MaskedExcerpt | undefined> | undefined {
+    return this.#masked.get(name);
   }
 
   take(name: string): Promise<Excerpt | undefined> | undefined {

@@ -3,6 +3,7 @@ import {
   type Excerpt,
   type ExcerptJob,
   type LoadedPacks,
+  type MaskedExcerpt,
   readExcerpt,
   readWindow,
   type WindowJob,
@@ -68,13 +69,23 @@ async function loadOwnPacks(job: WindowJob): Promise<LoadedPacks> {
   return loadPacks([BUILTIN_PACK_DIR, ...(job.tally?.ruleDirs ?? [])]);
 }
 if (window?.tally) parentPort?.postMessage({ facts: shared?.facts ?? null });
-const { Redactor } = mask ? await import("./redact.js") : { Redactor: undefined };
+// Every excerpt as read first (the steps go on with them), then each masked (must-gather needs
+// that only when it lays the bundle out).
+const read: [string, Excerpt][] = [];
 for (const [name, job] of jobs) {
   const excerpt: Excerpt = shared?.excerpts.get(name) ?? (await readExcerpt(job));
-  if (Redactor && !excerpt.error) {
-    const redactor = new Redactor({ obfuscate: false });
-    excerpt.masked = { text: redactor.text(excerpt.text, name), counts: redactor.countsFor(name) };
-  }
   parentPort?.postMessage({ name, excerpt });
+  read.push([name, excerpt]);
+}
+const { Redactor } = mask ? await import("./redact.js") : { Redactor: undefined };
+for (const [name, excerpt] of read) {
+  if (!Redactor) break;
+  let masked: MaskedExcerpt | null = null;
+  if (!excerpt.error) {
+    const redactor = new Redactor({ obfuscate: false });
+    const text = redactor.text(excerpt.text, name);
+    masked = { text: text === excerpt.text ? null : text, counts: redactor.countsFor(name) };
+  }
+  parentPort?.postMessage({ name, masked });
 }
 parentPort?.close();

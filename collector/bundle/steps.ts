@@ -13,8 +13,8 @@ import type { ConfigFileFact } from "../sources/config-files.js";
 import type { JournalFacts } from "../sources/journal.js";
 import { factsOf } from "../sources/source.js";
 import { hostEntry, listFiles, type StepContext } from "./items.js";
-import { type ExcerptJob, type ExcerptPrefetch, readExcerpt } from "./journal-excerpt.js";
-import { type RedactionCount, secretFileReason } from "./redact.js";
+import { type ExcerptJob, type ExcerptPrefetch, type MaskedExcerpt, readExcerpt } from "./journal-excerpt.js";
+import { secretFileReason } from "./redact.js";
 
 /** What every step needs: the host, the snapshot (null when collection failed), and the limits. */
 export interface StepInputs {
@@ -35,7 +35,12 @@ export interface StepInputs {
    * Item contents the worker masked already, by bundle path: `raw` is the very string the item
    * holds, so a content that was cut or replaced since is masked again as usual.
    */
-  premasked?: Map<string, { raw: string; masked: string; counts: RedactionCount[] }>;
+  premasked?: Map<string, { raw: string; masked: Promise<MaskedExcerpt | undefined> }>;
+  /**
+   * The AVC records of auditd's logs (readAuditAvc), read ahead: they need nothing from the
+   * snapshot, and must-gather reads them while its thread waits for the journal pass.
+   */
+  auditAvc?: Promise<AuditAvc>;
 }
 
 const KiB = 1024;
@@ -679,8 +684,9 @@ async function journalExcerpt(
     item.fail("skipped", "no journal in /var/log/journal or /run/log/journal");
     return;
   }
+  const prefetched = await inputs.prefetched?.take(spec.name);
   const excerpt =
-    (await inputs.prefetched?.take(spec.name)) ??
+    prefetched ??
     (await readExcerpt(
       excerptJob(inputs, directories, spec, Math.max(100, context.remainingMs() - 100)),
       context.signal,
@@ -694,13 +700,10 @@ async function journalExcerpt(
     );
   else {
     item.ok(excerpt.text, { truncated: excerpt.truncated, durationMs: excerpt.durationMs });
-    if (excerpt.masked) {
+    const masked = prefetched && inputs.prefetched?.masked(spec.name);
+    if (masked) {
       inputs.premasked ??= new Map();
-      inputs.premasked.set(spec.name, {
-        raw: excerpt.text,
-        masked: excerpt.masked.text,
-        counts: excerpt.masked.counts,
-      });
+      inputs.premasked.set(spec.name, { raw: excerpt.text, masked });
     }
   }
 }
@@ -715,9 +718,18 @@ export async function unitJournals(inputs: StepInputs, context: StepContext): Pr
 
 const AUDIT_LOGS = ["/var/log/audit/audit.log", ...[1, 2, 3, 4].map((n) => `/var/log/audit/audit.log.${n}`)];
 
-/** AVC records: auditd's log (newest file first, each from its end) and journald's audit copies. */
-export async function avcRecords(inputs: StepInputs, context: StepContext): Promise<void> {
-  const item = context.begin("logs/audit-avc.log", AUDIT_LOGS.join(" "));
+/** What auditd's logs hold for logs/audit-avc.log. */
+export interface AuditAvc {
+  /** Some audit log exists. */
+  found: boolean;
+  /** A log was read from its end only (longer than 8 MiB). */
+  cut: boolean;
+  /** The AVC records of the window, each file's after a "# file" line. */
+  text: string;
+}
+
+/** The AVC records of auditd's logs (newest file first, each from its end) within the window. */
+export async function readAuditAvc(inputs: StepInputs): Promise<AuditAvc> {
   const lines: string[] = [];
   let found = false;
   let cut = false;
@@ -739,7 +751,13 @@ export async function avcRecords(inputs: StepInputs, context: StepContext): Prom
     });
     if (kept.length > 0) lines.push(`# ${file}`, ...kept);
   }
-  const text = lines.length ? `${lines.join("\n")}\n` : "";
+  return { found, cut, text: lines.length ? `${lines.join("\n")}\n` : "" };
+}
+
+/** AVC records: auditd's log (readAuditAvc, read ahead or now) and journald's audit copies. */
+export async function avcRecords(inputs: StepInputs, context: StepContext): Promise<void> {
+  const item = context.begin("logs/audit-avc.log", AUDIT_LOGS.join(" "));
+  const { found, cut, text } = await (inputs.auditAvc ?? readAuditAvc(inputs));
   if (!found) item.drop();
   else
     item.ok(truncateStart(text, inputs.itemBytes), {

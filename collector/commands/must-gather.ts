@@ -243,28 +243,39 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     );
     if (tally) inputs.journalFacts = inputs.prefetched.facts();
   }
-  try {
-    await gather(options, gatherer, inputs, core);
-  } finally {
+  // The worker ends once the bundle is laid out: it masks the excerpts while the steps and the
+  // assembling go on (then it has nothing left to do); ended earlier, they are masked here.
+  const stopWorker = async () => {
     await inputs.prefetched?.stop();
     await options.journalWorker?.stop(); // not used (no journal), or already ended
+  };
+  try {
+    await gather(options, gatherer, inputs, core);
+  } catch (error) {
+    await stopWorker();
+    throw error;
   }
   const finished = new Date();
 
-  let assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
-  if (!toStdout) {
-    // The disk may have filled while we gathered: read the free space again, and fit into what is
-    // left of it (the margin still kept), or stop before writing a byte.
-    const usable = await usableBytes(path.dirname(outputFile));
-    const bound = archiveBound(
-      assembled.top,
-      assembled.entries.map((e) => ({ name: e.name, bytes: e.data.length })),
-    );
-    if (usable !== undefined && bound > usable) {
-      if (usable < 64 * KiB) throw notEnoughSpace(path.dirname(outputFile), usable);
-      cap = usable;
-      assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
+  let assembled: Awaited<ReturnType<typeof assemble>>;
+  try {
+    assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
+    if (!toStdout) {
+      // The disk may have filled while we gathered: read the free space again, and fit into what
+      // is left of it (the margin still kept), or stop before writing a byte.
+      const usable = await usableBytes(path.dirname(outputFile));
+      const bound = archiveBound(
+        assembled.top,
+        assembled.entries.map((e) => ({ name: e.name, bytes: e.data.length })),
+      );
+      if (usable !== undefined && bound > usable) {
+        if (usable < 64 * KiB) throw notEnoughSpace(path.dirname(outputFile), usable);
+        cap = usable;
+        assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
+      }
     }
+  } finally {
+    await stopWorker();
   }
   const { entries, top, capped, itemCount } = assembled;
   const mtime = started;
@@ -305,6 +316,13 @@ async function gather(
   inputs: StepInputs,
   core: Core,
 ): Promise<void> {
+  // What judging and reporting load, loaded while this thread would wait for the journal pass.
+  for (const later of [
+    import("../checks/registry.js"),
+    import("../report/json.js"),
+    import("../report/html.js"),
+  ])
+    later.catch(() => {});
   await gatherer.step(
     "collect snapshot",
     async (context) => {
@@ -490,18 +508,20 @@ async function assemble(
     if (name !== null) seen.add(name);
     let data: Buffer | null = null;
     const pre = item.path === null ? undefined : premasked?.get(item.path);
-    if (
+    const premask =
       pre &&
       name !== null &&
       name === item.path &&
       !redactor.obfuscate &&
       item.kind === "text" &&
       pre.raw === item.content
-    ) {
+        ? await pre.masked
+        : undefined;
+    if (premask && name !== null) {
       // Masked in the journal worker, as redactor.text would here (no obfuscation: nothing is
       // shared between items but the counts, recorded under the same name).
-      data = Buffer.from(pre.masked);
-      redactor.record(name, pre.counts);
+      data = Buffer.from(premask.text ?? pre!.raw);
+      redactor.record(name, premask.counts);
     } else if (item.content !== undefined && name !== null) {
       const masked =
         item.kind === "json"
