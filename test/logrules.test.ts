@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JournalEntry } from "../collector/journal/types.js";
 import { MAX_TIMELINE_HOURS, ReasonCounter } from "../collector/logrules/counter.js";
+import { linesContaining } from "../collector/logrules/lines.js";
 import { BUILTIN_PACK_DIR, loadPacks } from "../collector/logrules/pack.js";
 
 let when = Date.UTC(2026, 10, 23, 8) * 1000;
@@ -167,5 +168,38 @@ describe("log rule packs", () => {
     } finally {
       await rm(broken, { recursive: true, force: true });
     }
+  });
+});
+
+describe("linesContaining", () => {
+  const split = (text: string, needles: string[], skipFirst: boolean) => {
+    const lines = text.split("\n");
+    if (skipFirst) lines.shift();
+    return lines.filter((line) => needles.some((needle) => line.includes(needle)));
+  };
+
+  it("gives the lines split-and-filter gives, in order, each once", () => {
+    const pieces = ["a", "b", "\n", "ab", "AVC", "avc:", "\n\n", "x"];
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    const needleSets = [["ab"], ["AVC", "avc:"], ["b", "a"], ["avc:", "AVC", "b"], ["\u00e9"]];
+    for (let k = 0; k < 5000; k += 1) {
+      let text = "";
+      for (let i = next() % 14; i > 0; i -= 1) text += pieces[next() % pieces.length];
+      const needles = needleSets[k % needleSets.length]!;
+      for (const skipFirst of [false, true])
+        expect(
+          linesContaining(text, needles, skipFirst),
+          JSON.stringify({ text, needles, skipFirst }),
+        ).toEqual(split(text, needles, skipFirst));
+    }
+  });
+
+  it("refuses a needle that is empty or spans lines", () => {
+    expect(() => linesContaining("a\nb", [""])).toThrow(TypeError);
+    expect(() => linesContaining("a\nb", ["a\nb"])).toThrow(TypeError);
   });
 });

@@ -8,6 +8,7 @@ import { describeError, isErrno } from "../host/root.js";
 import { httpGet } from "../host/unix-http.js";
 import { journalDirectories } from "../journal/locate.js";
 import type { JournalFilter } from "../journal/types.js";
+import { linesContaining } from "../logrules/lines.js";
 import type { Snapshot } from "../snapshot.js";
 import type { ConfigFileFact } from "../sources/config-files.js";
 import type { JournalFacts } from "../sources/journal.js";
@@ -36,11 +37,6 @@ export interface StepInputs {
    * holds, so a content that was cut or replaced since is masked again as usual.
    */
   premasked?: Map<string, { raw: string; masked: Promise<MaskedExcerpt | undefined> }>;
-  /**
-   * The AVC records of auditd's logs (readAuditAvc), read ahead: they need nothing from the
-   * snapshot, and must-gather reads them while its thread waits for the journal pass.
-   */
-  auditAvc?: Promise<AuditAvc>;
 }
 
 const KiB = 1024;
@@ -744,7 +740,8 @@ export async function readAuditAvc(inputs: StepInputs): Promise<AuditAvc> {
     if (!read) continue;
     found = true;
     cut ||= read.cut;
-    const kept = read.text.split("\n").filter((line) => {
+    // Every line the test below keeps holds "AVC" or "avc:": only those lines are cut out.
+    const kept = linesContaining(read.text, ["AVC", "avc:"]).filter((line) => {
       if (!/type=(USER_)?AVC\b|avc:/.test(line)) return false;
       const stamp = /audit\((\d+)(?:\.\d+)?:/.exec(line);
       return !stamp || Number(stamp[1]) * 1000 >= inputs.sinceMs;
@@ -754,10 +751,10 @@ export async function readAuditAvc(inputs: StepInputs): Promise<AuditAvc> {
   return { found, cut, text: lines.length ? `${lines.join("\n")}\n` : "" };
 }
 
-/** AVC records: auditd's log (readAuditAvc, read ahead or now) and journald's audit copies. */
+/** AVC records: auditd's log (readAuditAvc) and journald's audit copies. */
 export async function avcRecords(inputs: StepInputs, context: StepContext): Promise<void> {
   const item = context.begin("logs/audit-avc.log", AUDIT_LOGS.join(" "));
-  const { found, cut, text } = await (inputs.auditAvc ?? readAuditAvc(inputs));
+  const { found, cut, text } = await readAuditAvc(inputs);
   if (!found) item.drop();
   else
     item.ok(truncateStart(text, inputs.itemBytes), {
@@ -774,6 +771,8 @@ function truncateStart(text: string, maxBytes: number): string {
   return rest.slice(rest.indexOf("\n") + 1);
 }
 
+/** What every line LOADER_ERROR matches contains (its `.*` stays within a line). */
+const LOADER_ERROR_NEEDLES = ["Permission denied", "RELRO protection failed"];
 const LOADER_ERROR =
   /cannot apply additional memory protection after relocation: Permission denied|RELRO protection failed|failed to map segment from shared object: Permission denied|error while loading shared libraries: .*: Permission denied/;
 
@@ -794,7 +793,9 @@ export async function podLoaderErrors(inputs: StepInputs, context: StepContext):
     }
     const read = await readTail(local, 1 * MiB);
     if (!read) continue;
-    for (const line of read.text.split("\n")) if (LOADER_ERROR.test(line)) out.push(`${file}: ${line}`);
+    // Every loader error holds "Permission denied" or "RELRO protection failed".
+    for (const line of linesContaining(read.text, LOADER_ERROR_NEEDLES))
+      if (LOADER_ERROR.test(line)) out.push(`${file}: ${line}`);
   }
   item.ok(out.text(), { truncated: out.dropped > 0 });
 }

@@ -4,6 +4,7 @@ import { describeError } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
 import { readJournal } from "../journal/reader.js";
 import type { JournalReadStats } from "../journal/types.js";
+import { linesContaining } from "../logrules/lines.js";
 import { fieldText } from "../logrules/pack.js";
 import { type AvcRecord, contextType, isContainerDomain, isStorageDenial, parseAvc } from "../selinux/avc.js";
 import type { CollectOptions, SourceDefinition } from "./source.js";
@@ -140,10 +141,8 @@ async function readAuditLogs(host: Host, facts: AvcFacts, groups: AvcGroups): Pr
     if (!tail) continue;
     left -= tail.bytes;
     facts.auditLogs.push({ path: file, bytesRead: tail.bytes, truncated: tail.cut });
-    const lines = tail.text.split("\n");
-    if (tail.cut) lines.shift();
-    for (const line of lines) {
-      if (!line.includes("avc:")) continue;
+    // The lines holding "avc:" (the first one left out when the read began inside it).
+    for (const line of linesContaining(tail.text, ["avc:"], tail.cut)) {
       const record = parseAvc(line);
       if (record) groups.add(record);
     }
