@@ -344,7 +344,15 @@ function compileSpec(spec: FileContextSpec, order: number): Compiled | LiteralSp
     if (rest === "(/.*)?") shape = Shape.Subtree;
     else if (rest === ".*" || rest === "(.*)?") shape = Shape.Prefix;
   }
-  return { order, kind: spec.kind, result, stem, shape, regex: compileSpecRegex(pattern) };
+  // A subtree or prefix spec is decided by its stem alone (shapeMatches): no regex needed.
+  return {
+    order,
+    kind: spec.kind,
+    result,
+    stem,
+    shape,
+    regex: shape === Shape.Regex ? compileSpecRegex(pattern) : null,
+  };
 }
 
 /** Length of the raw (still escaped) text before the first meta character. */
