@@ -357,40 +357,30 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .option("--timeout <duration>", "deadline of the whole run", "120s")
       .option("--step-timeout <duration>", "deadline of each gathering step", "30s")
       .option("--obfuscate", "replace host names and IP addresses by consistent tokens"),
-  ).action(
-    async (
-      flags: CollectFlags & {
-        output: string;
-        since: string;
-        maxSize: string;
-        timeout: string;
-        stepTimeout: string;
-        obfuscate?: boolean;
-      },
-      command: Command,
-    ) => {
-      // The journal worker starts now, on the other core, and loads what it reads with while
-      // this thread loads must-gather; must-gather gives it its job (or ends it: no journal).
-      const { AheadWorker } = await import("./bundle/journal-worker-ahead.js");
-      const journalWorker = new AheadWorker();
-      try {
-        await mustGatherCommand(flags, command, journalWorker);
-      } finally {
-        await journalWorker.stop();
-      }
-      setExit(EXIT.ok);
-    },
-  );
+  ).action(async (flags: MustGatherFlags, command: Command) => {
+    // The journal worker starts now, on the other core, and loads what it reads with while
+    // this thread loads must-gather; must-gather gives it its job (or ends it: no journal).
+    const { AheadWorker } = await import("./bundle/journal-worker-ahead.js");
+    const journalWorker = new AheadWorker();
+    try {
+      await mustGatherCommand(flags, command, journalWorker);
+    } finally {
+      await journalWorker.stop();
+    }
+    setExit(EXIT.ok);
+  });
+
+  type MustGatherFlags = CollectFlags & {
+    output: string;
+    since: string;
+    maxSize: string;
+    timeout: string;
+    stepTimeout: string;
+    obfuscate?: boolean;
+  };
 
   async function mustGatherCommand(
-    flags: CollectFlags & {
-      output: string;
-      since: string;
-      maxSize: string;
-      timeout: string;
-      stepTimeout: string;
-      obfuscate?: boolean;
-    },
+    flags: MustGatherFlags,
     command: Command,
     journalWorker: import("./bundle/journal-worker-ahead.js").AheadWorker,
   ): Promise<void> {
