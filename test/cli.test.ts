@@ -96,6 +96,26 @@ describe("command line without a host", () => {
     }
   });
 
+  it("says at start when --state-dir is somewhere no directory can be made (under /proc), instead of hanging", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "imagefs-state-"));
+    try {
+      const stateDir = "/proc/imagefs-doctor-test/state";
+      const run = await cli([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--host-root",
+        dir,
+        "--state-dir",
+        stateDir,
+      ]);
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr.trim()).toBe(`imagefs-doctor: --state-dir ${stateDir}: cannot write: ENOENT`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("writes a report larger than a pipe holds whole, and stops quietly when the reader goes away", async () => {
     const dir = await HostTree.create();
     try {

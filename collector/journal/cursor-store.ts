@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 
 /** A state file larger than this is not ours (or is damaged): it is treated as empty. */
@@ -76,7 +76,7 @@ export class CursorStore {
 
   async #write(state: StateFile): Promise<void> {
     const dir = path.dirname(this.file);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirectories(dir, 0o700);
     const temp = path.join(
       dir,
       `.${path.basename(this.file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`,
@@ -97,6 +97,32 @@ export class CursorStore {
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
+    }
+  }
+}
+
+/**
+ * `mkdir -p` that gives up: Node's recursive mkdir loops forever where creating a directory keeps
+ * failing with ENOENT (anywhere under /proc), which would hang `serve --state-dir /proc/...`.
+ * Each missing component is created once; the first that cannot be is the error.
+ */
+async function makeDirectories(dir: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    try {
+      await stat(current);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+    missing.unshift(current);
+    if (path.dirname(current) === current) break;
+  }
+  for (const component of missing) {
+    try {
+      await mkdir(component, { mode });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
   }
 }
