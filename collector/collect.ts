@@ -1,7 +1,7 @@
 import os from "node:os";
 import { Host, type HostOptions } from "./host/host.js";
 import { describeError } from "./host/root.js";
-import { type Facts, SCHEMA_VERSION, type Snapshot, type SourceName } from "./snapshot.js";
+import { type Facts, SCHEMA_VERSION, type Snapshot, SOURCE_NAMES, type SourceName } from "./snapshot.js";
 import { artifactStoresSource } from "./sources/artifact-stores.js";
 import { avcSource } from "./sources/avc.js";
 import { criSource } from "./sources/cri.js";
@@ -45,6 +45,12 @@ export interface CollectRequest extends Partial<CollectOptions> {
   /** Node name override; DaemonSets pass spec.nodeName through NODE_NAME. */
   nodeName?: string;
   guardedStatMs?: number;
+  /**
+   * Called once, as soon as every source but `pending` has its result, with the snapshot so far
+   * (the pending sources marked absent, "still collecting"): must-gather starts the steps that
+   * need no journal facts while the journal pass ends.
+   */
+  early?: { pending: SourceName[]; ready(partial: Snapshot): void };
 }
 
 /** Runs every source at once; each has its own deadline and none can stop the others. */
@@ -71,18 +77,39 @@ export async function collect(request: CollectRequest): Promise<Snapshot> {
     result: <K extends SourceName>(name: K) => results.get(name)! as Promise<SourceResult<Facts[K]>>,
   };
   for (const source of SOURCES) results.set(source.name, runSource(source, context));
-  const sources = Object.fromEntries(
-    await Promise.all(SOURCES.map(async (source) => [source.name, await results.get(source.name)!] as const)),
-  ) as Snapshot["sources"];
-  return {
-    schemaVersion: SCHEMA_VERSION,
-    node: request.nodeName ?? (await nodeName(host)),
-    collectedAt: new Date().toISOString(),
-    tool: { name: TOOL_NAME, version: VERSION },
-    host: { root: host.root.root },
-    sources,
+  const node = request.nodeName ?? nodeName(host);
+  const snapshotOf = async (names: readonly SourceName[]): Promise<Snapshot> => {
+    const sources = Object.fromEntries(
+      await Promise.all(
+        SOURCE_NAMES.map(
+          async (name) => [name, names.includes(name) ? await results.get(name)! : STILL_COLLECTING] as const,
+        ),
+      ),
+    ) as Snapshot["sources"];
+    return {
+      schemaVersion: SCHEMA_VERSION,
+      node: await node,
+      collectedAt: new Date().toISOString(),
+      tool: { name: TOOL_NAME, version: VERSION },
+      host: { root: host.root.root },
+      sources,
+    };
   };
+  const early = request.early;
+  if (early) {
+    snapshotOf(SOURCE_NAMES.filter((name) => !early.pending.includes(name))).then(early.ready, () => {
+      // The whole snapshot fails the same way, and says so.
+    });
+  }
+  return snapshotOf(SOURCE_NAMES);
 }
+
+const STILL_COLLECTING = {
+  status: "absent",
+  durationMs: 0,
+  reason: "still collecting",
+  facts: null,
+} as const;
 
 export async function runSource<K extends SourceName>(
   source: SourceDefinition<Facts, K>,

@@ -323,13 +323,23 @@ async function gather(
     import("../report/html.js"),
   ])
     later.catch(() => {});
-  await gatherer.step(
+  // The steps below need every source's facts but the journal's: they start as soon as those are
+  // in (collect's `early`), while the journal pass may still run in the worker.
+  let stepsMayStart: (snapshot: Snapshot | null) => void = () => {};
+  const everythingButJournal = new Promise<Snapshot | null>((resolve) => {
+    stepsMayStart = resolve;
+  });
+  const collection = gatherer.step(
     "collect snapshot",
     async (context) => {
       const { collect } = await import("../collect.js");
       const item = context.begin("snapshot.json", "imagefs-doctor collect", "json");
       try {
-        const snapshot = await collect({ ...options.collect, journalFacts: inputs.journalFacts });
+        const snapshot = await collect({
+          ...options.collect,
+          journalFacts: inputs.journalFacts,
+          early: { pending: ["journal"], ready: (partial) => stepsMayStart(partial) },
+        });
         // A collection that ends after its step's deadline is not used: later steps went on without it.
         if (!context.signal.aborted) core.snapshot = snapshot;
         item.drop();
@@ -340,15 +350,27 @@ async function gather(
     },
     Math.max(options.stepTimeoutMs, COLLECT_STEP_MS),
   );
+  collection.then(
+    () => stepsMayStart(core.snapshot),
+    () => stepsMayStart(null),
+  );
+  inputs.snapshot = await everythingButJournal;
+  const steps = gatherSteps(gatherer, inputs);
+  await collection;
   if (core.snapshot) {
     const { runChecks } = await import("../checks/registry.js");
     core.findings = runChecks(core.snapshot, DEFAULT_CHECK_OPTIONS);
+    inputs.snapshot = core.snapshot;
   }
-  inputs.snapshot = core.snapshot;
+  await steps;
+}
 
-  // The steps after the collection run side by side, each under its own deadline: one waiting on
-  // a child process (crictl, mount for fusectl) or on the disk leaves the event loop to the others.
-  await Promise.all([
+/**
+ * The steps after the collection, side by side, each under its own deadline: one waiting on a
+ * child process (crictl, mount for fusectl) or on the disk leaves the event loop to the others.
+ */
+function gatherSteps(gatherer: Gatherer, inputs: StepInputs): Promise<unknown> {
+  return Promise.all([
     gatherer.step("configuration files", async (context) => {
       for (const file of await configFiles(inputs)) {
         if (context.signal.aborted) return; // the step ran past its deadline: stop reading
