@@ -152,6 +152,11 @@ export class Host {
    * One result per key for this collection, for work several sources need (a layers.json of
    * 5,000 records is read and parsed once, not once per source). Callers must not mutate it.
    */
+  /** Whether a host path exists (symlinks followed), found without hanging on a FUSE or network mount. */
+  async exists(hostPath: string): Promise<boolean> {
+    return (await this.inspectPath(hostPath)).status === "ok";
+  }
+
   shared<T>(key: string, compute: () => Promise<T>): Promise<T> {
     let result = this.#shared.get(key) as Promise<T> | undefined;
     if (!result) {

@@ -57,16 +57,12 @@ export const artifactStoresSource: SourceDefinition<Inputs, "artifact-stores"> =
     const entries = storage.crio.additionalArtifactStores.value;
     if (entries.length === 0) return new Absent("no additional_artifact_stores configured");
     // Every entry as written, in order; a path listed twice is looked at once.
-    const visits = new Map<string, Promise<ArtifactStoreFact>>();
     const stores = await Promise.all(
-      entries.map((entry) => {
-        let visit = visits.get(entry);
-        if (!visit) {
-          visit = inspectArtifactStore(host, entry);
-          visits.set(entry, visit);
-        }
-        return visit.then((fact) => structuredClone(fact));
-      }),
+      entries.map((entry) =>
+        host
+          .shared(`artifact-store:${entry}`, () => inspectArtifactStore(host, entry))
+          .then((fact) => structuredClone(fact)),
+      ),
     );
     return { stores };
   },

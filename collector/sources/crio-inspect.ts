@@ -283,20 +283,11 @@ async function changedSince(
 /** The clean-shutdown file and its `.supported` marker (internal/lib/container_server.go ShutdownWasUnclean). */
 async function cleanShutdownOf(host: Host, file: string, running: boolean): Promise<CleanShutdownFact> {
   // An empty clean_shutdown_file turns the mechanism off: nothing to look at.
-  const present = file !== "" && (await exists(host, file));
-  const supportedMarker = file !== "" && (await exists(host, `${file}.supported`));
+  const present = file !== "" && (await host.exists(file));
+  const supportedMarker = file !== "" && (await host.exists(`${file}.supported`));
   let state: CleanShutdownFact["state"] = "unknown";
   if (running) state = "running";
   else if (present) state = "clean";
   else if (supportedMarker) state = "unclean";
   return { file, present, supportedMarker, state };
-}
-
-async function exists(host: Host, hostPath: string): Promise<boolean> {
-  try {
-    await stat((await host.root.resolve(hostPath)).local);
-    return true;
-  } catch {
-    return false;
-  }
 }

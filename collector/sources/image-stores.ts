@@ -88,17 +88,16 @@ export const imageStoresSource: SourceDefinition<Inputs, "image-stores"> = {
     const all = [...configured, ...candidates.map((p) => ({ path: p, role: "unconfigured" as const }))];
     const homes = { graphroot: cs.graphroot.value, imagestore: cs.imagestore.value };
     // An entry listed twice is reported twice (checks name duplicates) but visited once.
-    const additional = new Map<string, Promise<ImageStoreFact>>();
     const stores = await Promise.all(
-      all.map((store) => {
-        if (store.role !== "additional-image-store") return readStore(host, driver, store.path, store.role);
-        let read = additional.get(store.path);
-        if (!read) {
-          read = readAdditionalStore(host, driver, store.path, homes);
-          additional.set(store.path, read);
-        }
-        return read.then((fact) => structuredClone(fact));
-      }),
+      all.map((store) =>
+        store.role === "additional-image-store"
+          ? host
+              .shared(`additional-image-store:${store.path}`, () =>
+                readAdditionalStore(host, driver, store.path, homes),
+              )
+              .then((fact) => structuredClone(fact))
+          : readStore(host, driver, store.path, store.role),
+      ),
     );
     return { driver, stores, searched };
   },

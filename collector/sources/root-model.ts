@@ -42,7 +42,7 @@ export const rootModelSource: SourceDefinition<{ "root-model": RootModelFacts },
     const superOptions = root?.entry.superOptions ?? [];
     const upperdir = optionValue(superOptions, "upperdir");
     return {
-      ostreeBooted: await exists(host, "/run/ostree-booted"),
+      ostreeBooted: await host.exists("/run/ostree-booted"),
       prepareRoot: await readPrepareRoot(host),
       root: root?.fact ?? null,
       composefs: root?.fact.fstype === "overlay" && root.fact.source === "composefs",
@@ -70,10 +70,6 @@ export const rootModelSource: SourceDefinition<{ "root-model": RootModelFacts },
 function optionValue(options: string[], key: string): string | null {
   const option = options.find((o) => o.startsWith(`${key}=`));
   return option ? option.slice(key.length + 1) : null;
-}
-
-async function exists(host: Host, hostPath: string): Promise<boolean> {
-  return (await host.inspectPath(hostPath)).status === "ok";
 }
 
 /** GKeyFile: [group] then key=value; true/yes/1 are true. The first file found is the one in force. */

@@ -1,4 +1,4 @@
-import { access, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Host } from "../host/host.js";
 import { findProcess, flagValue, flagValues, type ProcessInfo, readEnvironment } from "../host/proc.js";
@@ -135,21 +135,12 @@ async function guessRuntime(
 ): Promise<StorageConfigFacts["runtimeGuess"]> {
   if (crio) return { kind: "crio", evidence: `crio is running (pid ${crio.pid})` };
   if (containerd) return { kind: "containerd", evidence: `containerd is running (pid ${containerd.pid})` };
-  if (await exists(host, "/etc/crio"))
+  if (await host.exists("/etc/crio"))
     return { kind: "crio", evidence: "/etc/crio exists; no runtime process seen" };
-  if (await exists(host, "/etc/containerd/config.toml")) {
+  if (await host.exists("/etc/containerd/config.toml")) {
     return { kind: "containerd", evidence: "/etc/containerd/config.toml exists; no runtime process seen" };
   }
   return { kind: "unknown", evidence: "no crio or containerd process or configuration found" };
-}
-
-async function exists(host: Host, hostPath: string): Promise<boolean> {
-  try {
-    await access((await host.root.resolve(hostPath)).local);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Deep-merges TOML tables: later keys win, nested tables merge, arrays are replaced. */
