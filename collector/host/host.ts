@@ -107,9 +107,9 @@ export class Host {
     const table = await this.mounts().catch(() => undefined); // without a table we still report device and usage
     const resolved = await this.root.resolve(
       hostPath,
-      (candidate) => this.#riskyMount(table, candidate) !== undefined,
+      (candidate) => this.riskyMount(table, candidate) !== undefined,
     );
-    return { resolved, risky: this.#riskyMount(table, resolved.host), table };
+    return { resolved, risky: this.riskyMount(table, resolved.host), table };
   }
 
   async #readGuarded(resolved: ResolvedPath, mount: MountEntry, maxBytes: number): Promise<BoundedText> {
@@ -202,12 +202,12 @@ export class Host {
   }
 
   /** The FUSE/network mount holding a path, if the innermost mount holding it is one. */
-  #riskyMount(table: MountTable | undefined, hostPath: string): MountEntry | undefined {
+  riskyMount(table: MountTable | undefined, hostPath: string): MountEntry | undefined {
     if (!table) return undefined;
     // Asked for every component of every path: first rule out, cheaply, paths no risky mount holds.
     const risky = this.#riskyEntries(table);
     if (risky.length === 0) return undefined;
-    const seenAs = this.#seenAs(hostPath);
+    const seenAs = this.seenAs(hostPath);
     if (!risky.some((entry) => seenAs.some((p) => isWithin(p, entry.mountPoint)))) return undefined;
     const mount = longestPrefixMount(table.entries, seenAs);
     return mount && mayHang(mount.fstype) ? mount : undefined;
@@ -219,7 +219,8 @@ export class Host {
     return this.#risky.entries;
   }
 
-  #seenAs(hostPath: string): string[] {
+  /** A host path as mountinfo may name it: under the host root (when not "/") and as is. */
+  seenAs(hostPath: string): string[] {
     const local = this.root.local(hostPath);
     return local === hostPath ? [hostPath] : [local, hostPath];
   }
@@ -260,7 +261,7 @@ export class Host {
     isDirectory: boolean,
     usage: FsUsage,
   ): PathInspection {
-    const seenAs = this.#seenAs(resolved.host);
+    const seenAs = this.seenAs(resolved.host);
     const entry = table ? findMount(table, device, seenAs) : undefined;
     return {
       status: "ok",

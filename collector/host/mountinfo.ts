@@ -122,3 +122,22 @@ export function isReadOnly(entry: MountEntry): boolean {
 export function mayHang(fstype: string): boolean {
   return /^(fuse(\..*)?|fuseblk|nfs4?|cifs|smb3|ceph|glusterfs|9p|afs|davfs|sshfs)$/.test(fstype);
 }
+
+/**
+ * A `key=value` mount option, quotes stripped. mountinfo's options were split on commas, and an
+ * SELinux context with categories has commas inside its quotes (context="...:s0:c1,c2"): the
+ * pieces are joined again up to the closing quote.
+ */
+export function mountOption(options: string[], key: string): string | null {
+  const at = options.findIndex((option) => option.startsWith(`${key}=`));
+  if (at < 0) return null;
+  let value = options[at]!.slice(key.length + 1);
+  for (const quote of ['"', "'"]) {
+    if (!value.startsWith(quote)) continue;
+    for (let i = at + 1; !(value.length > 1 && value.endsWith(quote)) && i < options.length; i++) {
+      value += `,${options[i]}`;
+    }
+    value = value.slice(1, value.endsWith(quote) && value.length > 1 ? -1 : undefined);
+  }
+  return value;
+}

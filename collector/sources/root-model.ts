@@ -1,5 +1,5 @@
 import type { Host, MountFact } from "../host/host.js";
-import { isWithin } from "../host/mountinfo.js";
+import { isWithin, mountOption } from "../host/mountinfo.js";
 import type { SourceDefinition } from "./source.js";
 
 /**
@@ -40,7 +40,7 @@ export const rootModelSource: SourceDefinition<{ "root-model": RootModelFacts },
     const mounts = (table?.entries ?? []).map((entry) => ({ entry, fact: host.toMountFact(entry) }));
     const root = mounts.filter((m) => m.fact.mountPoint === "/").at(-1);
     const superOptions = root?.entry.superOptions ?? [];
-    const upperdir = optionValue(superOptions, "upperdir");
+    const upperdir = mountOption(superOptions, "upperdir");
     return {
       ostreeBooted: await host.exists("/run/ostree-booted"),
       prepareRoot: await readPrepareRoot(host),
@@ -54,11 +54,11 @@ export const rootModelSource: SourceDefinition<{ "root-model": RootModelFacts },
         .filter(
           (m) =>
             m.fact.fstype === "overlay" &&
-            (optionValue(m.entry.superOptions, "upperdir") ?? "").includes("/ostree/state-overlays/"),
+            (mountOption(m.entry.superOptions, "upperdir") ?? "").includes("/ostree/state-overlays/"),
         )
         .map((m) => ({
           mountPoint: m.fact.mountPoint,
-          upperdir: optionValue(m.entry.superOptions, "upperdir"),
+          upperdir: mountOption(m.entry.superOptions, "upperdir"),
         })),
       volatileMounts: mounts
         .filter((m) => m.fact.fstype === "tmpfs" || m.fact.fstype === "ramfs")
@@ -66,11 +66,6 @@ export const rootModelSource: SourceDefinition<{ "root-model": RootModelFacts },
     };
   },
 };
-
-function optionValue(options: string[], key: string): string | null {
-  const option = options.find((o) => o.startsWith(`${key}=`));
-  return option ? option.slice(key.length + 1) : null;
-}
 
 /** GKeyFile: [group] then key=value; true/yes/1 are true. The first file found is the one in force. */
 async function readPrepareRoot(host: Host): Promise<RootModelFacts["prepareRoot"]> {

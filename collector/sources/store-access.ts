@@ -3,7 +3,7 @@ import path from "node:path";
 import { probeMount } from "../host/fuse-probe.js";
 import type { ProbeOp, ProbeOpResult, ProbeRun } from "../host/fuse-probe-types.js";
 import type { Host, MountFact } from "../host/host.js";
-import { isWithin, longestPrefixMount, type MountEntry, mayHang } from "../host/mountinfo.js";
+import { isWithin, longestPrefixMount, type MountEntry, mayHang, mountOption } from "../host/mountinfo.js";
 import { describeError } from "../host/root.js";
 import { type FstabEntry, readFstab } from "./filesystems.js";
 
@@ -137,11 +137,7 @@ export async function visitStore(
     return visit;
   }
   const table = await host.mounts().catch(() => undefined);
-  const riskyAt = (hostPath: string) => {
-    if (!table) return undefined;
-    const mount = longestPrefixMount(table.entries, seenAs(host, hostPath));
-    return mount && mayHang(mount.fstype) ? mount : undefined;
-  };
+  const riskyAt = (hostPath: string) => host.riskyMount(table, hostPath);
   let resolved: string;
   try {
     resolved = (await host.root.resolve(storePath, (candidate) => riskyAt(candidate) !== undefined)).host;
@@ -163,7 +159,7 @@ export async function visitStore(
     host.inspectPath(storePath),
     host.shared("fstab", () => readFstab(host)),
   ]);
-  const holding = table ? longestPrefixMount(table.entries, seenAs(host, resolved)) : undefined;
+  const holding = table ? longestPrefixMount(table.entries, host.seenAs(resolved)) : undefined;
   const mount =
     inspection.status === "ok" || inspection.status === "unresponsive"
       ? inspection.mount
@@ -212,11 +208,6 @@ function elapsedMs(since: number): number {
   return Math.round((performance.now() - since) * 1000) / 1000;
 }
 
-function seenAs(host: Host, hostPath: string): string[] {
-  const local = host.root.local(hostPath);
-  return local === hostPath ? [hostPath] : [local, hostPath];
-}
-
 function describeMount(access: StoreAccess, mount: MountFact | null): void {
   access.mount = mount;
   if (!mount) return;
@@ -224,25 +215,6 @@ function describeMount(access: StoreAccess, mount: MountFact | null): void {
   access.remote = mayHang(mount.fstype);
   access.selinuxContext = mountOption([...mount.options, ...mount.superOptions], "context");
   if (/^nfs4?$/.test(mount.fstype)) access.nfsVersion = mountOption(mount.superOptions, "vers");
-}
-
-/**
- * A `key=value` mount option, quotes stripped. mountinfo's options were split on commas, and an
- * SELinux context with categories has commas inside its quotes (context="...:s0:c1,c2"): the
- * pieces are joined again up to the closing quote.
- */
-export function mountOption(options: string[], key: string): string | null {
-  const at = options.findIndex((option) => option.startsWith(`${key}=`));
-  if (at < 0) return null;
-  let value = options[at]!.slice(key.length + 1);
-  for (const quote of ['"', "'"]) {
-    if (!value.startsWith(quote)) continue;
-    for (let i = at + 1; !(value.length > 1 && value.endsWith(quote)) && i < options.length; i++) {
-      value += `,${options[i]}`;
-    }
-    value = value.slice(1, value.endsWith(quote) && value.length > 1 ? -1 : undefined);
-  }
-  return value;
 }
 
 /**
