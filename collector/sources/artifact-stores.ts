@@ -1,6 +1,6 @@
 import type { Host } from "../host/host.js";
-import { Absent, factsOf, type SourceDefinition } from "./source.js";
-import type { StorageConfigFacts } from "./storage-config.js";
+import { Absent, type SourceDefinition } from "./source.js";
+import { crioOf, type StorageConfigFacts } from "./storage-config.js";
 import { type StoreAccess, storeSize, visitStore } from "./store-access.js";
 
 /**
@@ -51,10 +51,9 @@ export const artifactStoresSource: SourceDefinition<Inputs, "artifact-stores"> =
   name: "artifact-stores",
   deadlineMs: 10_000,
   async collect({ host, result }) {
-    const storage = factsOf(await result("storage-config"));
-    if (!storage) return new Absent("storage configuration unavailable");
-    if (!storage.crio) return new Absent("no CRI-O configuration");
-    const entries = storage.crio.additionalArtifactStores.value;
+    const found = crioOf(await result("storage-config"));
+    if (found instanceof Absent) return found;
+    const entries = found.crio.additionalArtifactStores.value;
     if (entries.length === 0) return new Absent("no additional_artifact_stores configured");
     // Every entry as written, in order; a path listed twice is looked at once.
     const stores = await Promise.all(

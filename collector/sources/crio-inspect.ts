@@ -5,8 +5,8 @@ import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
 import { AnswerError, httpGet } from "../host/unix-http.js";
 import { type Table, table } from "./config-files.js";
-import { Absent, factsOf, type SourceDefinition } from "./source.js";
-import type { StorageConfigFacts } from "./storage-config.js";
+import { Absent, type SourceDefinition } from "./source.js";
+import { crioOf, type StorageConfigFacts } from "./storage-config.js";
 
 /** An answer of one of CRI-O's HTTP inspect endpoints on its socket. */
 export type EndpointAnswer<T> =
@@ -77,13 +77,13 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
   name: "crio-inspect",
   deadlineMs: 5000,
   async collect({ host, result }) {
-    const storage = factsOf(await result("storage-config"));
-    if (!storage) return new Absent("no storage-config facts to find CRI-O from");
-    if (!storage.crio) return new Absent("no crio process and no CRI-O configuration");
+    const found = crioOf(await result("storage-config"));
+    if (found instanceof Absent) return found;
+    const { storage, crio } = found;
     if (storage.runtimeGuess.kind !== "crio") {
       return new Absent(`the runtime is not CRI-O (${storage.runtimeGuess.evidence})`);
     }
-    const socket = socketPathOf(storage.crio.listen.value);
+    const socket = socketPathOf(crio.listen.value);
     const [info, config, process] = await Promise.all([
       askSocket(host, socket, "/info", parseInfo),
       askSocket(host, socket, "/config", parseConfig),
@@ -91,8 +91,7 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
     ]);
     const changedSinceStart = process ? await changedSince(host, storage, new Date(process.startedAt)) : [];
     // The running CRI-O's own setting when it told us, else what the files say.
-    const file =
-      config.status === "ok" ? config.value.cleanShutdownFile : storage.crio.cleanShutdownFile.value;
+    const file = config.status === "ok" ? config.value.cleanShutdownFile : crio.cleanShutdownFile.value;
     const cleanShutdown = await cleanShutdownOf(host, file, storage.crioProcess !== null);
     return { socket, info, config, process, changedSinceStart, cleanShutdown };
   },

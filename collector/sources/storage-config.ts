@@ -12,7 +12,7 @@ import {
   type Table,
   table,
 } from "./config-files.js";
-import type { SourceDefinition } from "./source.js";
+import { Absent, factsOf, type SourceDefinition, type SourceResult } from "./source.js";
 
 /** A resolved setting and where its value came from: a host file path, a flag, or "default". */
 export interface Setting<T> {
@@ -86,6 +86,16 @@ export interface CrioSettingsFacts {
    * relative paths not removed (checks report them).
    */
   additionalArtifactStores: Setting<string[]>;
+}
+
+/** What a source that looks at CRI-O builds on, or why there is nothing to look at. */
+export function crioOf(
+  result: SourceResult<StorageConfigFacts>,
+): { storage: StorageConfigFacts; crio: CrioSettingsFacts } | Absent {
+  const storage = factsOf(result);
+  if (!storage) return new Absent("storage configuration unavailable");
+  if (!storage.crio) return new Absent("no crio process and no CRI-O configuration");
+  return { storage, crio: storage.crio };
 }
 
 const STORAGE_DEFAULTS = {
