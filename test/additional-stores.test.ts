@@ -395,6 +395,71 @@ describe.skipIf(!ready)("an additional image store populated by podman", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Damaged stores
+
+describe.skipIf(!requireParts("damaged image store tests", ["root", "loop"]))(
+  "additional image stores that are damaged",
+  () => {
+    let tree: HostTree | undefined;
+    afterEach(async () => {
+      await tree?.cleanup();
+      tree = undefined;
+    });
+
+    it("reports malformed metadata, a symlink loop and a parent loop in layers.json, without hanging", async () => {
+      tree = await HostTree.create();
+      const t = tree;
+      const malformed = "/var/lib/cache-malformed";
+      const looped = "/var/lib/cache-looped";
+      const cyclic = "/var/lib/cache-cyclic";
+      await nodeWithStores(t, [malformed, looped, cyclic]);
+      await t.write(`${malformed}/overlay-images/images.json`, '[{"id": "aa", "layer": ');
+      await t.write(`${malformed}/overlay-layers/layers.json`, "[]");
+      await t.symlink("/var/lib/cache-looped-too", looped);
+      await t.symlink(looped, "/var/lib/cache-looped-too");
+      // Two layers naming each other as parent: the chain of the image on top must end.
+      const [a, b] = ["a".repeat(64), "b".repeat(64)];
+      await t.write(
+        `${cyclic}/overlay-images/images.json`,
+        JSON.stringify([{ id: "c".repeat(64), names: ["quay.io/example/cyclic:1"], layer: a }]),
+      );
+      await t.write(
+        `${cyclic}/overlay-layers/layers.json`,
+        JSON.stringify([
+          { id: a, parent: b },
+          { id: b, parent: a },
+        ]),
+      );
+      // b's directory is gone: the image names it once, not once per lap of the loop.
+      await t.mkdir(`${cyclic}/overlay/${a}/diff`);
+
+      const snapshot = await collectTree(t);
+      expect(snapshot.sources["image-stores"].status).toBe("ok");
+      const bad = imageStore(snapshot, malformed);
+      expect(bad.access?.status).toBe("ok");
+      expect(bad.images.status).toBe("error");
+      expect(bad.images.error).toContain(`${malformed}/overlay-images/images.json`);
+      expect(bad.completeness).toBeUndefined();
+      const loop = imageStore(snapshot, looped);
+      expect(loop.access?.status).toBe("error");
+      expect(loop.access?.error).toMatch(/ELOOP|symbolic links/);
+      expect(imageStore(snapshot, cyclic).completeness).toEqual({
+        checkedImages: 1,
+        incompleteImages: 1,
+        missingLayers: 1,
+        examples: [{ image: "quay.io/example/cyclic:1", layer: b, missing: "directory" }],
+      });
+
+      const findings = runChecks(snapshot);
+      expect(findings.find((f) => f.id === "STORE_METADATA_UNREADABLE")?.subject).toBe(malformed);
+      expect(findings.find((f) => f.id === "IMAGE_STORE_UNAVAILABLE")?.title).toBe(
+        `Additional image store ${looped} cannot be read`,
+      );
+    });
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
 // Artifact stores
 
 const artifactsReady = requireParts("artifact store tests", ["root", "loop"]);

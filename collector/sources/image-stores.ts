@@ -349,7 +349,10 @@ async function checkCompleteness(
   for (const record of images.slice(0, MAX_CHECKED_IMAGES)) {
     const chain = { image: imageLabel(record), ownIds: [] as string[], missingRecord: null as string | null };
     let id = typeof record.layer === "string" && record.layer !== "" ? record.layer : null;
-    for (let steps = 0; id && steps < MAX_CHAIN; steps++) {
+    // A parent link back into the chain (a damaged layers.json) ends it: each layer once.
+    const walked = new Set<string>();
+    for (let steps = 0; id && steps < MAX_CHAIN && !walked.has(id); steps++) {
+      walked.add(id);
       if (own.has(id)) {
         chain.ownIds.push(id);
         id = own.get(id) ?? null;
