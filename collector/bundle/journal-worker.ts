@@ -14,7 +14,7 @@ import {
  * facts when asked for (readWindow), then each excerpt the pass could not stand for, read in turn;
  * each excerpt masked too when asked for.
  *
- * Started ahead (workerData { ahead: true }, see startJournalWorker), it loads what a read needs
+ * Started ahead (workerData { ahead: true }, see AheadWorker), it loads what a read needs
  * (its modules, koffi and libsystemd) while the CLI is still loading must-gather, and takes its
  * job from the first message instead of workerData.
  */
