@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JournalEntry } from "../collector/journal/types.js";
 import { MAX_TIMELINE_HOURS, ReasonCounter } from "../collector/logrules/counter.js";
 import { linesContaining } from "../collector/logrules/lines.js";
-import { BUILTIN_PACK_DIR, loadPacks } from "../collector/logrules/pack.js";
+import { BUILTIN_PACK_DIR, classify, loadPacks, logMessage } from "../collector/logrules/pack.js";
 
 let when = Date.UTC(2026, 10, 23, 8) * 1000;
 function entry(fields: Record<string, string>): JournalEntry {
@@ -167,6 +167,290 @@ describe("log rule packs", () => {
       expect(errors[2]?.message).toBe('rules[0]: unknown key "severity"');
     } finally {
       await rm(broken, { recursive: true, force: true });
+    }
+  });
+});
+
+/** stargz-store's logrus JSON (containerd/log's JSONFormatter), as journald keeps its MESSAGE. */
+const logrus = (level: string, msg: string, error?: string) =>
+  JSON.stringify({ ...(error ? { error } : {}), level, msg, time: "2026-11-23T08:00:00.000000000Z" });
+const stargz = (level: string, msg: string, error?: string) => ({
+  _SYSTEMD_UNIT: "stargz-store.service",
+  MESSAGE: logrus(level, msg, error),
+});
+const systemd = (message: string) => ({
+  UNIT: "stargz-store.service",
+  SYSLOG_IDENTIFIER: "systemd",
+  MESSAGE: message,
+});
+const crio = (message: string, unit = "crio.service") => ({ _SYSTEMD_UNIT: unit, MESSAGE: message });
+const TOC = `sha256:${"a1".repeat(32)}`;
+const STORE = "/var/lib/stargz-store/store";
+
+/**
+ * Real-format lines for every rule of the lazy-pull packs, with the reason each must get. The
+ * strings are those of the lazy-pull fact sheet (§1.7 stargz-store, §3.1-§3.2 containers/storage
+ * and containers/image) and systemd's unit messages; the errors chain as stargz-store wraps them.
+ */
+const LAZY_PULL_LINES: [what: string, fields: Record<string, string>, expected: string][] = [
+  [
+    "a fatal config error",
+    stargz(
+      "fatal",
+      'failed to load config file "/etc/stargz-store/config.toml"',
+      "toml: line 3: expected '='",
+    ),
+    "stargz-store/FatalStartup",
+  ],
+  [
+    "a fatal mount error",
+    stargz("fatal", 'failed to mount fs at "/var/lib/stargz-store/store"', "fusermount: exit status 1"),
+    "stargz-store/FatalStartup",
+  ],
+  [
+    "TOC verification at mount",
+    stargz("debug", "failed to verify layer", `invalid TOC JSON "sha256:bb"; want "${TOC}"`),
+    "stargz-store/VerificationFailed",
+  ],
+  // Both a FUSE read error and a verification failure: integrity is the cause to act on.
+  [
+    "a read that failed chunk verification",
+    stargz(
+      "error",
+      "statFile error",
+      "file.Read: chunk verification failed at offset 0: invalid chunk: not verified",
+    ),
+    "stargz-store/VerificationFailed",
+  ],
+  // Both a mount failure and a 401: the credentials are what to fix; the fallback is the consequence.
+  [
+    "a mount refused by the registry",
+    stargz(
+      "warning",
+      `failed to mount layer "diff": "${TOC}"`,
+      'failed to resolve layer: cannot resolve layer: failed to redirect (host "registry.example.com", ref:"registry.example.com/app:1", digest:"sha256:cc"): failed to access to the registry with code 401',
+    ),
+    "stargz-store/RegistryAuthFailed",
+  ],
+  [
+    "a blob that is no eStargz",
+    stargz(
+      "debug",
+      "error resolving layer (context error: <nil>)",
+      "failed to resolve layer: failed to read layer: failed to parse footer: blob is too small; 41 < 51",
+    ),
+    "stargz-store/NotLazyPullable",
+  ],
+  [
+    "a mount that timed out",
+    stargz("warning", `failed to mount layer "diff": "${TOC}"`, "failed to resolve layer (timeout)"),
+    "stargz-store/MountFailedFallback",
+  ],
+  [
+    "a mount of a layer the manifest lacks",
+    stargz("warning", `failed to mount layer "blob": "${TOC}"`, `layer with TOCDigest ${TOC} not found`),
+    "stargz-store/MountFailedFallback",
+  ],
+  [
+    "a read that lost the registry",
+    stargz(
+      "error",
+      "statFile error",
+      "file.Read: failed to read layer: cannot resolve layer: failed to get size: context deadline exceeded",
+    ),
+    "stargz-store/FuseReadError",
+  ],
+  [
+    "a lookup error",
+    stargz("error", "statFile error", "node.Lookup: no such file or directory"),
+    "stargz-store/FuseReadError",
+  ],
+  [
+    "a resolve failure",
+    stargz(
+      "debug",
+      `failed to resolve layer "registry.example.com/app:1" / "${TOC}": failed to get manifest and config: unexpected status code: 404`,
+    ),
+    "stargz-store/ResolveFailed",
+  ],
+  [
+    "a 401 and a credential refresh",
+    stargz("info", "Received status code: 401. Refreshing creds..."),
+    "stargz-store/RegistryAuthRefresh",
+  ],
+  [
+    "a prefetch failure",
+    stargz("warning", "failed to prefetch layer=sha256:cc", "context deadline exceeded"),
+    "stargz-store/PrefetchFailed",
+  ],
+  [
+    "a background fetch failure",
+    stargz("warning", "failed to fetch whole layer=sha256:cc", "unexpected EOF"),
+    "stargz-store/BackgroundFetchFailed",
+  ],
+  [
+    "a keychain failure",
+    stargz("warning", "failed to sync secrets", 'secrets is forbidden: User "system:node" cannot list'),
+    "stargz-store/KeychainWarning",
+  ],
+  [
+    "a crash",
+    systemd("stargz-store.service: Main process exited, code=killed, status=9/KILL"),
+    "stargz-store-service/ServiceCrashed",
+  ],
+  [
+    "a failed unit",
+    systemd("stargz-store.service: Failed with result 'exit-code'."),
+    "stargz-store-service/ServiceCrashed",
+  ],
+  [
+    "a restart",
+    systemd("stargz-store.service: Scheduled restart job, restart counter is at 3."),
+    "stargz-store-service/ServiceRestarted",
+  ],
+  [
+    "a stop",
+    systemd("Stopped stargz-store.service - Stargz Store plugin."),
+    "stargz-store-service/ServiceStopped",
+  ],
+  [
+    "a start",
+    systemd("Started stargz-store.service - Stargz Store plugin."),
+    "stargz-store-service/ServiceStarted",
+  ],
+  [
+    "the store's directory missing",
+    crio(
+      `level=error msg="overlay: can't stat additionallayerstore dir: stat ${STORE}: transport endpoint is not connected"`,
+    ),
+    "crio-layer-store/LayerStoreDirMissing",
+  ],
+  [
+    "a relative store path",
+    crio('overlay: additionallayerstore path "store" is not absolute.  Can not be relative'),
+    "crio-layer-store/LayerStoreConfigInvalid",
+  ],
+  [
+    "an unknown store option",
+    crio(`overlay: additionallayerstore config "${STORE}:refs" contains unknown option "refs"`),
+    "crio-layer-store/LayerStoreConfigInvalid",
+  ],
+  [
+    "the auth helper failing",
+    crio(
+      'level=warning msg="Failed to call additional-layer-store-auth-helper (stderr:panic: connection refused): exit status 2"',
+    ),
+    "crio-layer-store/AuthHelperFailed",
+  ],
+  [
+    "a linked layer gone",
+    crio(
+      `failed to access to the linked additional layer: stat ${STORE}/cmVn/${TOC}: no such file or directory`,
+    ),
+    "crio-layer-store/LinkedLayerMissing",
+  ],
+  [
+    "a store without use/release",
+    crio(
+      `Unexpected error by Additional Layer Store ${STORE}/cmVn/${TOC} during use; GC doesn't seem to be supported`,
+    ),
+    "crio-layer-store/LayerStoreNoGC",
+  ],
+  [
+    "a TOC mismatch",
+    crio(`additional layer for TOCDigest "${TOC}" reports unexpected TOCDigest "sha256:bb"`),
+    "crio-layer-store/TocMismatch",
+  ],
+  [
+    "an image store missing",
+    crio("overlay: can't stat imageStore dir /mnt/cache: stat /mnt/cache: no such file or directory"),
+    "crio-storage/ImageStoreMissing",
+  ],
+  [
+    "a relative image store",
+    crio('overlay: image path "cache" is not absolute.  Can not be relative'),
+    "crio-storage/ImageStoreInvalid",
+  ],
+  [
+    "a layer no store holds",
+    crio('Error: reading image "sha256:dd": layer not known'),
+    "crio-storage/LayerUnknown",
+  ],
+  [
+    "an artifact store skipped",
+    crio(
+      'Skipping additional artifact store "/mnt/artifacts": stat /mnt/artifacts/artifacts: no such file or directory',
+    ),
+    "crio-storage/ArtifactStoreSkipped",
+  ],
+  [
+    "a wipe after a crash",
+    crio(
+      "File /var/lib/crio/clean.shutdown not found. Wiping storage directory /var/lib/containers/storage because of suspected unclean shutdown",
+      "crio-wipe.service",
+    ),
+    "crio-storage/UncleanShutdownWipe",
+  ],
+];
+
+describe("the lazy-pull packs on real log lines", () => {
+  const LAZY_PACKS = ["stargz-store", "stargz-store-service", "crio-layer-store", "crio-storage"];
+
+  it.each(LAZY_PULL_LINES)("gives %s its own reason", async (_what, fields, expected) => {
+    const { packs } = await loadPacks([BUILTIN_PACK_DIR]);
+    const got = packs.flatMap((pack) => {
+      const rule = classify(pack, entry(fields));
+      return rule ? [`${pack.name}/${rule.reason}`] : [];
+    });
+    expect(got).toEqual([expected]);
+  });
+
+  it("has a line for every rule of those packs", async () => {
+    const { packs } = await loadPacks([BUILTIN_PACK_DIR]);
+    const rules = packs
+      .filter((pack) => LAZY_PACKS.includes(pack.name))
+      .flatMap((pack) => pack.rules.map((rule) => `${pack.name}/${rule.reason}`));
+    expect(rules.length).toBeGreaterThan(20);
+    expect(new Set(LAZY_PULL_LINES.map(([, , reason]) => reason))).toEqual(new Set(rules));
+  });
+
+  it("shows logrus JSON as 'msg: error', and lets a rule ask for its level", async () => {
+    const { packs } = await loadPacks([BUILTIN_PACK_DIR]);
+    const counter = new ReasonCounter(packs);
+    counter.add(
+      entry(stargz("warning", `failed to mount layer "diff": "${TOC}"`, "failed to resolve layer (timeout)")),
+    );
+    expect(counter.counts()[0]?.example).toBe(
+      `failed to mount layer "diff": "${TOC}": failed to resolve layer (timeout)`,
+    );
+    expect(logMessage(entry(stargz("error", "statFile error")))).toEqual({
+      text: "statFile error",
+      level: "error",
+    });
+    // Not JSON, or JSON without msg: the text as it is, no level.
+    for (const raw of ['level=error msg="x"', "{not json", '{"message":"x"}'])
+      expect(logMessage(entry({ MESSAGE: raw }))).toEqual({ text: raw, level: null });
+    // FatalStartup is asked for at level fatal only: the same words logged as a warning are not a failed start.
+    const stargzPack = packs.find((pack) => pack.name === "stargz-store")!;
+    expect(classify(stargzPack, entry(stargz("warning", "failed to prepare pool")))).toBeUndefined();
+    expect(classify(stargzPack, entry(stargz("fatal", "failed to prepare pool")))?.reason).toBe(
+      "FatalStartup",
+    );
+  });
+
+  it("refuses a level logrus does not have", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "imagefs-level-"));
+    try {
+      await writeFile(
+        path.join(dir, "p.yaml"),
+        "name: p\nselect:\n  - A: b\nrules:\n  - reason: R\n    level: [warn]\n    match: x\n",
+      );
+      const { errors } = await loadPacks([dir]);
+      expect(errors[0]?.message).toContain(
+        "rules[0].level must be one or a list of trace, debug, info, warning",
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

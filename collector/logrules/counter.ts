@@ -1,6 +1,6 @@
 import type { JournalEntry } from "../journal/types.js";
 import { byCodePoint } from "../model/order.js";
-import { classify, fieldText, type LogPack } from "./pack.js";
+import { classify, fieldText, type LogPack, logMessage } from "./pack.js";
 
 /** How often one reason was seen from one unit: what log-based findings and metrics are built on. */
 export interface ReasonCount {
@@ -11,7 +11,7 @@ export interface ReasonCount {
   count: number;
   firstSeen: string;
   lastSeen: string;
-  /** The MESSAGE of the most recent entry, cut to a few hundred characters. */
+  /** The MESSAGE of the most recent entry (logrus JSON as `msg: error`), cut to a few hundred characters. */
   example: string;
 }
 
@@ -64,7 +64,7 @@ export class ReasonCounter {
       const unit = fieldText(entry, "_SYSTEMD_UNIT") ?? fieldText(entry, "SYSLOG_IDENTIFIER") ?? "unknown";
       const key = `${pack.name}\0${unit}\0${rule.reason}`;
       const seen = new Date(entry.realtimeUsec / 1000).toISOString();
-      const example = (fieldText(entry, "MESSAGE") ?? "").slice(0, EXAMPLE_CHARS);
+      const example = logMessage(entry).text.slice(0, EXAMPLE_CHARS);
       this.#countHour(pack.name, rule.reason, Math.floor(entry.realtimeUsec / 1000 / HOUR_MS));
       const count = this.#counts.get(key);
       if (!count) {

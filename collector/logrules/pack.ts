@@ -15,6 +15,8 @@ export interface LogRule {
   /** The journal field the pattern is matched against; MESSAGE unless set. */
   field: string;
   match: RegExp;
+  /** Only entries whose MESSAGE is logrus JSON with one of these levels; any entry when unset. */
+  levels?: ReadonlySet<string>;
 }
 
 export interface LogPack {
@@ -35,7 +37,9 @@ export interface PackError {
 export const BUILTIN_PACK_DIR = fileURLToPath(new URL("./packs/", import.meta.url));
 
 const PACK_KEYS = new Set(["name", "description", "select", "rules"]);
-const RULE_KEYS = new Set(["reason", "description", "field", "match"]);
+const RULE_KEYS = new Set(["reason", "description", "field", "match", "level"]);
+/** logrus's level names, as its JSON formatter writes them. */
+const LOGRUS_LEVELS = new Set(["trace", "debug", "info", "warning", "error", "fatal", "panic"]);
 
 /** Loads every *.yaml pack of the directories, later directories overriding packs of the same name. */
 export async function loadPacks(dirs: string[]): Promise<{ packs: LogPack[]; errors: PackError[] }> {
@@ -134,12 +138,24 @@ function parseRule(rule: unknown, index: number): LogRule {
   } catch (error) {
     fail(`rules[${index}].match is not a valid regular expression: ${describeError(error)}`);
   }
-  return {
+  const parsed: LogRule = {
     reason,
     description: typeof rule.description === "string" ? rule.description : "",
     field: typeof rule.field === "string" ? rule.field : "MESSAGE",
     match,
   };
+  if (rule.level !== undefined) parsed.levels = parseLevels(rule.level, index);
+  return parsed;
+}
+
+function parseLevels(value: unknown, index: number): ReadonlySet<string> {
+  const levels = Array.isArray(value) ? value : [value];
+  for (const level of levels) {
+    if (typeof level !== "string" || !LOGRUS_LEVELS.has(level))
+      fail(`rules[${index}].level must be one or a list of ${[...LOGRUS_LEVELS].join(", ")}`);
+  }
+  if (levels.length === 0) fail(`rules[${index}].level must name at least one level`);
+  return new Set(levels as string[]);
 }
 
 /** A field's value as text (invalid UTF-8 replaced), or undefined when the entry lacks it. */
@@ -147,6 +163,54 @@ export function fieldText(entry: JournalEntry, field: string): string | undefine
   const value = entry.fields[field];
   if (value === undefined) return undefined;
   return typeof value === "string" ? value : value.toString("utf8");
+}
+
+/** An entry's MESSAGE as rules see it and as examples show it, and its logrus level if any. */
+export interface LogMessage {
+  text: string;
+  level: string | null;
+}
+
+const messages = new WeakMap<JournalEntry, LogMessage>();
+
+/**
+ * The entry's MESSAGE, read once per entry however many packs look at it. A logrus JSON line
+ * (stargz-store's: `time`, `level`, `msg`, `error`) becomes `msg: error`, what a person reads,
+ * and keeps its level for rules; any other text is kept as it is. Only a MESSAGE that starts
+ * with "{" is parsed, so other lines cost one character compare.
+ */
+export function logMessage(entry: JournalEntry): LogMessage {
+  let found = messages.get(entry);
+  if (found) return found;
+  const raw = fieldText(entry, "MESSAGE") ?? "";
+  found = raw.startsWith("{") ? (fromLogrus(raw) ?? { text: raw, level: null }) : { text: raw, level: null };
+  messages.set(entry, found);
+  return found;
+}
+
+function fromLogrus(raw: string): LogMessage | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(parsed) || typeof parsed.msg !== "string") return undefined;
+  const error = typeof parsed.error === "string" && parsed.error !== "" ? `: ${parsed.error}` : "";
+  return { text: `${parsed.msg}${error}`, level: typeof parsed.level === "string" ? parsed.level : null };
+}
+
+/** The text a rule's pattern is matched against: MESSAGE as logMessage gives it, other fields as they are. */
+function ruleText(entry: JournalEntry, field: string): string | undefined {
+  return field === "MESSAGE" && entry.fields.MESSAGE !== undefined
+    ? logMessage(entry).text
+    : fieldText(entry, field);
+}
+
+function ruleMatches(rule: LogRule, entry: JournalEntry): boolean {
+  const text = ruleText(entry, rule.field);
+  if (text === undefined || !rule.match.test(text)) return false;
+  return !rule.levels || rule.levels.has(logMessage(entry).level ?? "");
 }
 
 /**
@@ -216,15 +280,12 @@ export function classify(pack: LogPack, entry: JournalEntry): LogRule | undefine
       maybe = true;
       break;
     }
-    const text = fieldText(entry, field);
+    const text = ruleText(entry, field);
     if (text !== undefined && any.test(text)) {
       maybe = true;
       break;
     }
   }
   if (!maybe) return undefined;
-  return pack.rules.find((rule) => {
-    const text = fieldText(entry, rule.field);
-    return text !== undefined && rule.match.test(text);
-  });
+  return pack.rules.find((rule) => ruleMatches(rule, entry));
 }
