@@ -69,6 +69,15 @@ describe("redaction rules", () => {
     expect(masked(text).out).not.toContain("c3VwZXJzZWNyZXQ");
   });
 
+  it("keeps a JSON document without secrets byte for byte, and still masks a key spelled with \\u escapes", () => {
+    const redactor = new Redactor({ obfuscate: false });
+    const layers = '[{"id":"c0ffee","parent":"","diff-size":12,"names":["a"]}]';
+    expect(redactor.jsonText(layers, "layers.json")).toBe(layers);
+    const escaped = redactor.jsonText('{"\\u0061uth":"c3VwZXJzZWNyZXQ"}', "auth.json");
+    expect(escaped).not.toContain("c3VwZXJzZWNyZXQ");
+    expect(JSON.parse(escaped)).toEqual({ auth: "[REDACTED]" });
+  });
+
   it("masks every value of a TOML header table and of an inline header table, keeping the keys", () => {
     const toml = `[[resolver.host."r.example".mirrors]]
 host = "m.example"
