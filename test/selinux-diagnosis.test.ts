@@ -65,7 +65,7 @@ describe.skipIf(!ready)("SELinux labels of split image stores, on real xattrs", 
     expect(imagestore.status).toBe("scanned");
     expect(imagestore.equivalence).toEqual({
       expectedType: "container_ro_file_t",
-      via: "/var/lib/images /var/lib/containers/storage",
+      via: "/var/lib/images /var/lib/containers/storage (file_contexts.subs line 1)",
     });
     expect(imagestore.scan?.filesChecked).toBeGreaterThan(8);
     expect(

@@ -28,12 +28,17 @@ function stateLine(facts: SelinuxFacts): string {
     : `SELinux is ${facts.state} (policy ${facts.policy.type})`;
 }
 
+/** Whether the policy already gives <store>/<driver> a container type (by an equivalence or its own lines). */
+function policyLabelsLikeGraphroot(store: StoreLabels): boolean {
+  return store.equivalence.expectedType?.startsWith("container_") ?? false;
+}
+
 /** The commands that give a store the labels of /var/lib/containers/storage and make containers use them. */
 function relabelCommands(snapshot: Snapshot, store: StoreLabels, actualTypes: string[]): string[] {
   const graphroot = selinux(snapshot)?.graphroot ?? GRAPHROOT_DEFAULT;
   const force = actualTypes.some((type) => CUSTOMIZABLE.has(type)) ? " -F" : "";
   const commands = [];
-  if (store.path !== graphroot && store.equivalence.via === null) {
+  if (store.path !== graphroot && !policyLabelsLikeGraphroot(store)) {
     commands.push(`semanage fcontext -a -e ${graphroot} ${store.path}`);
   }
   commands.push(
@@ -178,16 +183,18 @@ const equivalenceMissing: CheckDefinition = {
     const drafts: FindingDraft[] = [];
     for (const store of facts.stores) {
       const relocated = store.role === "imagestore" || store.role === "additional-image-store";
-      if (!relocated || store.equivalence.via !== null) continue;
+      if (!relocated || policyLabelsLikeGraphroot(store)) continue;
       const expected = store.equivalence.expectedType;
-      if (expected?.startsWith("container_")) continue;
+      const via = store.equivalence.via;
       drafts.push({
         severity: labelSeverity(facts, "warning"),
         subject: store.path,
         evidence: [
           stateLine(facts),
           `policy label for ${store.path}/overlay: ${expected ?? "none"}; container_ro_file_t is needed`,
-          `no line of file_contexts.subs or file_contexts.subs_dist maps ${store.path} to another path`,
+          via
+            ? `the lookup of ${store.path} goes through ${via}, which does not lead to ${facts.graphroot}'s labels`
+            : `no line of file_contexts.subs or file_contexts.subs_dist maps ${store.path} to another path`,
         ],
         remediation: {
           summary: `Add an equivalence so ${store.path} is labelled like ${facts.graphroot}, then relabel it.`,

@@ -1,5 +1,6 @@
 import { runSource } from "../collect.js";
-import { Host } from "../host/host.js";
+import { Host, type PathInspection } from "../host/host.js";
+import { findMount, type MountTable } from "../host/mountinfo.js";
 import { loadPolicyFileContexts } from "../selinux/file-contexts.js";
 import type { Facts } from "../snapshot.js";
 import { decideRuntime } from "../sources/filesystems.js";
@@ -9,9 +10,11 @@ import {
   readSelinuxConfig,
   type StoreLabels,
   type StoreToAudit,
+  storageDriver,
   storesToAudit,
 } from "../sources/selinux.js";
 import { factsOf, type SourceDefinition } from "../sources/source.js";
+import type { StorageConfigFacts } from "../sources/storage-config.js";
 import { storageConfigSource } from "../sources/storage-config.js";
 
 export interface SelinuxScanRequest {
@@ -25,42 +28,48 @@ export interface SelinuxScanRequest {
 
 export interface ScanIo {
   stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown; isTTY?: boolean };
+  stderr: { write(text: string): unknown; isTTY?: boolean; columns?: number };
 }
 
 /**
  * The full label audit (`imagefs-doctor selinux-scan [PATH...]`): every file of every store, no
- * budget, with a progress line on a terminal. Exit status 1 when a label is wrong, else 0.
+ * budget, with a progress bar on a terminal. Exit status 1 when a label is wrong, else 0.
  */
 export async function selinuxScan(request: SelinuxScanRequest, io: ScanIo): Promise<number> {
   const host = new Host({ root: request.hostRoot, procRoot: request.procRoot });
-  const nodeStores = await storesOfNode(host);
+  const node = await nodeConfiguration(host);
   const stores =
-    request.paths.length > 0 ? request.paths.map((p) => ({ role: "path" as const, path: p })) : nodeStores;
+    request.paths.length > 0 ? request.paths.map((p) => ({ role: "path" as const, path: p })) : node.stores;
   const config = await readSelinuxConfig(host);
   const policy = await loadPolicyFileContexts(host, config.policyType);
   const table = await host.mounts().catch(() => undefined);
-  const graphroot = nodeStores.find((s) => s.role === "graphroot")?.path ?? "/var/lib/containers/storage";
+  const graphroot = node.stores.find((s) => s.role === "graphroot")?.path ?? "/var/lib/containers/storage";
   const results: StoreLabels[] = [];
   for (const store of stores) {
-    const progress = progressLine(io.stderr, store.path);
-    results.push(
-      await auditStore(host, store, {
-        table,
-        contexts: policy.contexts,
-        graphroot,
-        driver: "overlay",
-        scan: {
-          maxFiles: Number.POSITIVE_INFINITY,
-          maxMs: Number.POSITIVE_INFINITY,
-          compare: request.compare,
-          onProgress: progress.update,
-        },
-        wanted: new Map(),
-        avcPaths: [],
-      }),
-    );
-    progress.done();
+    const progress = io.stderr.isTTY
+      ? progressBar(io.stderr, store.path, filesEstimate(host, table, await host.inspectPath(store.path)))
+      : undefined;
+    try {
+      results.push(
+        await auditStore(host, store, {
+          table,
+          contexts: policy.contexts,
+          graphroot,
+          driver: storageDriver(node.storage),
+          scan: {
+            maxFiles: Number.POSITIVE_INFINITY,
+            maxMs: Number.POSITIVE_INFINITY,
+            compare: request.compare,
+            onProgress: progress?.update,
+            progressEvery: PROGRESS_EVERY,
+          },
+          wanted: new Map(),
+          avcPaths: [],
+        }),
+      );
+    } finally {
+      progress?.done();
+    }
   }
   io.stdout.write(
     request.json ? `${JSON.stringify(results, null, 2)}\n` : renderScan(results, policy.contexts !== null),
@@ -68,8 +77,10 @@ export async function selinuxScan(request: SelinuxScanRequest, io: ScanIo): Prom
   return results.some((r) => (r.scan?.mismatches.length ?? 0) > 0) ? 1 : 0;
 }
 
-/** The node's stores, from the same configuration sources collect uses. */
-async function storesOfNode(host: Host): Promise<StoreToAudit[]> {
+/** The node's stores and storage configuration, from the same sources collect uses. */
+async function nodeConfiguration(
+  host: Host,
+): Promise<{ stores: StoreToAudit[]; storage: StorageConfigFacts | undefined }> {
   const context = { host, options: {} as never, result: () => Promise.reject(new Error("no inputs")) };
   const storage = await runSource(
     storageConfigSource as SourceDefinition<Facts, "storage-config">,
@@ -79,24 +90,85 @@ async function storesOfNode(host: Host): Promise<StoreToAudit[]> {
     kubeletConfigSource as SourceDefinition<Facts, "kubelet-config">,
     context as never,
   );
-  return storesToAudit(decideRuntime(storage, kubelet).kind, factsOf(storage), factsOf(kubelet)).filter(
-    (s) => s.role !== "kubelet-root",
-  );
+  const stores = storesToAudit(decideRuntime(storage, kubelet).kind, factsOf(storage), factsOf(kubelet));
+  return { stores: stores.filter((s) => s.role !== "kubelet-root"), storage: factsOf(storage) };
 }
 
-/** "\r<path>: N files" on a terminal, at most ten times a second; nothing elsewhere. */
-function progressLine(stream: ScanIo["stderr"], label: string) {
-  if (!stream.isTTY) return { update: undefined, done: () => {} };
-  let last = 0;
+/** The walk reports progress this often (in entries); the bar redraws at most every REDRAW_MS. */
+const PROGRESS_EVERY = 256;
+const REDRAW_MS = 100;
+
+/**
+ * How many entries the walk will meet, when statfs can tell: the inodes in use on the store's
+ * filesystem, when the store is that filesystem's root (its mount point, not a bind mount of a
+ * subdirectory), so everything on it is below the store. A store sharing its filesystem (a
+ * graphroot on "/") would get the whole disk's count: no estimate then.
+ */
+export function filesEstimate(
+  host: Host,
+  table: MountTable | undefined,
+  inspection: PathInspection,
+): number | null {
+  if (inspection.status !== "ok" || !inspection.isMountPoint || !table) return null;
+  const entry = findMount(table, inspection.device, host.seenAs(inspection.resolved));
+  const used = inspection.usage.totalInodes - inspection.usage.freeInodes;
+  // btrfs and ramfs report no inode counts.
+  return entry?.root === "/" && used > 0 ? used : null;
+}
+
+const SPINNER = ["|", "/", "-", "\\"];
+const BAR_WIDTH = 30;
+/** Hard links and entries created during the walk can exceed the estimate: it never shows done early. */
+const MAX_FRACTION_BEFORE_DONE = 0.99;
+
+/**
+ * A one-line progress display on a terminal, redrawn in place ("\r") at most ten times a second
+ * and erased when the store is done. With an estimate it is a bar with a percentage (capped
+ * below 100 % until the walk ends); without one, a spinner and the count, which still shows the
+ * walk is alive without promising an end it cannot know.
+ */
+export function progressBar(
+  stream: ScanIo["stderr"],
+  label: string,
+  estimate: number | null,
+  clock: () => number = () => performance.now(),
+): { update: (checked: number) => void; done: () => void } {
+  let last = Number.NEGATIVE_INFINITY;
+  let frame = 0;
+  let drawn = false;
+  const width = Math.max(20, (stream.columns ?? 80) - 1);
   return {
     update: (checked: number) => {
-      const now = performance.now();
-      if (now - last < 100) return;
+      const now = clock();
+      if (now - last < REDRAW_MS) return;
       last = now;
-      stream.write(`\r${label}: ${checked.toLocaleString("en")} files checked`);
+      const line =
+        estimate === null
+          ? `${SPINNER[frame++ % SPINNER.length]} ${label}: ${count(checked)} files checked`
+          : barLine(label, checked, estimate);
+      stream.write(`\r${fitToWidth(line, width)}\x1b[K`);
+      drawn = true;
     },
-    done: () => stream.write("\r\x1b[K"),
+    done: () => {
+      if (drawn) stream.write("\r\x1b[K");
+    },
   };
+}
+
+function barLine(label: string, checked: number, estimate: number): string {
+  const fraction = Math.min(checked / estimate, MAX_FRACTION_BEFORE_DONE);
+  const filled = Math.floor(fraction * BAR_WIDTH);
+  const bar = `${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}`;
+  return `[${bar}] ${Math.floor(fraction * 100)}% ${label}: ${count(checked)} of ~${count(estimate)} files`;
+}
+
+function count(n: number): string {
+  return n.toLocaleString("en");
+}
+
+/** Cuts a line to the terminal's width: a wrapped line could not be redrawn with "\r". */
+function fitToWidth(line: string, width: number): string {
+  return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
 }
 
 function renderScan(results: StoreLabels[], policyLoaded: boolean): string {

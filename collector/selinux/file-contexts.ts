@@ -215,6 +215,7 @@ export function joinKey(dir: string, name: string): string {
 interface CompiledRule {
   alias: string;
   original: string;
+  line: SubstitutionRule;
 }
 
 /** Substitution (equivalence) rules of .subs and .subs_dist, applied as selabel_sub_key does. */
@@ -229,7 +230,9 @@ export class Substitutions {
     this.local = local;
     this.dist = dist;
     const compile = (rules: readonly SubstitutionRule[]) =>
-      rules.map((r) => ({ alias: toByteString(r.alias), original: toByteString(r.original) })).reverse();
+      rules
+        .map((line) => ({ alias: toByteString(line.alias), original: toByteString(line.original), line }))
+        .reverse();
     this.#local = compile(local);
     this.#dist = compile(dist);
   }
@@ -240,9 +243,22 @@ export class Substitutions {
 
   /** One .subs rule, then one .subs_dist rule on the result; on a normalised byte-string key. */
   apply(key: string): string {
-    if (this.empty) return key;
-    const middle = applyOne(this.#local, key) ?? key;
-    return applyOne(this.#dist, middle) ?? middle;
+    return this.empty ? key : this.#substitute(key, null);
+  }
+
+  /** The lines apply() uses for a normalised byte-string key: at most one of .subs, then one of .subs_dist. */
+  applied(key: string): SubstitutionRule[] {
+    const lines: SubstitutionRule[] = [];
+    this.#substitute(key, lines);
+    return lines;
+  }
+
+  #substitute(key: string, used: SubstitutionRule[] | null): string {
+    const local = firstRule(this.#local, key);
+    const middle = local ? rewrite(local, key) : key;
+    const dist = firstRule(this.#dist, middle);
+    if (used) for (const rule of [local, dist]) if (rule) used.push(rule.line);
+    return dist ? rewrite(dist, middle) : middle;
   }
 
   /**
@@ -253,23 +269,26 @@ export class Substitutions {
   stableBelow(dir: string): boolean {
     const below = childPrefix(dir);
     if (this.#local.some((r) => r.alias.startsWith(below))) return false;
-    const middle = applyOne(this.#local, dir) ?? dir;
-    const belowMiddle = childPrefix(middle);
+    const local = firstRule(this.#local, dir);
+    const belowMiddle = childPrefix(local ? rewrite(local, dir) : dir);
     return !this.#dist.some((r) => r.alias.startsWith(belowMiddle));
   }
 }
 
-function applyOne(rules: CompiledRule[], key: string): string | undefined {
-  for (const rule of rules) {
-    const { alias } = rule;
-    if (!key.startsWith(alias)) continue;
-    const next = key[alias.length];
-    if (next !== undefined && next !== "/") continue;
-    // selabel_apply_subs: with an original of "/", the "/" after the alias is not doubled.
-    const cut = next === "/" && rule.original === "/" ? alias.length + 1 : alias.length;
-    return rule.original + key.slice(cut);
-  }
-  return undefined;
+/** The rule selabel_sub tries first that matches the key at a path-component boundary. */
+function firstRule(rules: CompiledRule[], key: string): CompiledRule | undefined {
+  return rules.find((rule) => {
+    if (!key.startsWith(rule.alias)) return false;
+    const next = key[rule.alias.length];
+    return next === undefined || next === "/";
+  });
+}
+
+function rewrite(rule: CompiledRule, key: string): string {
+  const { alias } = rule;
+  // selabel_apply_subs: with an original of "/", the "/" after the alias is not doubled.
+  const cut = key[alias.length] === "/" && rule.original === "/" ? alias.length + 1 : alias.length;
+  return rule.original + key.slice(cut);
 }
 
 enum Shape {
@@ -435,6 +454,11 @@ export class FileContexts implements ContextMatcher {
   /** The lookup key of a path: normalised, then substituted (a byte string). */
   substitute(path: string): string {
     return this.substituteKey(toByteString(path));
+  }
+
+  /** The .subs and .subs_dist lines the lookup of a host path goes through (none, one, or one of each). */
+  substitutionsOf(path: string): SubstitutionRule[] {
+    return this.substitutions.applied(normalizeKey(toByteString(path)));
   }
 
   /** The lookup key of a byte-string path (bytes.ts): normalised, then substituted. */

@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
+import { readFile, readlink } from "node:fs/promises";
 import path from "node:path";
-import type { Host } from "../host/host.js";
-import { isWithin, type MountTable, mayHang } from "../host/mountinfo.js";
+import type { Host, MountFact } from "../host/host.js";
+import { isWithin, type MountTable, mayHang, mountOption } from "../host/mountinfo.js";
 import { describeError } from "../host/root.js";
 import { contextType } from "../selinux/context.js";
 import {
@@ -134,7 +134,7 @@ export const selinuxSource: SourceDefinition<Inputs, "selinux"> = {
           table,
           contexts: policy.contexts,
           graphroot,
-          driver: factsOf(storage)?.containersStorage.driver.value ?? "overlay",
+          driver: storageDriver(factsOf(storage)),
           scan: options.labelScan,
           wanted,
           avcPaths,
@@ -162,7 +162,11 @@ export const selinuxSource: SourceDefinition<Inputs, "selinux"> = {
   },
 };
 
-/** /etc/selinux/config as libselinux reads it: SELINUX= (prefix, any case) and SELINUXTYPE= (default targeted). */
+/**
+ * /etc/selinux/config as libselinux reads it (selinux_config.c): the first `SELINUX=` line (at the
+ * very start of a line) whose value starts, in any case, with a mode decides it; `SELINUXTYPE=`
+ * (any case, after leading whitespace) is the last such line, trailing blanks cut, default targeted.
+ */
 export async function readSelinuxConfig(host: Host): Promise<SelinuxFacts["config"]> {
   let text: string;
   try {
@@ -170,27 +174,53 @@ export async function readSelinuxConfig(host: Host): Promise<SelinuxFacts["confi
   } catch {
     return { found: false, mode: null, policyType: "targeted" };
   }
-  let mode: string | null = null;
-  let policyType = "targeted";
-  for (const line of text.split("\n")) {
-    if (line.startsWith("SELINUX=")) {
-      const value = line.slice("SELINUX=".length).trim().toLowerCase();
-      mode = ["enforcing", "permissive", "disabled"].find((m) => value.startsWith(m)) ?? value;
-    }
-    const type = /^\s*SELINUXTYPE\s*=\s*(\S+)\s*$/i.exec(line);
-    if (type) policyType = type[1]!;
+  const lines = text.split("\n");
+  return { found: true, mode: configMode(lines), policyType: configPolicyType(lines) ?? "targeted" };
+}
+
+const MODES = ["enforcing", "permissive", "disabled"];
+
+/** selinux_getenforcemode: the first line that names a mode; else what the last SELINUX= said, for the evidence. */
+function configMode(lines: string[]): string | null {
+  let unknown: string | null = null;
+  for (const line of lines) {
+    if (!line.startsWith("SELINUX=")) continue;
+    const value = line.slice("SELINUX=".length).trimStart().toLowerCase();
+    const mode = MODES.find((m) => value.startsWith(m));
+    if (mode) return mode;
+    unknown = value.trimEnd();
   }
-  return { found: true, mode, policyType };
+  return unknown;
+}
+
+/** init_selinux_config: the last SELINUXTYPE= line wins; "SELINUXTYPE =" is not the tag. */
+function configPolicyType(lines: string[]): string | null {
+  let type: string | null = null;
+  for (const line of lines) {
+    const trimmed = line.trimStart();
+    if (!trimmed.toUpperCase().startsWith("SELINUXTYPE=")) continue;
+    // libselinux cuts trailing white space and control characters (a CR from an edited file).
+    type = trimmed
+      .slice("SELINUXTYPE=".length)
+      .trimStart()
+      .replace(/[\s\p{Cc}]+$/u, "");
+  }
+  return type;
 }
 
 /**
- * The kernel's mode from selinuxfs. Under a host root the host's /sys is tried first; a container
- * shares the host's kernel, so its own /sys/fs/selinux tells the same when the host's is not mounted.
+ * A kernel file under /sys. Under a host root the host's /sys is tried first; a container shares
+ * the host's kernel, so its own /sys tells the same when the host's is not mounted.
  */
+function kernelPaths(host: Host, sysPath: string): string[] {
+  const candidates = [host.root.local(sysPath)];
+  if (!host.root.isSystemRoot) candidates.push(sysPath);
+  return candidates;
+}
+
+/** The kernel's mode from selinuxfs. */
 async function readEnforce(host: Host): Promise<SelinuxFacts["kernel"]> {
-  const candidates = [host.root.local("/sys/fs/selinux/enforce")];
-  if (!host.root.isSystemRoot) candidates.push("/sys/fs/selinux/enforce");
-  for (const file of candidates) {
+  for (const file of kernelPaths(host, "/sys/fs/selinux/enforce")) {
     try {
       const value = (await readFile(file, "utf8")).trim();
       if (/^\d+$/.test(value))
@@ -200,6 +230,28 @@ async function readEnforce(host: Host): Promise<SelinuxFacts["kernel"]> {
     }
   }
   return { enforce: null, from: null };
+}
+
+/**
+ * How AVC records name a filesystem (`dev=`, the superblock's s_id): for a block device, the
+ * kernel's name of the disk, which /sys/dev/block/MAJ:MIN links to (dm-3 for a store mounted as
+ * /dev/mapper/vg-images, sda3, loop0). Filesystems without a block device (tmpfs, overlay) are
+ * named by their type, which is also what mountinfo gives as their source.
+ */
+export async function kernelDeviceName(host: Host, device: string, source: string): Promise<string> {
+  for (const link of kernelPaths(host, `/sys/dev/block/${device}`)) {
+    try {
+      return path.basename(await readlink(link));
+    } catch {
+      // next
+    }
+  }
+  return path.basename(source);
+}
+
+/** The storage driver of the effective containers-storage configuration (overlay when unknown). */
+export function storageDriver(storage: StorageConfigFacts | undefined): string {
+  return storage?.containersStorage.driver.value ?? "overlay";
 }
 
 export interface StoreToAudit {
@@ -248,7 +300,13 @@ export interface AuditContext {
   contexts: FileContexts | null;
   graphroot: string;
   driver: string;
-  scan: { maxFiles: number; maxMs: number; compare: "type" | "full"; onProgress?: (checked: number) => void };
+  scan: {
+    maxFiles: number;
+    maxMs: number;
+    compare: "type" | "full";
+    onProgress?: (checked: number) => void;
+    progressEvery?: number;
+  };
   wanted: Map<string, Set<bigint>>;
   avcPaths: SelinuxFacts["avcPaths"];
   /** SELinux is disabled: a store without any label is not walked (every file would just be "unlabeled"). */
@@ -277,20 +335,15 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
   const mount = inspection.mount;
   const withMount = { ...base, fstype: mount?.fstype ?? null, mountPoint: mount?.mountPoint ?? null };
   if (mount && mayHang(mount.fstype)) {
-    // Never walked in-process; whether it can carry labels shows in its mount options. A layer
-    // store (a FUSE server) is labelled as a whole: by context=, else fusefs_t by the policy.
-    const options = [...mount.options, ...mount.superOptions];
-    const context =
-      options
-        .find((o) => o.startsWith("context="))
-        ?.slice("context=".length)
-        .replace(/^"|"$/g, "") ?? null;
+    // Never walked in-process; whether it can carry labels shows in its mount options.
+    const support = mountLabelSupport(mount);
     return {
       ...withMount,
       status: "not-scanned",
-      reason: `${mount.fstype} filesystem: not walked`,
-      xattrSupported: store.role === "layer-store" ? null : context !== null || options.includes("seclabel"),
-      mountContext: context,
+      // A layer store (a FUSE server) is labelled as a whole: by context=, else fusefs_t by the policy.
+      reason: store.role === "layer-store" ? `${mount.fstype} filesystem: not walked` : support.reason,
+      xattrSupported: store.role === "layer-store" ? null : support.xattrSupported,
+      mountContext: support.context,
     };
   }
   if (store.role === "layer-store") {
@@ -315,7 +368,7 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
     return { ...withMount, dirs };
   }
   const referenceLocal = store.role === "graphroot" ? null : host.root.local(ctx.graphroot);
-  const devName = mount ? path.basename(mount.source) : "";
+  const devName = await kernelDeviceName(host, inspection.device, mount?.source ?? "");
   let scan: LabelScanResult;
   try {
     scan = scanLabels({
@@ -329,6 +382,7 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
       maxMs: ctx.scan.maxMs,
       wantedInodes: ctx.wanted.get(devName),
       onProgress: ctx.scan.onProgress,
+      progressEvery: ctx.scan.progressEvery,
     });
   } catch (error) {
     return { ...withMount, status: "error", reason: describeError(error) };
@@ -342,6 +396,30 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
     reason: scan.noXattrSupport ? "reading security.selinux fails with ENOTSUP" : undefined,
     dirs,
     scan: summarize(scan),
+  };
+}
+
+/**
+ * Whether a network or FUSE filesystem (never walked here) can hold SELinux labels, from its mount
+ * options: `context=` gives the whole mount one label; `seclabel` says the kernel labels its files
+ * (NFS 4.2 with security_label, a FUSE server that passes xattrs through on an SELinux kernel).
+ * Without either, every file gets the policy's genfs type (nfs_t, fusefs_t) and relabelling fails.
+ */
+export function mountLabelSupport(mount: MountFact): {
+  xattrSupported: boolean;
+  context: string | null;
+  reason: string;
+} {
+  const options = [...mount.options, ...mount.superOptions];
+  const context = mountOption(options, "context");
+  if (context !== null)
+    return { xattrSupported: true, context, reason: `${mount.fstype} mounted with context=: not walked` };
+  if (options.includes("seclabel"))
+    return { xattrSupported: true, context, reason: `${mount.fstype} with seclabel: not walked` };
+  return {
+    xattrSupported: false,
+    context,
+    reason: `${mount.fstype} mounted without context= and without seclabel: its files cannot carry their own labels`,
   };
 }
 
@@ -392,16 +470,21 @@ function expectedType(contexts: FileContexts | null, hostPath: string): string |
   return result?.kind === "label" ? contextType(result.context) : null;
 }
 
-/** Whether the policy labels <store>/<driver> like graphroot's, and which .subs line makes it so. */
+/**
+ * Whether the policy labels <store>/<driver> like graphroot's, and the .subs/.subs_dist lines the
+ * lookup of the store really goes through (the lookup's own choice: last line first, .subs first).
+ */
 function equivalenceOf(storePath: string, ctx: AuditContext): StoreLabels["equivalence"] {
-  const via =
-    ctx.contexts?.substitutions.local
-      .concat(ctx.contexts.substitutions.dist)
-      .find((rule) => isWithin(storePath, rule.alias)) ?? null;
+  const lines = ctx.contexts?.substitutionsOf(storePath) ?? [];
   return {
     expectedType: expectedType(ctx.contexts, path.posix.join(storePath, ctx.driver)),
-    via: via ? `${via.alias} ${via.original}` : null,
+    via: lines.length > 0 ? lines.map(describeSubstitution).join(", then ") : null,
   };
+}
+
+/** "alias original (file_contexts.subs line N)". */
+function describeSubstitution(rule: SubstitutionRule): string {
+  return `${rule.alias} ${rule.original} (${path.posix.basename(rule.file)} line ${rule.line})`;
 }
 
 function summarize(scan: LabelScanResult): StoreScan {
