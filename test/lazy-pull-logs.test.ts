@@ -229,4 +229,70 @@ describe.skipIf(!ready)("stargz-store and CRI-O in the journal, and the store's 
     ]);
     expect(byId(runChecks(snapshot), "LAZY_LAYERS_BROKEN")).toBeUndefined();
   });
+
+  // stargz-store names the stat file after the layer's blob digest (fs/layer/node.go); the path
+  // element is the blob digest up to v0.15 and the TOC digest from v0.16 (fact sheet §1.4-§1.5).
+  it.each([
+    ["v0.16: path by TOC digest", "toc"],
+    ["v0.15 and older: path by blob digest", "blob"],
+  ] as const)("reads a lazy layer's fetch progress through the real mount (%s)", async (_layout, pathBy) => {
+    tree = await HostTree.create();
+    const source = await stargzNode(tree, { storageOptions: `additionallayerstores = ["${STORE}:ref"]` });
+    const ref = Buffer.from("registry.example.com/app:1").toString("base64");
+    const blob = `sha256:${"b1".repeat(32)}`;
+    const toc = `sha256:${"c2".repeat(32)}`;
+    const element = pathBy === "toc" ? toc : blob;
+    const layer = path.join(source, ref, element);
+    await mkdir(path.join(layer, "diff", ".stargz-snapshotter"), { recursive: true });
+    await writeFile(
+      path.join(layer, "info"),
+      JSON.stringify(
+        pathBy === "toc"
+          ? { "diff-size": -1, compression: 2, "toc-digest": toc, flags: { "expected-layer-diffid": blob } }
+          : {
+              "compressed-diff-digest": blob,
+              "compressed-size": 4000,
+              "diff-digest": blob,
+              "diff-size": 9000,
+              compression: 2,
+            },
+      ),
+    );
+    // What stargz-store's statJSON holds after a read failed at a quarter of the layer.
+    await writeFile(
+      path.join(layer, "diff", ".stargz-snapshotter", `${blob}.json`),
+      JSON.stringify({
+        error: "file.Read: failed to access to the registry with code 401",
+        digest: blob,
+        size: 4000,
+        fetchedSize: 1000,
+        fetchedPercent: 25,
+      }),
+    );
+    const id = "ef".repeat(32);
+    await tree.write(`${GRAPHROOT}/overlay/${id}/additionallayer`, `${STORE}/${ref}/${element}`);
+    await tree.symlink(`${STORE}/${ref}/${element}/diff`, `${GRAPHROOT}/overlay/${id}/diff`);
+    await tree.write(
+      `${GRAPHROOT}/overlay-layers/layers.json`,
+      JSON.stringify([
+        pathBy === "toc"
+          ? { id, "toc-digest": toc, "diff-size": -1, flags: { "expected-layer-diffid": blob } }
+          : { id, "compressed-diff-digest": blob, "diff-size": 9000 },
+      ]),
+    );
+    const stores = (await collectTree(tree)).sources["layer-stores"];
+    if (stores.status !== "ok") throw new Error(stores.status);
+    const store = stores.facts.stores[0]!;
+    expect(store.responsive).toBe(true);
+    expect(store.sampleProgress).toEqual({
+      digest: blob,
+      error: "file.Read: failed to access to the registry with code 401",
+      size: 4000,
+      fetchedSize: 1000,
+      fetchedPercent: 25,
+    });
+    // The directory was listed and read in the probe's child, as one timed operation.
+    const read = store.probe?.results.find((r) => r.path.endsWith("/diff/.stargz-snapshotter"));
+    expect(read).toMatchObject({ op: "read", ok: true });
+  });
 });

@@ -1,7 +1,16 @@
 import { runChildScript } from "./fsstat.js";
-import type { ProbeOp, ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
+import type { ProbeOp as BaseProbeOp, ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
 
-export type { ProbeOp, ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
+export type { ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
+
+export interface ProbeOp extends BaseProbeOp {
+  /**
+   * For "read": `path` is a directory; read the first entry (by name) whose name ends with this
+   * suffix, listed in the same child. For files whose name only the FUSE server knows, such as
+   * stargz-store's `.stargz-snapshotter/<layer digest>.json` under a path named by TOC digest.
+   */
+  pick?: string;
+}
 
 /** Default and ceiling of a "read" operation's maxBytes. */
 export const DEFAULT_PROBE_READ_BYTES = 64 * 1024;
@@ -34,6 +43,13 @@ function emit(message) {
 function fileType(s) {
   return s.isFile() ? "file" : s.isDirectory() ? "dir" : s.isSymbolicLink() ? "symlink" : "other";
 }
+function picked(dir, suffix) {
+  const name = fs.readdirSync(dir).filter((n) => n.endsWith(suffix)).sort()[0];
+  if (name === undefined) {
+    throw Object.assign(new Error("no entry ending in " + suffix + " in " + dir), { code: "ENOENT" });
+  }
+  return dir + "/" + name;
+}
 function run(o) {
   switch (o.op) {
     case "stat": {
@@ -57,7 +73,7 @@ function run(o) {
       return { kind: "readdir", entries, names };
     }
     case "read": {
-      const fd = fs.openSync(o.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const fd = fs.openSync(o.pick ? picked(o.path, o.pick) : o.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       try {
         if (!fs.fstatSync(fd).isFile()) {
           throw Object.assign(new Error("not a regular file: " + o.path), { code: "ENOTREG" });
@@ -114,6 +130,7 @@ interface ChildOp {
   path: string;
   maxBytes: number;
   maxNames: number;
+  pick: string | null;
 }
 
 function clamp(value: number | undefined, fallback: number, max: number): number {
@@ -124,11 +141,14 @@ function clamp(value: number | undefined, fallback: number, max: number): number
 function toChildOp(op: ProbeOp): ChildOp {
   if (!OP_KINDS.has(op.op)) throw new TypeError(`unknown probe operation "${op.op}"`);
   if (typeof op.path !== "string" || op.path === "") throw new TypeError("a probe operation needs a path");
+  if (op.pick !== undefined && (op.op !== "read" || op.pick === "" || op.pick.includes("/")))
+    throw new TypeError("pick is a file name suffix, for a read operation");
   return {
     op: op.op,
     path: op.path,
     maxBytes: clamp(op.maxBytes, DEFAULT_PROBE_READ_BYTES, MAX_PROBE_READ_BYTES),
     maxNames: clamp(op.maxNames, 0, MAX_PROBE_NAMES),
+    pick: op.pick ?? null,
   };
 }
 

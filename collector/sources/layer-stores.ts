@@ -1,6 +1,6 @@
 import path from "node:path";
-import { probeMount } from "../host/fuse-probe.js";
-import type { ProbeOp, ProbeOpResult, ProbeRun } from "../host/fuse-probe-types.js";
+import { type ProbeOp, probeMount } from "../host/fuse-probe.js";
+import type { ProbeOpResult, ProbeRun } from "../host/fuse-probe-types.js";
 import { readFuseConnection } from "../host/fusectl.js";
 import type { Host, MountFact } from "../host/host.js";
 import { findProcess, flagValue, type ProcessInfo } from "../host/proc.js";
@@ -50,7 +50,10 @@ export interface LayerStoreFacts {
   unresponsiveSince: string | null;
   /** The layer's info JSON as the store serves it (field names tell the format), for one lazy layer. */
   sampleInfo: Record<string, unknown> | null;
-  /** Per-layer fetch progress (.stargz-snapshotter/<digest>.json) of the sampled layer. */
+  /**
+   * Per-layer fetch progress of the sampled layer: diff/.stargz-snapshotter/<layer blob digest>.json,
+   * found by listing that directory (from v0.16 the layer's path is named by its TOC digest instead).
+   */
   sampleProgress: {
     digest?: string;
     size?: number;
@@ -305,10 +308,12 @@ async function probeStore(
   ];
   if (sample) {
     ops.push({ op: "read", path: local(path.posix.join(sample.target, "info")), maxBytes: 16 * 1024 });
-    const digest = sample.digest.replace(/^sha256:/, "");
+    // The file is named by the layer's blob digest, which the path (a TOC digest from v0.16) does
+    // not tell: the child lists the directory, as only it may touch the mount.
     ops.push({
       op: "read",
-      path: local(path.posix.join(sample.target, "diff", ".stargz-snapshotter", `sha256:${digest}.json`)),
+      path: local(path.posix.join(sample.target, "diff", ".stargz-snapshotter")),
+      pick: ".json",
       maxBytes: 16 * 1024,
     });
   }
@@ -334,7 +339,7 @@ async function probeStore(
   }
   if (sample) {
     store.sampleInfo = parseJson(byPath.get(ops[2]!.path));
-    store.sampleProgress = parseJson(byPath.get(ops[3]!.path)) as LayerStoreFacts["sampleProgress"];
+    store.sampleProgress = progressOf(parseJson(byPath.get(ops[3]!.path)));
   }
   for (const layer of checked) {
     const result = byPath.get(local(layer.target));
@@ -354,6 +359,17 @@ async function probeStore(
       });
     }
   }
+}
+
+/** The fields of stargz-store's stat file (fs/layer/node.go statJSON), each kept only with its type. */
+function progressOf(json: Record<string, unknown> | null): LayerStoreFacts["sampleProgress"] {
+  if (!json) return null;
+  const progress: NonNullable<LayerStoreFacts["sampleProgress"]> = {};
+  for (const key of ["digest", "error"] as const)
+    if (typeof json[key] === "string") progress[key] = json[key];
+  for (const key of ["size", "fetchedSize", "fetchedPercent"] as const)
+    if (typeof json[key] === "number") progress[key] = json[key];
+  return progress;
 }
 
 function parseJson(result: ProbeOpResult | undefined): Record<string, unknown> | null {
