@@ -23,6 +23,8 @@ interface CollectFlags {
   hostRoot: string;
   procRoot?: string;
   criEndpoint?: string;
+  /** Only collect and diagnose take --crictl (must-gather finds its own crictl for its steps). */
+  crictl?: string;
   criTimeout: number;
   statTimeout: number;
   lookback: number;
@@ -41,14 +43,17 @@ function positiveInteger(name: string) {
   };
 }
 
-function addCollectOptions(command: Command): Command {
-  return command
+/** `crictl`: the command's collection may fall back to crictl, so it takes --crictl. */
+function addCollectOptions(command: Command, features: { crictl?: boolean } = {}): Command {
+  command
     .option("--host-root <dir>", "the host's filesystem, e.g. /host in a container", "/")
     .option("--proc-root <dir>", "the host's /proc (default: /proc)")
     .option(
       "--cri-endpoint <url>",
       "CRI endpoint to ask instead of discovering one, e.g. unix:///run/crio/crio.sock",
-    )
+    );
+  if (features.crictl) addCrictlOption(command);
+  return command
     .option("--cri-timeout <ms>", "deadline for each CRI call", positiveInteger("--cri-timeout"), 5000)
     .option(
       "--stat-timeout <ms>",
@@ -85,6 +90,19 @@ function addCollectOptions(command: Command): Command {
     );
 }
 
+/**
+ * The help says when crictl runs, because a user who names one may expect it to be asked of a
+ * runtime that hangs: it is not, and the help says why.
+ */
+function addCrictlOption(command: Command): Command {
+  return command.option(
+    "--crictl <path>",
+    "crictl to run when a CRI socket answers gRPC with an error (default: crictl in /usr/bin or " +
+      "/usr/local/bin, only with --host-root /); a socket that gives no answer is not asked again " +
+      "with crictl, as that would wait out --cri-timeout a second time",
+  );
+}
+
 function collectList(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -94,6 +112,7 @@ function collectRequest(flags: CollectFlags, env: NodeJS.ProcessEnv): CollectReq
     hostRoot: flags.hostRoot,
     procRoot: flags.procRoot,
     criEndpoint: flags.criEndpoint,
+    crictl: flags.crictl,
     criTimeoutMs: flags.criTimeout,
     guardedStatMs: flags.statTimeout,
     journalLookbackHours: flags.lookback,
@@ -157,6 +176,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .description("gather facts about the node's container storage into a snapshot")
       .option("--json", "print the snapshot as JSON")
       .option("--out <file>", "write the snapshot (JSON) to a file"),
+    { crictl: true },
   ).action(async (flags: CollectFlags & { json?: boolean; out?: string }) => {
     const snapshot = await runCollect(collectRequest(flags, io.env));
     const { renderJson } = await import("./report/json.js");
@@ -198,6 +218,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         positiveInteger("--probe-slow-ms"),
         500,
       ),
+    { crictl: true },
   ).action(
     async (
       flags: CollectFlags & {

@@ -64,6 +64,7 @@ export async function collect(request: CollectRequest): Promise<Snapshot> {
   const options: CollectOptions = {
     criEndpoint: request.criEndpoint,
     criTimeoutMs: request.criTimeoutMs ?? 5000,
+    crictl: request.crictl,
     journalLookbackHours: request.journalLookbackHours ?? 24,
     logRuleDirs: request.logRuleDirs ?? [],
     labelScan: request.labelScan ?? { maxFiles: 20_000, maxMs: 2000, compare: "type" },

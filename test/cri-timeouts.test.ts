@@ -2,15 +2,23 @@ import { readFile, rename } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
 import { collect } from "../collector/collect.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import type { CriFacts } from "../collector/sources/cri.js";
 import { parseCrictlImageFsInfo } from "../collector/sources/crictl-output.js";
+import type { FilesystemRoleFact } from "../collector/sources/filesystems.js";
+import { CLI, treeFlags } from "./support/cli.js";
 import { HostTree } from "./support/host-tree.js";
+import { requireParts } from "./support/requirements.js";
+import { GRAPHROOT } from "./support/scenarios.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/crictl/", import.meta.url));
+/** Stand-in crictl scripts; each one's header says what real crictl behaviour it replays. */
+const crictl = (name: "crictl-v1.29" | "crictl-hang" | "crictl-unimplemented") =>
+  path.join(FIXTURES, "bin", name);
 /** A hang guard for a whole collection against a silent socket; not a performance figure. */
 const HANG_BOUND_MS = 5000;
 
@@ -64,19 +72,39 @@ async function hangUpServer(socket: string) {
   return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
+/**
+ * A server that answers whatever it is sent with an HTTP/1.1 error and hangs up, as a web server
+ * listening where the CRI socket should be would: gRPC gets an error at once, not a silence.
+ */
+async function http1ErrorServer(socket: string) {
+  const server = net.createServer((connection) => {
+    connection.on("error", () => {});
+    connection.once("data", () =>
+      connection.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socket, resolve);
+  });
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
 /** A node that looks like a CRI-O node (so an unreachable runtime is critical), with no runtime running. */
 async function crioNode(): Promise<HostTree> {
   const tree = await HostTree.create();
   await tree.write("/etc/crio/crio.conf", '[crio.runtime]\ndefault_runtime = "crun"\n');
   await tree.mkdir("/run");
+  await tree.mkdir("/run/crio");
   return tree;
 }
 
-function collectWith(tree: HostTree, criEndpoint: string) {
+function collectWith(tree: HostTree, criEndpoint: string, crictlPath?: string) {
   return collect({
     hostRoot: tree.root,
     procRoot: tree.procRoot,
     criEndpoint,
+    crictl: crictlPath,
     criTimeoutMs: 1000,
     guardedStatMs: 1000,
   });
@@ -199,6 +227,130 @@ describe("CRI endpoints that do not answer properly", () => {
       `socket path longer than 107 bytes: ${tree.local(`${deepHostDir}/crio.sock`)}`,
     );
     expect(server.accepted).toBe(0);
+  });
+});
+
+function roleOf(snapshot: Snapshot, name: string): FilesystemRoleFact | undefined {
+  const fs = snapshot.sources.filesystems;
+  return fs.status === "ok" ? fs.facts.roles.find((r) => r.role === name) : undefined;
+}
+
+const mountsReady = requireParts("crictl fallback onto a mounted graphroot", ["root"]);
+
+describe("the crictl fallback, run with stand-in crictl scripts (test/fixtures/crictl/bin)", () => {
+  const endpoint = "unix:///run/crio/crio.sock";
+  let tree: HostTree | undefined;
+  afterEach(async () => {
+    await tree?.cleanup();
+    tree = undefined;
+  });
+
+  /** A CRI-O node whose socket answers gRPC with an HTTP/1.1 error. */
+  async function nodeWithErroringSocket(): Promise<HostTree> {
+    const node = await crioNode();
+    const server = await http1ErrorServer(node.local("/run/crio/crio.sock"));
+    node.onCleanup(server.close);
+    return node;
+  }
+
+  it.skipIf(!mountsReady)(
+    "asks crictl when the socket answers gRPC with an error, and reports the image filesystem it names on its device",
+    async () => {
+      tree = await nodeWithErroringSocket();
+      await tree.mountTmpfs(GRAPHROOT);
+      await tree.mkdir(`${GRAPHROOT}/overlay-images`);
+
+      const snapshot = await collectWith(tree, endpoint, crictl("crictl-v1.29"));
+      const cri = criOf(snapshot);
+      expect(cri.answeredBy).toEqual({ endpoint, via: "crictl" });
+      expect(cri.attempts.map((a) => [a.reason, a.status])).toEqual([
+        ["--cri-endpoint", "error"],
+        [`crictl (${crictl("crictl-v1.29")})`, "ok"],
+      ]);
+      // The mountpoint crictl printed, joined to the device it is on in this host tree: the
+      // graphroot's own tmpfs, which is what the filesystems source calls imagefs.
+      const imagefs = roleOf(snapshot, "imagefs");
+      expect(imagefs).toMatchObject({ path: GRAPHROOT, mount: { fstype: "tmpfs" } });
+      const reported = {
+        mountpoint: `${GRAPHROOT}/overlay-images`,
+        usedBytes: 21474836480,
+        inodesUsed: 0,
+        timestamp: "1764000000987654321",
+        device: imagefs?.device,
+      };
+      expect(cri.imageFilesystems).toEqual([reported]);
+      expect(cri.containerFilesystems).toEqual([reported]);
+      const ids = runChecks(snapshot).map((f) => f.id);
+      expect(ids).not.toContain("RUNTIME_UNREACHABLE");
+      expect(ids).not.toContain("CRI_IMAGEFS_MISMATCH");
+
+      // What a user sees: the built CLI with --crictl names how the runtime was reached.
+      const run = await execa(
+        process.execPath,
+        [
+          CLI,
+          "diagnose",
+          ...treeFlags(tree, { criMs: 1000 }),
+          "--cri-endpoint",
+          endpoint,
+          "--crictl",
+          crictl("crictl-v1.29"),
+        ],
+        { reject: false, timeout: 60_000 },
+      );
+      const unwrapped = run.stdout.replace(/\s+/g, " "); // the header wraps at 80 columns
+      expect(unwrapped).toContain(`runtime: answered at ${endpoint} (crictl)`);
+      expect(unwrapped).toContain(`imagefs ${GRAPHROOT} [${imagefs?.device}]`);
+      expect(run.stdout).not.toContain("RUNTIME_UNREACHABLE");
+    },
+  );
+
+  it("records a crictl that never answers as a timeout, killed at the deadline", async () => {
+    tree = await nodeWithErroringSocket();
+
+    const started = performance.now();
+    const snapshot = await collectWith(tree, endpoint, crictl("crictl-hang"));
+    const elapsed = performance.now() - started;
+
+    expect(elapsed).toBeLessThan(HANG_BOUND_MS);
+    const cri = criOf(snapshot);
+    expect(cri.answeredBy).toBeNull();
+    const attempt = cri.attempts[1];
+    expect(attempt).toMatchObject({ reason: `crictl (${crictl("crictl-hang")})`, status: "timeout" });
+    // crictl's --timeout 1s, plus the second it is given to say so before the SIGKILL.
+    expect(attempt?.error).toMatch(/^crictl gave no answer within \d+ ms$/);
+    expect(attempt?.latencyMs).toBeGreaterThanOrEqual(1900);
+    const finding = runChecks(snapshot).find((f) => f.id === "RUNTIME_UNREACHABLE");
+    expect(finding?.evidence).toContain(
+      `${endpoint} (crictl (${crictl("crictl-hang")})): timeout - ${attempt?.error}`,
+    );
+  });
+
+  it("records a crictl that exits non-zero as an error, with what it printed on stderr", async () => {
+    tree = await nodeWithErroringSocket();
+
+    const snapshot = await collectWith(tree, endpoint, crictl("crictl-unimplemented"));
+    const cri = criOf(snapshot);
+    expect(cri.answeredBy).toBeNull();
+    const attempt = cri.attempts[1];
+    expect(attempt?.status).toBe("error");
+    expect(attempt?.error).toContain("Command failed with exit code 1");
+    // crictl is pointed at the socket as this process reaches it, inside the host tree.
+    expect(attempt?.error).toContain(
+      `validate service connection: CRI v1 runtime API is not implemented for endpoint \\"unix://${tree.local("/run/crio/crio.sock")}\\"`,
+    );
+    expect(runChecks(snapshot).map((f) => f.id)).toContain("RUNTIME_UNREACHABLE");
+  });
+
+  it("does not ask crictl about a socket that stayed silent: that would wait out the deadline twice", async () => {
+    tree = await crioNode();
+    const server = await silentServer(tree.local("/run/crio/crio.sock"));
+    tree.onCleanup(server.close);
+
+    const snapshot = await collectWith(tree, endpoint, crictl("crictl-v1.29"));
+    const cri = criOf(snapshot);
+    expect(cri.attempts.map((a) => [a.reason, a.status])).toEqual([["--cri-endpoint", "timeout"]]);
+    expect(cri.answeredBy).toBeNull();
   });
 });
 

@@ -7,8 +7,20 @@ import { describeError } from "../host/root.js";
 import { httpGet } from "../host/unix-http.js";
 import { type CriFsUsage, type ImageFsInfo, parseCrictlImageFsInfo } from "./crictl-output.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
-import { factsOf, type SourceDefinition } from "./source.js";
+import { type CollectOptions, factsOf, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
+
+// The option belongs with the other collect options in source.ts; declared here, next to its only
+// reader, until that file takes it.
+declare module "./source.js" {
+  interface CollectOptions {
+    /**
+     * The crictl to run (a path on the machine running imagefs-doctor, not under the host root)
+     * when a socket answered gRPC with an error; overrides looking for crictl at its usual places.
+     */
+    crictl?: string;
+  }
+}
 
 export interface EndpointAttempt {
   /** As configured, e.g. unix:///var/run/crio/crio.sock. */
@@ -77,7 +89,7 @@ export const criSource: SourceDefinition<Inputs, "cri"> = {
         await fillCrioInfo(facts, attempt.socket, options.criTimeoutMs);
       return facts;
     }
-    await tryCrictl(host, facts, candidates, options.criTimeoutMs);
+    await tryCrictl(host, facts, candidates, options);
     return facts;
   },
 };
@@ -315,65 +327,95 @@ async function tryCrictl(
   host: Host,
   facts: CriFacts,
   candidates: Candidate[],
-  timeoutMs: number,
+  options: CollectOptions,
 ): Promise<void> {
-  const crictl = await findExecutable(host);
+  const crictl = options.crictl ?? (await findExecutable(host));
   if (!crictl) return;
   const tried = new Set<string>();
   for (const candidate of candidates) {
-    // Only sockets that answered, wrongly (an unknown API version): one that stayed silent
-    // over gRPC stays silent for crictl too, and would cost the deadline again.
-    const attempt = facts.attempts.find((a) => a.endpoint === candidate.endpoint);
-    const hostSocket = socketPathOf(candidate.endpoint);
-    if (!hostSocket || attempt?.status !== "error") continue;
-    const socket = (await host.root.resolve(hostSocket)).local;
-    if (tried.has(socket)) continue;
+    const socket = await socketWorthCrictl(host, facts, candidate);
+    if (!socket || tried.has(socket)) continue;
     tried.add(socket);
-    const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
-    const run = await runCommand(
-      crictl,
-      [
-        "--runtime-endpoint",
-        `unix://${socket}`,
-        "--image-endpoint",
-        `unix://${socket}`,
-        "--timeout",
-        `${seconds}s`,
-        "imagefsinfo",
-        "-o",
-        "json",
-      ],
-      { timeoutMs: timeoutMs + 1000 },
-    );
-    const summary: EndpointAttempt = {
-      endpoint: candidate.endpoint,
-      reason: `crictl (${crictl})`,
-      status: "error",
-    };
+    const summary = await askCrictl(host, facts, crictl, candidate, socket, options.criTimeoutMs);
     facts.attempts.push(summary);
-    if (run.outcome === "timeout") {
-      summary.status = "timeout";
-      summary.error = `crictl gave no answer within ${run.afterMs} ms`;
-      continue;
-    }
-    if (run.outcome !== "ok") {
-      summary.error = run.outcome === "missing" ? run.message : `${run.message}: ${run.stderr.trim()}`;
-      continue;
-    }
-    try {
-      await fillFilesystems(host, facts, parseCrictlImageFsInfo(run.stdout));
-      summary.status = "ok";
-      delete summary.error;
+    if (summary.status === "ok") {
       facts.answeredBy = { endpoint: candidate.endpoint, via: "crictl" };
       return;
-    } catch (error) {
-      summary.error = `could not parse crictl output: ${describeError(error)}`;
     }
   }
 }
 
+/**
+ * The local socket of a candidate crictl may reach, or undefined. Only sockets that answered over
+ * gRPC, wrongly (an error, e.g. an API version the runtime does not speak): one that stayed silent
+ * until the deadline would stay silent for crictl too, and cost the deadline a second time, so a
+ * runtime that hangs would make the whole source wait twice as long for nothing.
+ */
+async function socketWorthCrictl(
+  host: Host,
+  facts: CriFacts,
+  candidate: Candidate,
+): Promise<string | undefined> {
+  const attempt = facts.attempts.find((a) => a.endpoint === candidate.endpoint);
+  const hostSocket = socketPathOf(candidate.endpoint);
+  if (!hostSocket || attempt?.status !== "error") return undefined;
+  return (await host.root.resolve(hostSocket)).local;
+}
+
+/** Runs `crictl imagefsinfo -o json` against one socket and fills the filesystems from its answer. */
+async function askCrictl(
+  host: Host,
+  facts: CriFacts,
+  crictl: string,
+  candidate: Candidate,
+  socket: string,
+  timeoutMs: number,
+): Promise<EndpointAttempt> {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  const endpoint = `unix://${socket}`;
+  const started = performance.now();
+  const run = await runCommand(
+    crictl,
+    [
+      "--runtime-endpoint",
+      endpoint,
+      "--image-endpoint",
+      endpoint,
+      "--timeout",
+      `${seconds}s`,
+      "imagefsinfo",
+      "-o",
+      "json",
+    ],
+    // crictl's own --timeout covers each call; the extra second lets it say so before it is killed.
+    { timeoutMs: timeoutMs + 1000 },
+  );
+  const summary: EndpointAttempt = {
+    endpoint: candidate.endpoint,
+    reason: `crictl (${crictl})`,
+    status: "error",
+    latencyMs: Math.round(performance.now() - started),
+  };
+  if (run.outcome === "timeout") {
+    return { ...summary, status: "timeout", error: `crictl gave no answer within ${run.afterMs} ms` };
+  }
+  if (run.outcome !== "ok") {
+    const error = run.outcome === "missing" ? run.message : `${run.message}: ${run.stderr.trim()}`;
+    return { ...summary, error };
+  }
+  try {
+    await fillFilesystems(host, facts, parseCrictlImageFsInfo(run.stdout));
+    return { ...summary, status: "ok" };
+  } catch (error) {
+    return { ...summary, error: `could not parse crictl output: ${describeError(error)}` };
+  }
+}
+
+/**
+ * crictl at its usual places, looked for only when we are on the host itself: under another host
+ * root its binary is built for, and talks to, that host (--crictl names one that runs here).
+ */
 async function findExecutable(host: Host): Promise<string | undefined> {
-  // A host binary only runs here when we are on the host itself.
   const paths = host.root.isSystemRoot ? CRICTL_PATHS : [];
   for (const candidate of paths) {
     try {
