@@ -189,6 +189,70 @@ describe("file_contexts parsing and lookup (libselinux rules)", () => {
     expect(policy("/mnt/root /\n").substitute("/mnt/root/var/lib")).toBe("/var/lib");
   });
 
+  it("names the substitution lines the lookup really applied: last line first, .subs before .subs_dist", () => {
+    // Both lines apply to /var/lib/images; libselinux tries the last line first.
+    const line = (fc: FileContexts, p: string) => fc.substitutionsOf(p).map((r) => `${r.file}:${r.line}`);
+    const imagesLast = policy("/var/lib /srv/lib\n/var/lib/images /var/lib/containers/storage\n");
+    expect(line(imagesLast, "/var/lib/images")).toEqual(["file_contexts.subs:2"]);
+    expect(expectedType(imagesLast, "/var/lib/images/overlay", "dir")).toBe("container_ro_file_t");
+    const imagesFirst = policy("/var/lib/images /var/lib/containers/storage\n/var/lib /srv/lib\n");
+    expect(line(imagesFirst, "/var/lib/images")).toEqual(["file_contexts.subs:2"]);
+    expect(imagesFirst.substitute("/var/lib/images/overlay")).toBe("/srv/lib/images/overlay");
+    expect(line(imagesFirst, "/var/lib/imagesX")).toEqual(["file_contexts.subs:2"]);
+    expect(line(imagesFirst, "/opt/images")).toEqual([]);
+    // One line of each file: .subs first, then .subs_dist on its result.
+    const both = FileContexts.fromTexts([{ text: FILE_CONTEXTS, file: "file_contexts" }], {
+      local: { text: "/mnt/images /var/lib/images\n", file: "file_contexts.subs" },
+      dist: {
+        text: "/opt /usr\n/var/lib/images /var/lib/containers/storage\n",
+        file: "file_contexts.subs_dist",
+      },
+    });
+    expect(line(both, "//mnt/images/")).toEqual(["file_contexts.subs:1", "file_contexts.subs_dist:2"]);
+    expect(both.substitute("/mnt/images/overlay")).toBe("/var/lib/containers/storage/overlay");
+  });
+
+  it("loads file_contexts.subs_dist from the host through the loader, with .subs applied first", async () => {
+    const tree = await HostTree.create();
+    try {
+      const files = "/etc/selinux/targeted/contexts/files";
+      await tree.write(`${files}/file_contexts`, FILE_CONTEXTS);
+      // Fedora's file_contexts.subs_dist has lines of this shape (e.g. /var/roothome /root).
+      await tree.write(`${files}/file_contexts.subs_dist`, "# dist\n/srv/containers /var/lib/containers\n");
+      const host = new Host({ root: tree.root, procRoot: tree.procRoot });
+      const dist = await loadPolicyFileContexts(host, "targeted");
+      expect(dist.facts.files.map((f) => [path.basename(f.path), f.status, f.specs])).toEqual([
+        ["file_contexts", "ok", 31],
+        ["file_contexts.homedirs", "missing", 0],
+        ["file_contexts.local", "missing", 0],
+        ["file_contexts.subs", "missing", 0],
+        ["file_contexts.subs_dist", "ok", 1],
+      ]);
+      expect(dist.facts.distSubstitutions).toEqual([
+        {
+          alias: "/srv/containers",
+          original: "/var/lib/containers",
+          file: `${files}/file_contexts.subs_dist`,
+          line: 2,
+        },
+      ]);
+      expect(expectedType(dist.contexts!, "/srv/containers/storage/overlay/l", "dir")).toBe(
+        "container_ro_file_t",
+      );
+      // A local line then maps a relocated store onto the dist alias, which maps it on again.
+      await tree.write(`${files}/file_contexts.subs`, "/data/images /srv/containers/storage\n");
+      const fresh = new Host({ root: tree.root, procRoot: tree.procRoot });
+      const both = (await loadPolicyFileContexts(fresh, "targeted")).contexts!;
+      expect(both.substitutionsOf("/data/images").map((r) => path.basename(r.file))).toEqual([
+        "file_contexts.subs",
+        "file_contexts.subs_dist",
+      ]);
+      expect(expectedType(both, "/data/images/overlay/x/diff", "dir")).toBe("container_ro_file_t");
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
   it("reports an invalid line with file and line number and skips only that line", () => {
     const text = [
       "# comment",
