@@ -10,6 +10,7 @@ import { journalDirectories } from "../journal/locate.js";
 import type { JournalFilter } from "../journal/types.js";
 import { linesContaining } from "../logrules/lines.js";
 import type { Snapshot } from "../snapshot.js";
+import { AUDIT_LOGS, auditLogTail } from "../sources/avc.js";
 import type { ConfigFileFact } from "../sources/config-files.js";
 import type { JournalFacts } from "../sources/journal.js";
 import { factsOf } from "../sources/source.js";
@@ -712,8 +713,6 @@ export async function unitJournals(inputs: StepInputs, context: StepContext): Pr
   }
 }
 
-const AUDIT_LOGS = ["/var/log/audit/audit.log", ...[1, 2, 3, 4].map((n) => `/var/log/audit/audit.log.${n}`)];
-
 /** What auditd's logs hold for logs/audit-avc.log. */
 export interface AuditAvc {
   /** Some audit log exists. */
@@ -730,13 +729,7 @@ export async function readAuditAvc(inputs: StepInputs): Promise<AuditAvc> {
   let found = false;
   let cut = false;
   for (const file of AUDIT_LOGS) {
-    let local: string;
-    try {
-      local = (await inputs.host.root.resolve(file)).local;
-    } catch {
-      continue;
-    }
-    const read = await readTail(local, 8 * MiB);
+    const read = await auditLogTail(inputs.host, file, 8 * MiB);
     if (!read) continue;
     found = true;
     cut ||= read.cut;

@@ -1,4 +1,4 @@
-import { readTail } from "../host/files.js";
+import { readTail, type Tail } from "../host/files.js";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
@@ -43,7 +43,10 @@ export interface AvcFacts {
   newestRecord: string | null;
 }
 
-const AUDIT_LOGS = ["/var/log/audit/audit.log", ...[1, 2, 3, 4].map((n) => `/var/log/audit/audit.log.${n}`)];
+export const AUDIT_LOGS = [
+  "/var/log/audit/audit.log",
+  ...[1, 2, 3, 4].map((n) => `/var/log/audit/audit.log.${n}`),
+];
 const AUDIT_BUDGET = { bytesPerFile: 8 * 1024 * 1024, bytes: 16 * 1024 * 1024 };
 const MAX_SAMPLES = 5;
 
@@ -132,12 +135,26 @@ class AvcGroups {
   }
 }
 
+/**
+ * The last `maxBytes` of one of auditd's logs, or undefined when it cannot be read. Read once per
+ * run: this source and must-gather's copy of the AVC records both want the same megabytes.
+ */
+export function auditLogTail(host: Host, file: string, maxBytes: number): Promise<Tail | undefined> {
+  return host.shared(`audit-log-tail:${file}:${maxBytes}`, async () => {
+    try {
+      return await readTail((await host.root.resolve(file)).local, maxBytes);
+    } catch {
+      return undefined;
+    }
+  });
+}
+
 /** auditd's log and its rotations, newest first, each read from its end within the budget. */
 async function readAuditLogs(host: Host, facts: AvcFacts, groups: AvcGroups): Promise<void> {
   let left = AUDIT_BUDGET.bytes;
   for (const file of AUDIT_LOGS) {
     if (left <= 0) break;
-    const tail = await readTail(host.root.local(file), Math.min(AUDIT_BUDGET.bytesPerFile, left));
+    const tail = await auditLogTail(host, file, Math.min(AUDIT_BUDGET.bytesPerFile, left));
     if (!tail) continue;
     left -= tail.bytes;
     facts.auditLogs.push({ path: file, bytesRead: tail.bytes, truncated: tail.cut });
