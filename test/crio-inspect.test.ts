@@ -5,6 +5,7 @@ import type net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { runChecks } from "../collector/checks/registry.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import {
   type CrioInspectFacts,
@@ -350,6 +351,35 @@ describe("crio-inspect", () => {
       status: "absent",
       reason: "no crio process and no CRI-O configuration",
     });
+  });
+});
+
+describe("a CRI-O drop-in changed without a restart (CRI_IMAGEFS_MISMATCH)", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("names the root the running CRI-O reports and the one the new drop-in sets", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    // CRI-O started with the storage of that moment: graphroot from storage.conf.
+    const server = await startFakeCrio(tree.local(SOCKET), { graphroot: GRAPHROOT });
+    tree.onCleanup(() => server.close());
+    const mismatch = (snapshot: Snapshot) => runChecks(snapshot).find((f) => f.id === "CRI_IMAGEFS_MISMATCH");
+    expect(mismatch(await collectTree(tree))).toBeUndefined();
+
+    // Then an administrator moves the storage in a drop-in, and does not restart crio.
+    await tree.write("/etc/crio/crio.conf.d/20-root.conf", '[crio]\nroot = "/var/lib/crio-storage"\n');
+    const finding = mismatch(await collectTree(tree));
+    expect(finding?.severity).toBe("warning");
+    expect(finding?.evidence).toEqual([
+      "runtime: cri-o 1.31.3 at unix:///var/run/crio/crio.sock",
+      `runtime reports its image filesystem at ${GRAPHROOT}/overlay-images; the configuration says /var/lib/crio-storage/overlay-images`,
+      `runtime reports its container filesystem at ${GRAPHROOT}/overlay-images; the configuration says /var/lib/crio-storage/overlay-images`,
+      `CRI-O /info storage_root is ${GRAPHROOT}; graphroot is configured as /var/lib/crio-storage (/etc/crio/crio.conf.d/20-root.conf)`,
+    ]);
+    expect(finding?.remediation.commands).toContain("systemctl restart crio");
   });
 });
 
