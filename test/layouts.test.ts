@@ -114,6 +114,28 @@ describe.skipIf(!ready)("filesystem layouts on real mounts", () => {
     expect(findings.map((f) => f.id)).not.toContain("IMAGESTORE_NOT_MOUNTED");
   });
 
+  it("reports an imagestore moved to a new disk in the drop-in while CRI-O still uses the old one", async () => {
+    tree = await HostTree.create();
+    await splitImageNode(tree);
+    await startRuntime(tree, { imagestore: IMAGESTORE });
+    const mismatch = (snapshot: Snapshot) => runChecks(snapshot).find((f) => f.id === "CRI_IMAGEFS_MISMATCH");
+    expect(mismatch(await collectTree(tree))).toBeUndefined();
+
+    // The images move to a bigger disk; the drop-in is edited, crio is not restarted.
+    const moved = "/var/lib/images-ssd";
+    await tree.mountLoop(moved, "ext4", { sizeMiB: 64 });
+    await tree.write("/etc/crio/crio.conf.d/10-imagestore.conf", `[crio]\nimagestore = "${moved}"\n`);
+    const snapshot = await collectTree(tree);
+    expect(roleOf(snapshot, "imagefs")).toMatchObject({ path: moved, mount: { fstype: "ext4" } });
+    const finding = mismatch(snapshot);
+    expect(finding?.severity).toBe("warning");
+    expect(finding?.evidence).toEqual([
+      "runtime: cri-o 1.31.3 at unix:///var/run/crio/crio.sock",
+      `runtime reports its image filesystem at ${IMAGESTORE}/overlay-images; the configuration says ${moved}/overlay-images`,
+      `CRI-O /info storage_image is ${IMAGESTORE}; imagestore is configured as ${moved} (/etc/crio/crio.conf.d/10-imagestore.conf)`,
+    ]);
+  });
+
   it("reports a read-only image store mount", async () => {
     tree = await HostTree.create();
     await splitImageNode(tree, { imagestoreFs: "ext4" });
