@@ -154,6 +154,10 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
       expect(facts.probe?.hungAt?.op).toBe("statfs");
       const finding = byId(runChecks(snapshot), "LAYER_STORE_UNRESPONSIVE")[0];
       expect(finding?.severity).toBe("critical");
+      // One-shot collect knows only this run: the hang was first seen now.
+      expect(finding?.evidence[0]).toBe(
+        `unresponsive since ${facts.unresponsiveSince} (first seen now, by this collection)`,
+      );
       expect(finding?.remediation.commands).toContain(`systemctl restart stargz-store`);
     } finally {
       process.kill(bindfs.pid, "SIGCONT");

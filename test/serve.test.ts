@@ -1,7 +1,9 @@
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Finding } from "../collector/checks/finding.js";
 import { type Server, serve } from "../collector/commands/serve.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { mountBindfs } from "./support/lazy-pull.js";
@@ -192,5 +194,64 @@ describe.skipIf(!ready)("imagefs-doctor serve", () => {
       async () => value((await get(server!, "/metrics")).body, relabel) === 1,
     );
     expect(await readdir(stateDir)).toEqual(["cursors.json"]);
+  });
+
+  it("remembers when a layer store first hung, across cycles, in /findings and /metrics alike", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await startRuntime(tree);
+    const store = "/var/lib/stargz-store/store";
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "${RUNROOT}"\n[storage.options]\nadditionallayerstores = ["${store}:ref"]\n`,
+    );
+    const source = path.join(tree.scratch, "store-src");
+    await mkdir(source, { recursive: true });
+    const bindfs = await mountBindfs(source, tree.local(store));
+    tree.onCleanup(async () => {
+      bindfs.process.kill("SIGCONT");
+      bindfs.process.kill("SIGKILL");
+      await bindfs.process;
+      await execa("fusermount3", ["-uz", tree.local(store)], { reject: false });
+    });
+    server = await start({ intervalMs: 100, guardedStatMs: 1000 });
+    await server.ready;
+    process.kill(bindfs.pid, "SIGSTOP");
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // past the kernel's attribute cache
+      const hung = async () => {
+        const report = JSON.parse((await get(server!, "/findings")).body) as { findings: Finding[] };
+        return report.findings.find((f) => f.id === "LAYER_STORE_UNRESPONSIVE");
+      };
+      const collections = async () =>
+        value((await get(server!, "/metrics")).body, /^imagefs_collections_total/) ?? 0;
+      await until("the hung store to show", async () => (await hung()) !== undefined);
+      const first = (await hung())!.evidence[0]!;
+      const since = /^unresponsive since (\S+) /.exec(first)?.[1];
+      expect(since).toBeDefined();
+      // Two more cycles that still find it hung: the since-time stays the first one.
+      const seen = await collections();
+      await until("two more cycles", async () => (await collections()) >= seen + 2);
+      const later = (await hung())!.evidence[0]!;
+      expect(later).toBe(
+        `unresponsive since ${since} (first seen by an earlier collection of this exporter, and in every one since)`,
+      );
+      const metrics = (await get(server, "/metrics")).body;
+      expect(value(metrics, /^imagefs_layer_store_up\{store="0",node="worker-0"\}/)).toBe(0);
+      expect(
+        value(metrics, /^imagefs_layer_store_unresponsive_since_seconds\{store="0",node="worker-0"\}/),
+      ).toBe(Date.parse(since!) / 1000);
+    } finally {
+      process.kill(bindfs.pid, "SIGCONT");
+    }
+    // Answering again ends the streak: the metric falls to 0 and the finding goes.
+    await until(
+      "the store to answer again",
+      async () =>
+        value(
+          (await get(server!, "/metrics")).body,
+          /^imagefs_layer_store_unresponsive_since_seconds\{store="0",node="worker-0"\}/,
+        ) === 0,
+    );
   });
 });

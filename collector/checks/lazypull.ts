@@ -97,6 +97,14 @@ const serviceDown: CheckDefinition = {
   },
 };
 
+/** When the hang began, as far as the collector knows: this run, or the first of serve's cycles that saw it. */
+function unresponsiveSince(store: LayerStoreFacts): string {
+  if (!store.unresponsiveSince) return "unresponsive since: unknown";
+  return store.unresponsiveSinceEarlierCycle
+    ? `unresponsive since ${store.unresponsiveSince} (first seen by an earlier collection of this exporter, and in every one since)`
+    : `unresponsive since ${store.unresponsiveSince} (first seen now, by this collection)`;
+}
+
 const unresponsive: CheckDefinition = {
   id: "LAYER_STORE_UNRESPONSIVE",
   severity: "critical",
@@ -115,6 +123,7 @@ const unresponsive: CheckDefinition = {
         return {
           subject: store.path,
           evidence: [
+            unresponsiveSince(store),
             `${store.probe!.hungAt!.op} of ${store.probe!.hungAt!.path} gave no answer within the probe's deadline (${store.probe!.elapsedMs} ms in all)`,
             ...store.probe!.results.map((r) => `${r.op} ${r.path}: ${r.ok ? "ok" : r.code} in ${r.ms} ms`),
             store.fusectl?.waiting !== null && store.fusectl?.waiting !== undefined

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Finding } from "../checks/finding.js";
 import type { CollectRequest } from "../collect.js";
 import type { Snapshot } from "../snapshot.js";
-import type { ResumePoints } from "../sources/source.js";
+import { factsOf, type ResumePoints } from "../sources/source.js";
 
 /**
  * `imagefs-doctor serve`: collects on an interval in the background and answers scrapes from the
@@ -83,6 +83,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     const startedAt = Date.now();
     try {
       const snapshot = await collect({ ...options.collect, nodeName: node, resume: { ...resume } });
+      carryUnresponsiveSince(last?.snapshot, snapshot);
       const findings = runChecks(snapshot);
       const done: Cycle = { snapshot, findings, startedAt, durationMs: Date.now() - startedAt };
       exporter.update(snapshot, findings, done.durationMs / 1000);
@@ -174,6 +175,24 @@ export async function serve(options: ServeOptions): Promise<Server> {
       for (const sink of options.sinks ?? []) await sink.close?.();
     },
   };
+}
+
+/**
+ * serve's memory of hung layer stores, kept in the snapshots themselves: a store the last cycle
+ * already found unresponsive keeps that cycle's first-seen time, so the finding, /findings and
+ * the unresponsive-since metric all show when the hang began, not when this cycle saw it. A
+ * cycle that finds the store answering again ends the streak.
+ */
+export function carryUnresponsiveSince(previous: Snapshot | undefined, current: Snapshot): void {
+  const earlier = new Map<string, string>();
+  for (const store of factsOf(previous?.sources["layer-stores"])?.stores ?? [])
+    if (store.unresponsiveSince) earlier.set(store.path, store.unresponsiveSince);
+  for (const store of factsOf(current.sources["layer-stores"])?.stores ?? []) {
+    const since = earlier.get(store.path);
+    if (!store.unresponsiveSince || !since || since >= store.unresponsiveSince) continue;
+    store.unresponsiveSince = since;
+    store.unresponsiveSinceEarlierCycle = true;
+  }
 }
 
 /** Moves the resume points past what this cycle read. */

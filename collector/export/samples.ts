@@ -15,14 +15,15 @@ export interface Sample {
   value: number;
 }
 
-/** What a long-running exporter remembers between cycles. */
-export interface ExporterMemory {
-  /** Per layer store (by ordinal): when it was first seen unresponsive, Unix seconds. */
-  unresponsiveSince: Map<string, number>;
-}
+/**
+ * What a long-running exporter remembers between cycles: nothing of its own today. When a layer
+ * store was first seen unresponsive is remembered by `serve` in the snapshot itself
+ * (carryUnresponsiveSince), so findings and both exporters show the one same time.
+ */
+export type ExporterMemory = Record<never, never>;
 
 export function newMemory(): ExporterMemory {
-  return { unresponsiveSince: new Map() };
+  return {};
 }
 
 const g = (name: MetricName, labels: Record<string, string>, value: number): Sample => ({
@@ -31,12 +32,12 @@ const g = (name: MetricName, labels: Record<string, string>, value: number): Sam
   value,
 });
 
-/** The gauges of one cycle, computed from its snapshot and findings (pure but for `memory`). */
+/** The gauges of one cycle, computed from its snapshot and findings. */
 export function gaugeSamples(
   snapshot: Snapshot,
   findings: Finding[],
-  memory: ExporterMemory,
-  now = Date.now(),
+  _memory: ExporterMemory,
+  _now = Date.now(),
 ): Sample[] {
   return [
     g("imagefs_build_info", { version: VERSION }, 1),
@@ -46,7 +47,7 @@ export function gaugeSamples(
     ...evictionSamples(snapshot),
     ...runtimeSamples(snapshot),
     ...selinuxSamples(snapshot),
-    ...layerSamples(snapshot, memory, now),
+    ...layerSamples(snapshot),
     ...additionalStoreSamples(snapshot),
   ];
 }
@@ -192,7 +193,7 @@ function selinuxSamples(snapshot: Snapshot): Sample[] {
   return samples;
 }
 
-function layerSamples(snapshot: Snapshot, memory: ExporterMemory, now: number): Sample[] {
+function layerSamples(snapshot: Snapshot): Sample[] {
   const samples: Sample[] = [];
   const layers = factsOf(snapshot.sources.layers);
   if (layers) {
@@ -216,16 +217,8 @@ function layerSamples(snapshot: Snapshot, memory: ExporterMemory, now: number): 
     }
     if (store.responsive === null) return;
     samples.push(g("imagefs_layer_store_up", labels, store.responsive ? 1 : 0));
-    if (store.responsive) memory.unresponsiveSince.delete(labels.store);
-    else if (!memory.unresponsiveSince.has(labels.store))
-      memory.unresponsiveSince.set(labels.store, now / 1000);
-    samples.push(
-      g(
-        "imagefs_layer_store_unresponsive_since_seconds",
-        labels,
-        memory.unresponsiveSince.get(labels.store) ?? 0,
-      ),
-    );
+    const since = store.unresponsiveSince ? Date.parse(store.unresponsiveSince) / 1000 : 0;
+    samples.push(g("imagefs_layer_store_unresponsive_since_seconds", labels, since));
   });
   return samples;
 }

@@ -46,8 +46,13 @@ export interface LayerStoreFacts {
   /** Timed operations on the mount; null when there is no FUSE mount to probe. */
   probe: ProbeRun | null;
   responsive: boolean | null;
-  /** When this collection found the mount unresponsive (the exporter keeps the first such time across runs). */
+  /**
+   * When the mount was first seen unresponsive: this collection's probe, or in `serve` the first
+   * of the cycles in a row that found it so (then unresponsiveSinceEarlierCycle is true).
+   */
   unresponsiveSince: string | null;
+  /** Set by `serve` when unresponsiveSince is carried over from an earlier cycle. */
+  unresponsiveSinceEarlierCycle?: boolean;
   /** The layer's info JSON as the store serves it (field names tell the format), for one lazy layer. */
   sampleInfo: Record<string, unknown> | null;
   /**
