@@ -295,4 +295,57 @@ describe.skipIf(!ready)("stargz-store and CRI-O in the journal, and the store's 
     const read = store.probe?.results.find((r) => r.path.endsWith("/diff/.stargz-snapshotter"));
     expect(read).toMatchObject({ op: "read", ok: true });
   });
+
+  /** A CRI-O node whose storage.conf says `storageOptions`, stargz-store running for STORE, and no FUSE mount. */
+  async function unmountedStoreNode(storageOptions: string): Promise<Finding[]> {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "${RUNROOT}"\n[storage.options]\n${storageOptions}\n`,
+    );
+    await tree.mkdir(STORE); // the directory is there, as the unit's ExecStartPre would leave it
+    await tree.startProcess("/usr/local/bin/stargz-store", ["--log-level=debug", STORE]);
+    await startRuntime(tree);
+    return runChecks(await collectTree(tree));
+  }
+
+  it("finds a configured store that its running server has not mounted", async () => {
+    const findings = await unmountedStoreNode(`additionallayerstores = ["${STORE}:ref"]`);
+    const finding = byId(findings, "LAYER_STORE_NOT_MOUNTED");
+    expect(finding).toMatchObject({ severity: "critical", subject: STORE });
+    expect(finding?.evidence).toContain(`nothing is mounted at ${STORE}`);
+    expect(finding?.remediation.commands).toEqual([
+      "systemctl restart stargz-store",
+      `findmnt ${STORE}`,
+      "systemctl restart crio",
+    ]);
+    expect(byId(findings, "LAYER_STORE_SERVICE_DOWN")).toBeUndefined();
+  });
+
+  it("says partial pulls are off beside a layer store, and not once they are on", async () => {
+    const off = byId(
+      await unmountedStoreNode(`additionallayerstores = ["${STORE}:ref"]`),
+      "PARTIAL_PULLS_DISABLED",
+    );
+    expect(off?.severity).toBe("info");
+    expect(off?.evidence[0]).toMatch(/^pull_options: \{\} \(/);
+    expect(off?.remediation.commands).toContain('#   enable_partial_images = "true"');
+    await tree.cleanup();
+    const on = await unmountedStoreNode(
+      `additionallayerstores = ["${STORE}:ref"]\n[storage.options.pull_options]\nenable_partial_images = "true"`,
+    );
+    expect(byId(on, "PARTIAL_PULLS_DISABLED")).toBeUndefined();
+  });
+
+  it("finds a relative layer store path, which containers/storage refuses", async () => {
+    const findings = await unmountedStoreNode(`additionallayerstores = ["var/lib/stargz-store/store:ref"]`);
+    const finding = byId(findings, "STORAGE_CONF_STORE_CONFUSION");
+    expect(finding?.severity).toBe("warning");
+    expect(finding?.evidence).toContain(
+      "additionallayerstores entry var/lib/stargz-store/store:ref: the path is not absolute",
+    );
+    // The relative entry is not probed as a store (nothing to mount-check at a relative path).
+    expect(byId(findings, "LAYER_STORE_NOT_MOUNTED")).toBeUndefined();
+  });
 });
