@@ -1,13 +1,15 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execa } from "execa";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runSource } from "../collector/collect.js";
 import { deviceId } from "../collector/host/device.js";
 import { Host } from "../collector/host/host.js";
-import { findMount, parseMountinfo } from "../collector/host/mountinfo.js";
+import { findMount, parseMountinfo, readMountTable } from "../collector/host/mountinfo.js";
 import { HostRoot } from "../collector/host/root.js";
 import { Absent } from "../collector/sources/source.js";
+import { requireParts } from "./support/requirements.js";
 
 describe("host root path resolution", () => {
   let root: string;
@@ -102,6 +104,77 @@ describe("mountinfo", () => {
       await rm(proc, { recursive: true, force: true });
     }
   });
+});
+
+describe("which mount table is read", () => {
+  const INIT = "22 1 253:0 / / rw,relatime - xfs /dev/vda rw";
+  const SELF = "30 29 0:50 / / rw,relatime - overlay overlay rw,lowerdir=/l";
+  let proc: string;
+  beforeEach(async () => {
+    proc = await mkdtemp(path.join(os.tmpdir(), "imagefs-proc-"));
+  });
+  afterEach(async () => {
+    await rm(proc, { recursive: true, force: true });
+  });
+
+  /** Writes <proc>/<pid>/mountinfo. */
+  async function mountinfo(pid: "1" | "self", text: string): Promise<void> {
+    await mkdir(path.join(proc, pid), { recursive: true });
+    await writeFile(path.join(proc, pid, "mountinfo"), text);
+  }
+
+  it("reads PID 1's table (the host's, with hostPID) when it is readable", async () => {
+    await mountinfo("1", `${INIT}\n`);
+    await mountinfo("self", `${SELF}\n`);
+    const table = await readMountTable(proc);
+    expect(table.from).toBe(path.join(proc, "1/mountinfo"));
+    expect(table.entries.map((e) => e.fstype)).toEqual(["xfs"]);
+  });
+
+  it("falls back to its own table when PID 1 is not there (hidepid) or shows no mounts", async () => {
+    await mountinfo("self", `${SELF}\n`);
+    expect((await readMountTable(proc)).from).toBe(path.join(proc, "self/mountinfo"));
+    await mountinfo("1", ""); // a PID 1 being torn down shows an empty table
+    const table = await readMountTable(proc);
+    expect(table.from).toBe(path.join(proc, "self/mountinfo"));
+    expect(table.entries.map((e) => e.fstype)).toEqual(["overlay"]);
+  });
+
+  it("fails, saying what it could not open, when neither table can be read", async () => {
+    await expect(readMountTable(proc)).rejects.toMatchObject({
+      code: "ENOENT",
+      path: path.join(proc, "self/mountinfo"),
+    });
+  });
+
+  const ready = requireParts("mount table under hidepid", ["root"]);
+
+  it.skipIf(!ready)(
+    "falls back to /proc/self/mountinfo for an unprivileged reader of a real /proc mounted with hidepid=2",
+    async () => {
+      const hidden = path.join(proc, "hidepid");
+      await mkdir(hidden);
+      await chmod(proc, 0o755); // mkdtemp's 0700 would stop nobody before /proc's own rules do
+      await execa("mount", ["-t", "proc", "-o", "hidepid=2", "proc", hidden]);
+      try {
+        // The built module, run as nobody: root would see PID 1 whatever hidepid says.
+        const module = path.resolve(import.meta.dirname, "../dist/collector/host/mountinfo.js");
+        const script = `const { readMountTable } = await import(${JSON.stringify(module)});
+          const table = await readMountTable(${JSON.stringify(hidden)});
+          console.log(JSON.stringify({ from: table.from, entries: table.entries.length }));`;
+        const run = await execa(process.execPath, ["--input-type=module", "-e", script], {
+          uid: 65534,
+          gid: 65534,
+          timeout: 30_000,
+        });
+        const result = JSON.parse(run.stdout) as { from: string; entries: number };
+        expect(result.from).toBe(path.join(hidden, "self/mountinfo"));
+        expect(result.entries).toBeGreaterThan(0);
+      } finally {
+        await execa("umount", [hidden], { reject: false });
+      }
+    },
+  );
 });
 
 describe("source contract", () => {
