@@ -1,12 +1,18 @@
-import { statSync } from "node:fs";
+import { existsSync, readlinkSync, statSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Finding } from "../collector/checks/finding.js";
 import { runChecks } from "../collector/checks/registry.js";
+import { progressBar, type ScanIo, selinuxScan } from "../collector/commands/selinux-scan.js";
+import { deviceId } from "../collector/host/device.js";
+import type { MountFact } from "../collector/host/host.js";
+import { Host } from "../collector/host/host.js";
 import type { Snapshot } from "../collector/snapshot.js";
-import type { SelinuxFacts } from "../collector/sources/selinux.js";
+import { mountLabelSupport, readSelinuxConfig, type SelinuxFacts } from "../collector/sources/selinux.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
+import { mountBindfs } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
 import {
   collectTree,
@@ -16,8 +22,125 @@ import {
   KUBELET_ROOT,
   splitImageNode,
   startRuntime,
+  storageConf,
 } from "./support/scenarios.js";
-import { ctx, labelStore, layoutStore, writeSelinux } from "./support/selinux.js";
+import { ctx, FILE_CONTEXTS, labelStore, layoutStore, SUBS, writeSelinux } from "./support/selinux.js";
+
+describe("the mode and policy type in /etc/selinux/config, read as libselinux reads them", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it.each([
+    ["SELINUX=permissive\nSELINUXTYPE=targeted\n", "permissive", "targeted"],
+    ["SELINUX= Permissive   # set by hand\n", "permissive", "targeted"],
+    ["SELINUX=ENFORCING\r\n", "enforcing", "targeted"],
+    // Only a line that starts with the exact tag counts, and the first one naming a mode wins.
+    [
+      "# SELINUX=disabled\n SELINUX=disabled\nselinux=disabled\nSELINUX=permissive\nSELINUX=enforcing\n",
+      "permissive",
+      "targeted",
+    ],
+    ["SELINUX=bogus\n", "bogus", "targeted"],
+    ["SELINUX=enforcing\nSELINUXTYPE=mls\n", "enforcing", "mls"],
+    // SELINUXTYPE= in any case after leading blanks, trailing blanks and CR cut; the last one wins.
+    ["  selinuxtype=  mls \t\r\n", null, "mls"],
+    ["SELINUXTYPE=mls\nSELINUXTYPE=minimum\n", null, "minimum"],
+    ["SELINUXTYPE = mls\n", null, "targeted"],
+  ])("reads %j as mode %s, policy %s", async (text, mode, policyType) => {
+    tree = await HostTree.create();
+    await tree.write("/etc/selinux/config", text);
+    const host = new Host({ root: tree.root, procRoot: tree.procRoot });
+    expect(await readSelinuxConfig(host)).toEqual({ found: true, mode, policyType });
+  });
+
+  it("says so when the file is missing", async () => {
+    tree = await HostTree.create();
+    const host = new Host({ root: tree.root, procRoot: tree.procRoot });
+    expect(await readSelinuxConfig(host)).toEqual({ found: false, mode: null, policyType: "targeted" });
+  });
+});
+
+describe("whether a network or FUSE mount can hold labels, from its options", () => {
+  const mount = (fstype: string, options: string[], superOptions: string[]): MountFact => ({
+    mountPoint: "/mnt/shared",
+    fstype,
+    source: "nfs.example.com:/images",
+    readOnly: true,
+    options,
+    superOptions,
+  });
+
+  it("trusts context= (categories and all) and seclabel, and nothing else", () => {
+    // mountinfo splits options at commas, also inside the quoted context.
+    const context = mount(
+      "nfs4",
+      ["ro", 'context="system_u:object_r:container_ro_file_t:s0:c1', 'c2"'],
+      ["ro"],
+    );
+    expect(mountLabelSupport(context)).toMatchObject({
+      xattrSupported: true,
+      context: "system_u:object_r:container_ro_file_t:s0:c1,c2",
+    });
+    // NFS 4.2 with security_label on an SELinux kernel: the kernel labels each file.
+    expect(mountLabelSupport(mount("nfs4", ["ro"], ["ro", "vers=4.2", "seclabel"]))).toMatchObject({
+      xattrSupported: true,
+      context: null,
+    });
+    expect(mountLabelSupport(mount("nfs", ["ro"], ["ro", "vers=3"]))).toEqual({
+      xattrSupported: false,
+      context: null,
+      reason: "nfs mounted without context= and without seclabel: its files cannot carry their own labels",
+    });
+  });
+});
+
+/** A stand-in for a terminal (stderr with isTTY and columns), keeping what was written. */
+function fakeStderr(isTTY: boolean, columns = 100): ScanIo["stderr"] & { writes: string[] } {
+  const writes: string[] = [];
+  return { isTTY, columns, writes, write: (text: string) => writes.push(text) };
+}
+
+describe("selinux-scan's progress display", () => {
+  it("draws a bar from the estimate at most ten times a second, below 100 % until done, then erases it", () => {
+    const stderr = fakeStderr(true);
+    let now = 5000;
+    const bar = progressBar(stderr, "/var/lib/images", 1000, () => now);
+    bar.update(250);
+    now += 50;
+    bar.update(300); // within 100 ms of the last drawing: skipped
+    now += 60;
+    bar.update(500);
+    now += 100;
+    bar.update(1200); // more entries than estimated (hard links): still not 100 %
+    bar.done();
+    expect(stderr.writes).toEqual([
+      `\r[#######-----------------------] 25% 250 of ~1,000 files in /var/lib/images\x1b[K`,
+      `\r[###############---------------] 50% 500 of ~1,000 files in /var/lib/images\x1b[K`,
+      `\r[#############################-] 99% 1,200 of ~1,000 files in /var/lib/images\x1b[K`,
+      "\r\x1b[K",
+    ]);
+  });
+
+  it("shows a spinner and the count without an estimate, fits the terminal, and erases nothing it did not draw", () => {
+    const stderr = fakeStderr(true, 30);
+    let now = 0;
+    const spinner = progressBar(stderr, "/var/lib/containers/storage", null, () => now);
+    spinner.update(4096);
+    now += 100;
+    spinner.update(8192);
+    spinner.done();
+    expect(stderr.writes).toEqual([
+      "\r| 4,096 files checked in /va…\x1b[K",
+      "\r/ 8,192 files checked in /va…\x1b[K",
+      "\r\x1b[K",
+    ]);
+    const idle = fakeStderr(true);
+    progressBar(idle, "/srv", 10).done();
+    expect(idle.writes).toEqual([]);
+  });
+});
 
 const ready = requireParts("SELinux diagnosis tests", ["root", "loop", "xfs"]);
 
@@ -221,6 +344,175 @@ describe.skipIf(!ready)("SELinux labels of split image stores, on real xattrs", 
       status: "scanned",
       scan: { mismatches: [] },
     });
+  });
+
+  it("lowers a mislabel to a warning when SELinux is permissive, and says why", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree, { kernel: 0 });
+    labelStore(tree, IMAGESTORE, { root: "default_t", below: "default_t" });
+    const snapshot = await collectTree(tree);
+    const facts = selinux(snapshot);
+    expect(facts.state).toBe("permissive");
+    expect(facts.stateEvidence).toEqual([
+      "/sys/fs/selinux/enforce reads 0",
+      "/etc/selinux/config: SELINUX=permissive SELINUXTYPE=targeted",
+    ]);
+    const store = byId(runChecks(snapshot), "SELINUX_STORE_MISLABELED")[0];
+    expect(store?.severity).toBe("warning");
+    expect(store?.evidence[0]).toBe("SELinux is permissive (policy targeted)");
+  });
+
+  it("reads the file contexts of the policy SELINUXTYPE names (mls)", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree, { kernel: 1, policy: false });
+    await tree.write("/etc/selinux/config", "SELINUX=enforcing\nSELINUXTYPE=mls\n");
+    const files = "/etc/selinux/mls/contexts/files";
+    await tree.write(`${files}/file_contexts`, FILE_CONTEXTS);
+    await tree.write(`${files}/file_contexts.subs`, SUBS);
+    const facts = selinux(await collectTree(tree));
+    expect(facts.config).toEqual({ found: true, mode: "enforcing", policyType: "mls" });
+    expect(facts.policy).toMatchObject({ type: "mls", loaded: true });
+    expect(facts.policy.files[0]).toMatchObject({ path: `${files}/file_contexts`, status: "ok" });
+    expect(facts.stores.find((s) => s.role === "imagestore")?.equivalence).toEqual({
+      expectedType: "container_ro_file_t",
+      via: `${IMAGESTORE} ${GRAPHROOT} (file_contexts.subs line 1)`,
+    });
+  });
+
+  it("maps an AVC denial to a store whose device mountinfo names otherwise than the kernel (as /dev/mapper/* vs dm-N)", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree);
+    const shared = "/var/lib/shared-images";
+    await tree.write("/etc/containers/storage.conf", storageConf({ imageStores: [shared] }));
+    const device = await mountNamedDevice(tree, shared, "vg-images");
+    // The kernel names the filesystem by its disk: ext4 files its sysfs directory under the s_id.
+    expect(existsSync(`/sys/fs/ext4/${device.kernelName}`)).toBe(true);
+    expect(device.kernelName).not.toBe("vg-images");
+    const libc = await layoutStore(tree, shared, "cccc");
+    labelStore(tree, shared, { below: "unlabeled_t" });
+    const ino = statSync(tree.local(libc)).ino;
+    const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
+    expect(mountinfo).toContain(` ${tree.local(shared)} rw,relatime - ext4 ${device.node} `);
+    await tree.write(
+      "/var/log/audit/audit.log",
+      `type=AVC msg=audit(1763884800.123:78): avc:  denied  { map } for  pid=4243 comm="nginx" path="/usr/lib64/libc.so.6" dev="${device.kernelName}" ino=${ino} scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=system_u:object_r:unlabeled_t:s0 tclass=file permissive=0\n`,
+    );
+    const snapshot = await collectTree(tree);
+    expect(selinux(snapshot).avcPaths).toEqual([{ dev: device.kernelName, ino, hostPath: libc }]);
+    const avc = byId(runChecks(snapshot), "SELINUX_AVC_STORAGE_DENIALS")[0];
+    expect(avc?.evidence).toContain(`dev ${device.kernelName} ino ${ino} is ${libc} on the host`);
+  });
+
+  it("selinux-scan draws its progress on a terminal only, and takes the driver from the storage configuration", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree);
+    // Enough entries for several progress reports (one every 256).
+    for (let i = 0; i < 1200; i += 1)
+      await tree.write(`${IMAGESTORE}/overlay/bbbb/diff/usr/share/f${i}`, "x");
+    labelStore(tree, IMAGESTORE);
+    const request = {
+      hostRoot: tree.root,
+      procRoot: tree.procRoot,
+      paths: [],
+      compare: "type" as const,
+      json: true,
+    };
+    const scanWith = async (stderr: ReturnType<typeof fakeStderr>) => {
+      const stdout: string[] = [];
+      const status = await selinuxScan(request, { stdout: { write: (t: string) => stdout.push(t) }, stderr });
+      return { status, stores: JSON.parse(stdout.join("")) as SelinuxFacts["stores"] };
+    };
+    const tty = fakeStderr(true, 120);
+    const onTty = await scanWith(tty);
+    expect(onTty.status).toBe(0);
+    // The image store is its filesystem's root: a bar against the inodes in use there.
+    const bar = /^\r\[[#-]{30}\] \d\d?% [\d,]+ of ~[\d,]+ files in \/var\/lib\/images$/;
+    const isBar = (w: string) => w.endsWith("\x1b[K") && bar.test(w.slice(0, -3));
+    expect(tty.writes.length).toBeGreaterThan(1);
+    expect(isBar(tty.writes[0]!)).toBe(true);
+    expect(tty.writes.at(-1)).toBe("\r\x1b[K");
+    expect(tty.writes.slice(0, -1).every(isBar)).toBe(true);
+    const notTty = fakeStderr(false);
+    await scanWith(notTty);
+    expect(notTty.writes).toEqual([]);
+    // A vfs node: the store's vfs* directories are the ones judged.
+    const conf = await readFile(tree.local("/etc/containers/storage.conf"), "utf8");
+    await tree.write("/etc/containers/storage.conf", conf.replace('driver = "overlay"', 'driver = "vfs"'));
+    await tree.mkdir(`${IMAGESTORE}/vfs`);
+    tree.label(`${IMAGESTORE}/vfs`, ctx("default_t"));
+    const vfs = await scanWith(fakeStderr(false));
+    const dirs = vfs.stores.find((s) => s.path === IMAGESTORE)?.dirs.map((d) => d.path);
+    expect(dirs).toEqual([IMAGESTORE, `${IMAGESTORE}/vfs`]);
+  });
+});
+
+/**
+ * Mounts a fresh ext4 at hostPath from a block device node named `name`, as a device-mapper disk
+ * is mounted from /dev/mapper/<name>: mountinfo names the source by that node, the kernel names
+ * the filesystem by the disk (dm-N there, loopN here). This kernel has no device-mapper driver
+ * (/dev/mapper/control: "No such device"), so a loop device under another name stands in for it.
+ */
+async function mountNamedDevice(
+  tree: HostTree,
+  hostPath: string,
+  name: string,
+): Promise<{ node: string; kernelName: string }> {
+  const image = path.join(tree.scratch, `${name}.img`);
+  await execa("truncate", ["-s", "64M", image]);
+  await execa("mkfs.ext4", ["-q", "-F", image]);
+  const loop = (await execa("losetup", ["--find", "--show", image])).stdout.trim();
+  tree.onCleanup(async () => {
+    await execa("losetup", ["-d", loop], { reject: false });
+  });
+  const [major, minor] = deviceId(BigInt(statSync(loop).rdev)).split(":");
+  const node = path.join(tree.scratch, "mapper", name);
+  await mkdir(path.dirname(node), { recursive: true });
+  await execa("mknod", [node, "b", major!, minor!]);
+  await tree.mkdir(hostPath);
+  await execa("mount", [node, tree.local(hostPath)]);
+  // Registered last, so it runs first: unmount, then free the loop device.
+  tree.onCleanup(async () => {
+    await execa("umount", [tree.local(hostPath)], { reject: false });
+  });
+  return { node, kernelName: path.basename(readlinkSync(`/sys/dev/block/${major}:${minor}`)) };
+}
+
+const fuseReady = requireParts("SELinux FUSE store tests", ["root", "loop", "xfs", "bindfs"]);
+
+describe.skipIf(!fuseReady)("an additional image store on FUSE, never walked", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  it("judges from its mount options that it cannot hold labels (no context=, no seclabel)", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree);
+    const shared = "/mnt/fuse-images";
+    await tree.write("/etc/containers/storage.conf", storageConf({ imageStores: [shared] }));
+    const source = path.join(tree.scratch, "fuse-source");
+    await mkdir(path.join(source, "overlay-images"), { recursive: true });
+    const bindfs = await mountBindfs(source, tree.local(shared));
+    tree.onCleanup(async () => {
+      await execa("fusermount3", ["-uz", bindfs.target], { reject: false });
+      await bindfs.process;
+    });
+    const snapshot = await collectTree(tree);
+    const store = selinux(snapshot).stores.find((s) => s.path === shared);
+    expect(store).toMatchObject({
+      role: "additional-image-store",
+      status: "not-scanned",
+      fstype: "fuse",
+      xattrSupported: false,
+      mountContext: null,
+      reason: "fuse mounted without context= and without seclabel: its files cannot carry their own labels",
+      scan: null,
+    });
+    const finding = byId(runChecks(snapshot), "SELINUX_NO_XATTR_SUPPORT")[0];
+    expect(finding?.subject).toBe(`additional-image-store ${shared}`);
+    expect(finding?.remediation.commands).toContain(
+      `mount -o context="system_u:object_r:container_ro_file_t:s0" <source> ${shared}`,
+    );
   });
 });
 
