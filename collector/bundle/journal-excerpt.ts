@@ -56,12 +56,28 @@ function field(entry: JournalEntry, name: string): string | undefined {
   return typeof value === "string" ? value : value.toString("utf8");
 }
 
+/** The last second's ISO text ("2026-11-23T16:41:36."): entries come many to a second. */
+let isoSecond = -1;
+let isoPrefix = "";
+
+/** An entry's time as toISOString gives it, the date and time formatted once per second. */
+function isoTime(realtimeUsec: number): string {
+  const ms = Math.floor(realtimeUsec / 1000);
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  return `${isoPrefix}${String(ms - second * 1000).padStart(3, "0")}Z`;
+}
+
 /** journalctl's short-iso-precise format: time host identifier[pid]: message. */
 function journalLine(entry: JournalEntry): string {
-  const time = new Date(Math.floor(entry.realtimeUsec / 1000)).toISOString();
+  const time = isoTime(entry.realtimeUsec);
   const identifier = field(entry, "SYSLOG_IDENTIFIER") ?? field(entry, "_COMM") ?? "-";
   const pid = field(entry, "_PID");
-  const message = (field(entry, "MESSAGE") ?? "").replace(/\n/g, "\n    ");
+  const raw = field(entry, "MESSAGE") ?? "";
+  const message = raw.includes("\n") ? raw.replace(/\n/g, "\n    ") : raw;
   return `${time} ${field(entry, "_HOSTNAME") ?? "-"} ${identifier}${pid ? `[${pid}]` : ""}: ${message}`;
 }
 
