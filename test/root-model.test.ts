@@ -99,4 +99,79 @@ describe.skipIf(!ready)("image-based nodes: where runtime state persists", () =>
     expect(result.facts).toMatchObject({ ostreeBooted: false, composefs: false, transientRoot: false });
     expect(runChecks(snapshot).map((f) => f.id)).not.toContain("RUNTIME_STATE_NOT_PERSISTENT");
   });
+
+  /**
+   * An ostree deployment with a persistent (not transient) root: /run/ostree-booted, the stores
+   * where storage.conf puts them, and optionally state overlays on /opt and /usr/local mounted as
+   * ostree-state-overlay@.service mounts them (overlayfs, upper directory under
+   * /var/ostree/state-overlays/<name>/upper, the deployment's directory as lower).
+   */
+  async function ostreeDeployment(options: { graphroot: string; stateOverlays: boolean }) {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/run/ostree-booted", "");
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "${options.graphroot}"\n[storage.options]\nadditionallayerstores = ["/var/lib/stargz-store/store:ref"]\n`,
+    );
+    await tree.mkdir("/var/lib/stargz-store/store");
+    await tree.startProcess("/usr/local/bin/stargz-store", [
+      "--root=/srv/stargz",
+      "/var/lib/stargz-store/store",
+    ]);
+    for (const dir of options.stateOverlays ? ["opt", "usr/local"] : []) {
+      const name = dir.replace("/", "-");
+      const lower = path.join(tree.scratch, `deployment-${name}`);
+      await mkdir(lower, { recursive: true });
+      await tree.mkdir(`/var/ostree/state-overlays/${name}/upper`);
+      await tree.mkdir(`/var/ostree/state-overlays/${name}/work`);
+      await tree.mkdir(`/${dir}`);
+      const overlay = `lowerdir=${lower},upperdir=${tree.local(`/var/ostree/state-overlays/${name}/upper`)},workdir=${tree.local(`/var/ostree/state-overlays/${name}/work`)}`;
+      await execa("mount", ["-t", "overlay", "-o", overlay, "overlay", tree.local(`/${dir}`)]);
+      tree.onCleanup(async () => {
+        await execa("umount", ["-l", tree.local(`/${dir}`)], { reject: false });
+      });
+    }
+    await tree.mkdir(options.graphroot);
+    const snapshot = await collectTree(tree);
+    const result = snapshot.sources["root-model"];
+    if (result.status !== "ok") throw new Error(result.status);
+    return {
+      facts: result.facts,
+      finding: runChecks(snapshot).find((f) => f.id === "RUNTIME_STATE_NOT_PERSISTENT"),
+    };
+  }
+
+  it("reports state an ostree update leaves behind: outside /var, in the deployment's own tree", async () => {
+    const { facts, finding } = await ostreeDeployment({
+      graphroot: "/opt/containers/storage",
+      stateOverlays: false,
+    });
+    expect(facts).toMatchObject({ ostreeBooted: true, transientRoot: false, stateOverlays: [] });
+    expect(finding?.evidence).toEqual(
+      expect.arrayContaining([
+        "ostree-booted node",
+        expect.stringMatching(
+          /^\S+ \/opt\/containers\/storage is in the ostree deployment's own tree, outside \/var: the next update boots a new deployment without it$/,
+        ),
+        "stargz-store --root /srv/stargz is in the ostree deployment's own tree, outside /var: the next update boots a new deployment without it",
+      ]),
+    );
+  });
+
+  it("sees /opt and /usr/local state overlays, whose state an update carries over", async () => {
+    const { facts, finding } = await ostreeDeployment({
+      graphroot: "/opt/containers/storage",
+      stateOverlays: true,
+    });
+    expect(facts.stateOverlays.map((o) => o.mountPoint).sort()).toEqual(["/opt", "/usr/local"]);
+    expect(facts.stateOverlays[0]?.upperdir).toContain("/var/ostree/state-overlays/");
+    const evidence = finding?.evidence ?? [];
+    // The store in /opt is safe now; stargz-store's --root (/srv) is still left behind.
+    expect(evidence.filter((line) => line.includes("/opt/containers/storage"))).toEqual([]);
+    expect(evidence).toContain(
+      "stargz-store --root /srv/stargz is in the ostree deployment's own tree, outside /var: the next update boots a new deployment without it",
+    );
+    expect(evidence.filter((line) => line.includes("is a state overlay")).length).toBe(2);
+  });
 });

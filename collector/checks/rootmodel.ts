@@ -1,6 +1,7 @@
 import { isWithin } from "../host/mountinfo.js";
 import { filesystemFacts, runtimeService } from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
+import type { RootModelFacts } from "../sources/root-model.js";
 import { factsOf } from "../sources/source.js";
 import type { CheckDefinition } from "./finding.js";
 
@@ -33,6 +34,26 @@ function persistentState(snapshot: Snapshot): StatePlace[] {
   return out;
 }
 
+/**
+ * The state lies in the root filesystem's own tree: on "/" itself, or (mount unknown) outside
+ * /var and outside any state overlay (ostree mounts /var and the state overlays apart from the
+ * deployment, so what is on them persists).
+ */
+function inRootTree(state: StatePlace, root: RootModelFacts): boolean {
+  if (state.mountPoint !== null) return state.mountPoint === "/";
+  return !isWithin(state.path, "/var") && !root.stateOverlays.some((o) => isWithin(state.path, o.mountPoint));
+}
+
+/** Outside what an ostree update carries over: /var (the stateroot's), /etc (merged) and the state overlays. */
+function leftBehindByUpdate(state: StatePlace, root: RootModelFacts): boolean {
+  return (
+    root.ostreeBooted &&
+    inRootTree(state, root) &&
+    !isWithin(state.path, "/var") &&
+    !isWithin(state.path, "/etc")
+  );
+}
+
 const notPersistent: CheckDefinition = {
   id: "RUNTIME_STATE_NOT_PERSISTENT",
   severity: "warning",
@@ -41,8 +62,10 @@ const notPersistent: CheckDefinition = {
   description:
     "On image-based nodes (ostree, bootc) only /var and /etc persist by design; a transient root (prepare-root.conf " +
     "[root] transient) or a tmpfs keeps nothing across a reboot, and a transient /etc ([etc] transient) drops local " +
-    "SELinux equivalences written by semanage. A store, the kubelet root or a layer store's cache there is lost: " +
-    "images are pulled again, lazy layers break, labels fall back to the policy's defaults.",
+    "SELinux equivalences written by semanage. On an ostree deployment, state outside /var and /etc lies in the " +
+    "deployment's own tree, which an update replaces with a new one (unless /opt or /usr/local have a state " +
+    "overlay, ostree-state-overlay@.service, whose state is carried over). A store, the kubelet root or a layer " +
+    "store's cache there is lost: images are pulled again, lazy layers break, labels fall back to the policy's defaults.",
   confirm: [
     "findmnt -o TARGET,FSTYPE,OPTIONS /",
     "cat /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf",
@@ -53,13 +76,14 @@ const notPersistent: CheckDefinition = {
     const evidence: string[] = [];
     for (const state of persistentState(snapshot)) {
       const volatile = root.volatileMounts.find((m) => m !== "/" && isWithin(state.path, m));
-      const onTransientRoot =
-        root.transientRoot &&
-        (state.mountPoint === "/" || (state.mountPoint === null && !isWithin(state.path, "/var")));
       if (volatile) evidence.push(`${state.what} ${state.path} is on a volatile mount (${volatile})`);
-      else if (onTransientRoot)
+      else if (root.transientRoot && inRootTree(state, root))
         evidence.push(
           `${state.what} ${state.path} is on the transient root: its upper directory is under /run`,
+        );
+      else if (leftBehindByUpdate(state, root))
+        evidence.push(
+          `${state.what} ${state.path} is in the ostree deployment's own tree, outside /var: the next update boots a new deployment without it`,
         );
     }
     const subs = factsOf(snapshot.sources.selinux)?.policy.localSubstitutions ?? [];
@@ -74,6 +98,10 @@ const notPersistent: CheckDefinition = {
         evidence: [
           root.ostreeBooted ? "ostree-booted node" : "not an ostree node",
           `/ is ${root.root?.fstype ?? "?"} from ${root.root?.source ?? "?"}${root.composefs ? " (composefs)" : ""}`,
+          ...root.stateOverlays.map(
+            (o) =>
+              `${o.mountPoint} is a state overlay (upper ${o.upperdir ?? "?"}): its state is carried across updates`,
+          ),
           ...evidence,
         ],
         remediation: {
