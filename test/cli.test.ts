@@ -6,6 +6,7 @@ import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
 import { renderText, styleFor } from "../collector/report/text.js";
+import { SCHEMA_VERSION, type Snapshot, SOURCE_NAMES } from "../collector/snapshot.js";
 import { VERSION } from "../collector/version.js";
 import { requireParts } from "./support/requirements.js";
 import {
@@ -37,6 +38,23 @@ describe("command line without a host", () => {
     const run = await cli(["--version"]);
     expect(run.exitCode).toBe(0);
     expect(run.stdout.trim()).toBe(VERSION);
+  });
+
+  it("lists every command with --help, and says in collect's help when crictl is run", async () => {
+    const run = await cli(["--help"]);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: imagefs-doctor \[options\] \[command\]/);
+    // One command a line, indented by two; wrapped descriptions are indented further.
+    const commands = run.stdout
+      .slice(run.stdout.indexOf("Commands:"))
+      .split("\n")
+      .filter((line) => /^ {2}\S/.test(line))
+      .map((line) => line.trim().split(" ")[0]);
+    expect(commands).toEqual(["collect", "diagnose", "serve", "selinux-scan", "must-gather", "help"]);
+    const collect = (await cli(["collect", "--help"])).stdout.replace(/\s+/g, " ");
+    expect(collect).toContain("--json print the snapshot as JSON");
+    expect(collect).toContain("--crictl <path> crictl to run when a CRI socket answers gRPC with an error");
+    expect(collect).toContain("would wait out --cri-timeout a second time");
   });
 
   it("exits 2 on usage errors, with a message", async () => {
@@ -207,6 +225,28 @@ describe.skipIf(!ready)("command line on a host tree", () => {
     expect(renderText(snapshot, findings, styleFor({ isTTY: true }, { NO_COLOR: "1" }))).not.toContain(
       "\x1b[",
     );
+  });
+
+  it("prints the snapshot as JSON on stdout with collect --json, every source in it", async () => {
+    tree = await HostTree.create();
+    await splitImageNode(tree);
+    await startRuntime(tree, { imagestore: IMAGESTORE });
+    const run = await cli(["collect", "--json", ...onTree()]);
+    expect(run.exitCode).toBe(0);
+    expect(run.stderr).toBe("");
+    const snapshot = JSON.parse(run.stdout) as Snapshot;
+    expect(snapshot).toMatchObject({
+      schemaVersion: SCHEMA_VERSION,
+      node: "worker-0",
+      host: { root: tree.root },
+    });
+    expect(Object.keys(snapshot.sources)).toEqual([...SOURCE_NAMES]);
+    for (const name of SOURCE_NAMES) {
+      expect(["ok", "absent", "error", "timeout"], name).toContain(snapshot.sources[name].status);
+    }
+    const fs = snapshot.sources.filesystems;
+    expect(fs.status === "ok" && fs.facts.roles.find((r) => r.role === "imagefs")?.path).toBe(IMAGESTORE);
+    expect(snapshot.sources.cri.status === "ok" && snapshot.sources.cri.facts.answeredBy?.via).toBe("grpc");
   });
 
   it("writes a snapshot with collect --out that diagnose --snapshot judges the same way offline", async () => {
