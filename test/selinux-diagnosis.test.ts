@@ -346,6 +346,27 @@ describe.skipIf(!ready)("SELinux labels of split image stores, on real xattrs", 
     });
   });
 
+  it("names the .subs line that really applies (the last one), and warns when it leads away from graphroot", async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree);
+    // Both lines match the image store; libselinux tries the last one first.
+    await tree.write(
+      "/etc/selinux/targeted/contexts/files/file_contexts.subs",
+      `${IMAGESTORE} ${GRAPHROOT}\n/var/lib /srv/lib\n`,
+    );
+    const snapshot = await collectTree(tree);
+    const imagestore = selinux(snapshot).stores.find((s) => s.role === "imagestore")!;
+    expect(imagestore.equivalence).toEqual({
+      expectedType: "default_t",
+      via: "/var/lib /srv/lib (file_contexts.subs line 2)",
+    });
+    const missing = byId(runChecks(snapshot), "SELINUX_EQUIVALENCE_MISSING")[0];
+    expect(missing?.evidence).toContain(
+      `the lookup of ${IMAGESTORE} goes through /var/lib /srv/lib (file_contexts.subs line 2), which does not lead to ${GRAPHROOT}'s labels`,
+    );
+    expect(missing?.remediation.commands[0]).toBe(`semanage fcontext -a -e ${GRAPHROOT} ${IMAGESTORE}`);
+  });
+
   it("lowers a mislabel to a warning when SELinux is permissive, and says why", async () => {
     tree = await HostTree.create();
     await labelledSplitNode(tree, { kernel: 0 });

@@ -104,11 +104,7 @@ const REDRAW_MS = 100;
  * subdirectory), so everything on it is below the store. A store sharing its filesystem (a
  * graphroot on "/") would get the whole disk's count: no estimate then.
  */
-export function filesEstimate(
-  host: Host,
-  table: MountTable | undefined,
-  inspection: PathInspection,
-): number | null {
+function filesEstimate(host: Host, table: MountTable | undefined, inspection: PathInspection): number | null {
   if (inspection.status !== "ok" || !inspection.isMountPoint || !table) return null;
   const entry = findMount(table, inspection.device, host.seenAs(inspection.resolved));
   const used = inspection.usage.totalInodes - inspection.usage.freeInodes;
@@ -144,7 +140,7 @@ export function progressBar(
       last = now;
       const line =
         estimate === null
-          ? `${SPINNER[frame++ % SPINNER.length]} ${label}: ${count(checked)} files checked`
+          ? `${SPINNER[frame++ % SPINNER.length]} ${count(checked)} files checked in ${label}`
           : barLine(label, checked, estimate);
       stream.write(`\r${fitToWidth(line, width)}\x1b[K`);
       drawn = true;
@@ -159,14 +155,14 @@ function barLine(label: string, checked: number, estimate: number): string {
   const fraction = Math.min(checked / estimate, MAX_FRACTION_BEFORE_DONE);
   const filled = Math.floor(fraction * BAR_WIDTH);
   const bar = `${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}`;
-  return `[${bar}] ${Math.floor(fraction * 100)}% ${label}: ${count(checked)} of ~${count(estimate)} files`;
+  return `[${bar}] ${Math.floor(fraction * 100)}% ${count(checked)} of ~${count(estimate)} files in ${label}`;
 }
 
 function count(n: number): string {
   return n.toLocaleString("en");
 }
 
-/** Cuts a line to the terminal's width: a wrapped line could not be redrawn with "\r". */
+/** Cuts a line (the path at its end) to the terminal's width: a wrapped line could not be redrawn with "\r". */
 function fitToWidth(line: string, width: number): string {
   return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
 }

@@ -401,8 +401,8 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
 
 /**
  * Whether a network or FUSE filesystem (never walked here) can hold SELinux labels, from its mount
- * options: `context=` gives the whole mount one label; `seclabel` says the kernel labels its files
- * (NFS 4.2 with security_label, a FUSE server that passes xattrs through on an SELinux kernel).
+ * options: `context=` gives the whole mount one label; `seclabel`, which an SELinux kernel shows
+ * on mounts that support labelling, says its files keep their own (NFS 4.2 with security_label).
  * Without either, every file gets the policy's genfs type (nfs_t, fusefs_t) and relabelling fails.
  */
 export function mountLabelSupport(mount: MountFact): {
