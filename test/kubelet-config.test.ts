@@ -103,6 +103,19 @@ function defaultsWith(): Record<string, string> {
   };
 }
 
+/**
+ * A key the kubelet does not know is not an error: it decodes leniently and logs "using lenient
+ * decoding as strict decoding failed" (kubelet/kubeletconfig/util/codec), so the rest of the file
+ * still applies. Likewise here: the file reads as ok, nothing reports it as a parse error, and no
+ * finding is about it.
+ */
+function expectUnknownKeysIgnored(snapshot: Snapshot, facts: KubeletConfigFacts, key: string): void {
+  expect(facts.files.filter((f) => f.status !== "ok")).toEqual([]);
+  const findings = runChecks(snapshot);
+  expect(findings.map((f) => f.id)).not.toContain("CONFIG_PARSE_ERROR");
+  expect(findings.filter((f) => JSON.stringify(f).includes(key))).toEqual([]);
+}
+
 const ready = requireParts("kubelet configuration tests", ["root", "loop", "xfs"]);
 
 describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
@@ -132,8 +145,10 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
       "/etc/openshift/kubelet.conf.d/10-gates.conf",
       "featureGates:\n  KubeletSeparateDiskGC: false\nevictionHard:\n  nodefs.available: 7%\n",
     );
-    const facts = kubelet(await collectTree(tree));
+    const snapshot = await collectTree(tree);
+    const facts = kubelet(snapshot);
     expect(facts.configFile).toEqual({ path: "/etc/kubernetes/kubelet.conf", foundBy: "well-known path" });
+    expectUnknownKeysIgnored(snapshot, facts, "someFutureField");
     expect(facts.files.map((f) => `${f.path}:${f.format}`)).toEqual([
       "/etc/kubernetes/kubelet.conf:json",
       "/etc/openshift/kubelet.conf.d/10-gates.conf:yaml",
@@ -148,6 +163,38 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
       from: "/etc/openshift/kubelet.conf.d/10-gates.conf",
     });
     expect(facts.imageGC.highThresholdPercent).toEqual({ value: 90, from: "/etc/kubernetes/kubelet.conf" });
+  });
+
+  it("reads a YAML KubeletConfiguration at /etc/kubernetes/kubelet.conf, ignoring keys it does not know", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write(
+      "/etc/kubernetes/kubelet.conf",
+      [
+        "apiVersion: kubelet.config.k8s.io/v1beta1",
+        "kind: KubeletConfiguration",
+        "evictionHard:",
+        "  imagefs.available: 20%",
+        "  nodefs.available: 10%",
+        "futureGCPolicy:", // a field of a newer kubelet
+        "  mode: aggressive",
+        "imageMaximumGCAge: 168h",
+        "",
+      ].join("\n"),
+    );
+    const snapshot = await collectTree(tree);
+    const facts = kubelet(snapshot);
+    expect(facts.configFile).toEqual({ path: "/etc/kubernetes/kubelet.conf", foundBy: "well-known path" });
+    expect(facts.files[0]).toMatchObject({
+      path: "/etc/kubernetes/kubelet.conf",
+      format: "yaml",
+      status: "ok",
+    });
+    expect(facts.eviction.configuredHard).toEqual({ "imagefs.available": "20%", "nodefs.available": "10%" });
+    expect(facts.eviction.hard.find((t) => t.signal === "imagefs.available")?.from).toBe(
+      "/etc/kubernetes/kubelet.conf",
+    );
+    expectUnknownKeysIgnored(snapshot, facts, "futureGCPolicy");
   });
 
   it("skips kubeadm's /etc/kubernetes/kubelet.conf (a kubeconfig) and reads /var/lib/kubelet/config.yaml", async () => {
