@@ -255,6 +255,28 @@ describe.skipIf(!ready)("probeMount and fusectl on a real bindfs mount", () => {
     expect((await stat(path.join(fs.source, "file.txt"))).size).toBe(CONTENT.length);
   });
 
+  it("reads the first entry of a directory with a given suffix, listed in the child (pick)", async () => {
+    const fs = await mount();
+    const run = await probeMount(
+      [
+        { op: "read", path: path.join(fs.target, "dir"), pick: ".txt" },
+        { op: "read", path: path.join(fs.target, "dir"), pick: ".json" },
+      ],
+      5000,
+    );
+    const [found, none] = run.results;
+    // a.txt, b.txt and c.txt: the first by name.
+    expect(found).toMatchObject({ op: "read", ok: true, value: { kind: "read", text: "a" } });
+    expect(none).toMatchObject({ op: "read", ok: false, code: "ENOENT" });
+    expect(none?.ok === false && none.message).toContain("no entry ending in .json");
+    await expect(probeMount([{ op: "stat", path: fs.target, pick: ".json" }], 5000)).rejects.toThrow(
+      TypeError,
+    );
+    await expect(probeMount([{ op: "read", path: fs.target, pick: "../x" }], 5000)).rejects.toThrow(
+      TypeError,
+    );
+  });
+
   it("names the operation a stopped server hangs, keeps the ones before it, and never blocks this process", async () => {
     const fs = await mount();
     const local: ProbeOp = { op: "stat", path: path.join(fs.source, "file.txt") };
