@@ -142,6 +142,45 @@ describe.skipIf(!ready)("storage configuration", () => {
     expect(finding?.remediation.commands).toContain("systemctl restart crio");
   });
 
+  it("ignores keys and tables it does not know in storage.conf and crio.conf, as the runtime does", async () => {
+    // containers/storage warns "Failed to decode the keys ..." and CRI-O logs them at debug level
+    // (toml meta.Undecoded()); neither refuses the file, so neither may this: the known settings
+    // next to the unknown ones apply, and nothing reports a parse error.
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "/var/lib/graph"\nfuture_key = "x"\n\n[storage.options.future_driver]\nsetting = true\n\n[experimental]\nflag = 1\n`,
+    );
+    await tree.write(
+      "/etc/crio/crio.conf",
+      `[crio]\nsome_future_key = "y"\nimagestore = "/var/lib/images"\n\n[crio.future_table]\nvalue = [1, 2]\n`,
+    );
+    const snapshot = await collectTree(tree);
+    const facts = storage(snapshot);
+    expect(
+      facts.files
+        .filter((f) => ["/etc/containers/storage.conf", "/etc/crio/crio.conf"].includes(f.path))
+        .map((f) => [f.path, f.status]),
+    ).toEqual([
+      ["/etc/containers/storage.conf", "ok"],
+      ["/etc/crio/crio.conf", "ok"],
+    ]);
+    expect(facts.containersStorage.graphroot).toEqual({
+      value: "/var/lib/graph",
+      from: "/etc/containers/storage.conf",
+    });
+    expect(facts.containersStorage.imagestore).toEqual({
+      value: "/var/lib/images",
+      from: "/etc/crio/crio.conf",
+    });
+    const findings = runChecks(snapshot);
+    expect(findings.map((f) => f.id)).not.toContain("CONFIG_PARSE_ERROR");
+    for (const key of ["future_key", "future_driver", "experimental", "some_future_key", "future_table"]) {
+      expect(findings.filter((f) => JSON.stringify(f).includes(key))).toEqual([]);
+    }
+  });
+
   it("reads a drop-in whose name is not UTF-8, and shows the name escaped", async () => {
     tree = await HostTree.create();
     await baseNode(tree);
