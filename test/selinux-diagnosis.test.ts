@@ -139,6 +139,10 @@ describe("selinux-scan's progress display", () => {
     const idle = fakeStderr(true);
     progressBar(idle, "/srv", 10).done();
     expect(idle.writes).toEqual([]);
+    // A pseudo-terminal without a size (script(1), some CI runners) says 0 columns: 80 are assumed.
+    const sizeless = fakeStderr(true, 0);
+    progressBar(sizeless, "/var/lib/containers/storage", null, () => 0).update(1);
+    expect(sizeless.writes).toEqual(["\r| 1 files checked in /var/lib/containers/storage\x1b[K"]);
   });
 });
 

@@ -132,7 +132,8 @@ export function progressBar(
   let last = Number.NEGATIVE_INFINITY;
   let frame = 0;
   let drawn = false;
-  const width = Math.max(20, (stream.columns ?? 80) - 1);
+  // A pseudo-terminal without a size reports 0 columns.
+  const width = Math.max(20, (stream.columns || 80) - 1);
   return {
     update: (checked: number) => {
       const now = clock();
