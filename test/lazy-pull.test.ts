@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -41,6 +41,7 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
   let store: string;
   let storeSource: string;
   let appRef: string;
+  let appDigests: string[];
   let fullRef: string;
 
   beforeAll(async () => {
@@ -50,7 +51,24 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
     await pushImages(dir, registry);
     storeSource = path.join(dir, "store-src");
     store = path.join(dir, "store");
-    appRef = (await layOutStore(storeSource, registry, "test/app", "1")).ref;
+    const app = await layOutStore(storeSource, registry, "test/app", "1");
+    appRef = app.ref;
+    appDigests = app.digests;
+    // stargz-store's stat file in each layer root, named by the blob digest (fs/layer/node.go).
+    for (const digest of appDigests) {
+      const state = path.join(
+        storeSource,
+        Buffer.from(appRef).toString("base64"),
+        digest,
+        "diff",
+        ".stargz-snapshotter",
+      );
+      await mkdir(state, { recursive: true });
+      await writeFile(
+        path.join(state, `${digest}.json`),
+        JSON.stringify({ digest, size: 2000, fetchedSize: 2000, fetchedPercent: 100 }),
+      );
+    }
     fullRef = `${registry.host}/test/full:1`;
     bindfs = await mountBindfs(storeSource, store);
     storageConf = path.join(dir, "storage.conf");
@@ -98,6 +116,9 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
     expect(facts.responsive).toBe(true);
     // This containers/storage asks by blob digest and reads the older info format.
     expect(facts.sampleInfo).toHaveProperty("compressed-diff-digest");
+    // The sampled layer's fetch progress, read through the mount from the layer podman recorded.
+    expect(facts.sampleProgress).toMatchObject({ size: 2000, fetchedSize: 2000, fetchedPercent: 100 });
+    expect(appDigests).toContain(facts.sampleProgress?.digest);
     expect(facts.brokenLayers).toEqual([]);
     expect(facts.checkedLayers).toBe(3);
 
