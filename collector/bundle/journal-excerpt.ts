@@ -4,7 +4,7 @@ import { findCursor, readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
 import type { LogPack, PackError } from "../logrules/pack.js";
 import type { JournalFacts } from "../sources/journal.js";
-import type { AheadWorker } from "./journal-worker-ahead.js";
+import { type AheadWorker, endJournalWorker } from "./journal-worker-ahead.js";
 import type { RedactionCount } from "./redact.js";
 
 /**
@@ -361,6 +361,7 @@ export class ExcerptPrefetch {
   readonly #masked = new Map<string, Promise<MaskedExcerpt | undefined>>();
   readonly #facts: Promise<JournalFacts | undefined>;
   readonly #worker: Worker | undefined;
+  #exited = false;
 
   constructor(
     jobs: Map<string, ExcerptJob>,
@@ -420,7 +421,10 @@ export class ExcerptPrefetch {
         },
       );
       this.#worker.on("error", giveUp);
-      this.#worker.on("exit", giveUp);
+      this.#worker.on("exit", () => {
+        this.#exited = true;
+        giveUp();
+      });
     } catch {
       giveUp();
     }
@@ -450,6 +454,6 @@ export class ExcerptPrefetch {
 
   /** Stops the worker, whatever it was doing: must-gather always does once the gathering ends. */
   async stop(): Promise<void> {
-    await this.#worker?.terminate();
+    if (this.#worker) await endJournalWorker(this.#worker, this.#exited);
   }
 }

@@ -1,4 +1,28 @@
+import { once } from "node:events";
 import { Worker } from "node:worker_threads";
+
+/** How long a journal worker gets to end by itself before it is terminated. */
+const STOP_GRACE_MS = 5000;
+
+/**
+ * Ends a journal worker: asks it to exit ({ stop: true }), which it does between two steps of its
+ * JavaScript, and terminates it only if it has not within the grace time. worker.terminate() alone
+ * could land while the thread is loading koffi's native module, whose start-up then throws into a
+ * dying thread and aborts the whole process (a must-gather that refused to start at once, for
+ * want of disk space, died that way).
+ */
+export async function endJournalWorker(worker: Worker, exited: boolean): Promise<void> {
+  if (exited) return;
+  const ended = once(worker, "exit");
+  worker.postMessage({ stop: true });
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), STOP_GRACE_MS);
+  });
+  const outcome = await Promise.race([ended, late]);
+  clearTimeout(timer);
+  if (outcome === "late") await worker.terminate();
+}
 
 /**
  * The journal worker (journal-worker.js) started ahead of its job: the CLI starts it before it
@@ -23,6 +47,6 @@ export class AheadWorker {
 
   /** Ends the thread, whatever it is doing (idempotent). */
   async stop(): Promise<void> {
-    await this.worker.terminate();
+    await endJournalWorker(this.worker, this.exited);
   }
 }

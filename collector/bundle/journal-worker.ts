@@ -26,12 +26,14 @@ interface WorkerJob {
   packsFollow?: boolean;
 }
 
-type Message = { job: WorkerJob } | { packs: LoadedPacks | null };
+type Message = { job: WorkerJob } | { packs: LoadedPacks | null } | { stop: true };
 
 /** Messages in the order they came, for whoever waits for one. */
 const inbox: Message[] = [];
 const waiting: ((message: Message) => void)[] = [];
 parentPort?.on("message", (message: Message) => {
+  // Handled here, between two steps of JavaScript: never inside a native module's start-up.
+  if ("stop" in message) process.exit(0);
   const next = waiting.shift();
   if (next) next(message);
   else inbox.push(message);
