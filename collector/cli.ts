@@ -23,7 +23,7 @@ interface CollectFlags {
   hostRoot: string;
   procRoot?: string;
   criEndpoint?: string;
-  /** Only collect and diagnose take --crictl (must-gather finds its own crictl for its steps). */
+  /** Only the commands whose collection may run crictl take --crictl (not serve). */
   crictl?: string;
   criTimeout: number;
   statTimeout: number;
@@ -97,9 +97,10 @@ function addCollectOptions(command: Command, features: { crictl?: boolean } = {}
 function addCrictlOption(command: Command): Command {
   return command.option(
     "--crictl <path>",
-    "crictl to run when a CRI socket answers gRPC with an error (default: crictl in /usr/bin or " +
-      "/usr/local/bin, only with --host-root /); a socket that gives no answer is not asked again " +
-      "with crictl, as that would wait out --cri-timeout a second time",
+    "the crictl to run instead of looking for one. The collection runs it only when a CRI socket " +
+      "answers gRPC with an error (it looks in /usr/bin and /usr/local/bin, with --host-root / " +
+      "only); a socket that gives no answer is not asked again with crictl, as that would wait out " +
+      "--cri-timeout a second time. must-gather also runs it for crictl info and images",
   );
 }
 
@@ -378,6 +379,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .option("--timeout <duration>", "deadline of the whole run", "120s")
       .option("--step-timeout <duration>", "deadline of each gathering step", "30s")
       .option("--obfuscate", "replace host names and IP addresses by consistent tokens"),
+    { crictl: true },
   ).action(async (flags: MustGatherFlags, command: Command) => {
     // The journal worker starts now, on the other core, and loads what it reads with while
     // this thread loads must-gather; must-gather gives it its job (or ends it: no journal).

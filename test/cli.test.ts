@@ -53,8 +53,11 @@ describe("command line without a host", () => {
     expect(commands).toEqual(["collect", "diagnose", "serve", "selinux-scan", "must-gather", "help"]);
     const collect = (await cli(["collect", "--help"])).stdout.replace(/\s+/g, " ");
     expect(collect).toContain("--json print the snapshot as JSON");
-    expect(collect).toContain("--crictl <path> crictl to run when a CRI socket answers gRPC with an error");
+    expect(collect).toContain("--crictl <path> the crictl to run instead of looking for one");
+    expect(collect).toContain("only when a CRI socket answers gRPC with an error");
     expect(collect).toContain("would wait out --cri-timeout a second time");
+    const mustGather = (await cli(["must-gather", "--help"])).stdout.replace(/\s+/g, " ");
+    expect(mustGather).toContain("must-gather also runs it for crictl info and images");
   });
 
   it("exits 2 on usage errors, with a message", async () => {

@@ -92,8 +92,19 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
     const started = performance.now();
     const run = await mustGather(
       tree,
-      ["-o", file, "--stat-timeout", "1000", "--timeout", "60s", "--step-timeout", "4s"],
-      { bin },
+      // Named with --crictl, not found on PATH: the steps run the crictl they are given.
+      [
+        "-o",
+        file,
+        "--stat-timeout",
+        "1000",
+        "--timeout",
+        "60s",
+        "--step-timeout",
+        "4s",
+        "--crictl",
+        path.join(bin, "crictl"),
+      ],
     );
     const elapsedMs = performance.now() - started;
     process.stderr.write(
@@ -117,6 +128,7 @@ describe.skipIf(!ready)("must-gather when parts of the node hang or the disk is 
         bundle,
         (i) => Array.isArray(i.source) && i.source.includes(name.includes("info") ? "info" : "images"),
       );
+      expect((crictl.source as string[])[0], name).toBe(path.join(bin, "crictl"));
       expect(crictl.status, name).toBe("timeout");
       expect(crictl.error).toMatch(/killed after|deadline/);
     }

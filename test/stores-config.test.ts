@@ -2,7 +2,7 @@ import { readFile, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
-import { gaugeSamples, newMemory } from "../collector/export/samples.js";
+import { gaugeSamples } from "../collector/export/samples.js";
 import { openBundle } from "./support/bundle-archive.js";
 import { mustGather } from "./support/cli.js";
 import { startFakeCrio } from "./support/fake-crio.js";
@@ -55,9 +55,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
     const snapshot = await collectTree(tree);
     expect(snapshot.sources["crio-inspect"].status).toBe("ok");
     expect(runChecks(snapshot).map((f) => f.id)).not.toContain("STORE_CONFIG_NOT_IN_EFFECT");
-    const drift = gaugeSamples(snapshot, [], newMemory()).find(
-      (s) => s.name === "imagefs_runtime_config_drift",
-    );
+    const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
     expect(drift?.value).toBe(0);
   });
 
@@ -78,9 +76,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
       'additional_artifact_stores: files say ["/var/lib/ssd-artifacts"], CRI-O runs with ["/mnt/nfs-artifacts","/var/lib/ssd-artifacts"]',
     ]);
     expect(finding?.remediation.commands).toContain("systemctl restart crio");
-    const drift = gaugeSamples(snapshot, [], newMemory()).find(
-      (s) => s.name === "imagefs_runtime_config_drift",
-    );
+    const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
     expect(drift?.value).toBe(2);
   });
 });
@@ -149,10 +145,9 @@ describe("UNCLEAN_SHUTDOWN", () => {
     expect(finding?.evidence[0]).toBe(
       "crio is not running; /var/lib/crio/clean.shutdown is missing and /var/lib/crio/clean.shutdown.supported exists",
     );
-    expect(
-      gaugeSamples(unclean, [], newMemory()).find((s) => s.name === "imagefs_runtime_unclean_shutdown")
-        ?.value,
-    ).toBe(1);
+    expect(gaugeSamples(unclean, []).find((s) => s.name === "imagefs_runtime_unclean_shutdown")?.value).toBe(
+      1,
+    );
 
     await tree.write("/var/lib/crio/clean.shutdown", "");
     expect(runChecks(await collectTree(tree)).map((f) => f.id)).not.toContain("UNCLEAN_SHUTDOWN");

@@ -27,6 +27,8 @@ export interface StepInputs {
   /** Start of the journal and log window, in ms since the epoch. */
   sinceMs: number;
   criEndpoint?: string;
+  /** The crictl named with --crictl: used as it is, instead of looking for one. */
+  crictl?: string;
   /** PATH of this process, where crictl is looked for first. */
   searchPath: string;
   /** Journal excerpts read ahead in a worker thread. */
@@ -495,8 +497,12 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-/** crictl: on this process's PATH first (a must-gather image), else the host's own (a static Go binary). */
+/**
+ * crictl: the one named with --crictl, else on this process's PATH (a must-gather image), else the
+ * host's own (a static Go binary).
+ */
 export async function findCrictl(inputs: StepInputs): Promise<string | undefined> {
+  if (inputs.crictl !== undefined) return inputs.crictl;
   for (const dir of inputs.searchPath.split(":")) {
     if (!dir.startsWith("/")) continue;
     const candidate = path.join(dir, "crictl");

@@ -212,6 +212,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     itemBytes: Math.min(ITEM_BYTES, Math.max(64 * KiB, Math.floor(cap / 4))),
     sinceMs: started.getTime() - options.sinceMs,
     criEndpoint: options.collect.criEndpoint,
+    ...(options.collect.crictl === undefined ? {} : { crictl: options.collect.crictl }),
     searchPath: options.searchPath,
   };
 

@@ -4,7 +4,7 @@ import type { Cycle, CycleSink } from "../commands/serve.js";
 import type { SourceName } from "../snapshot.js";
 import { TOOL_NAME, VERSION } from "../version.js";
 import { METRICS, type MetricName, PROBE_BUCKETS } from "./catalog.js";
-import { counterIncrements, gaugeSamples, newMemory, probeObservations, type Sample } from "./samples.js";
+import { counterIncrements, gaugeSamples, probeObservations, type Sample } from "./samples.js";
 
 export interface OtlpOptions {
   /**
@@ -164,7 +164,6 @@ export async function createOtlpSink(options: OtlpOptions): Promise<CycleSink> {
         advice: { explicitBucketBoundaries: [...PROBE_BUCKETS] },
       });
   }
-  const memory = newMemory();
   let latest: Sample[] = [];
   const attributes = (labels: Record<string, string>): Attributes => ({ ...labels, node: options.node });
   meter.addBatchObservableCallback(
@@ -253,7 +252,7 @@ export async function createOtlpSink(options: OtlpOptions): Promise<CycleSink> {
       if (closed) throw new Error("the OTLP exporter is closed");
       const end = cycle.startedAt + cycle.durationMs;
       latest = [
-        ...gaugeSamples(cycle.snapshot, cycle.findings, memory, end),
+        ...gaugeSamples(cycle.snapshot, cycle.findings),
         { name: "imagefs_collection_duration_seconds", labels: {}, value: cycle.durationMs / 1000 },
         { name: "imagefs_collection_timestamp_seconds", labels: {}, value: end / 1000 },
       ];

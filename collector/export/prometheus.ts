@@ -2,13 +2,7 @@ import { Counter, Gauge, Histogram, Registry, type RegistryContentType } from "p
 import type { Finding } from "../checks/finding.js";
 import type { Snapshot } from "../snapshot.js";
 import { METRICS, type MetricName } from "./catalog.js";
-import {
-  counterIncrements,
-  type ExporterMemory,
-  gaugeSamples,
-  newMemory,
-  probeObservations,
-} from "./samples.js";
+import { counterIncrements, gaugeSamples, probeObservations } from "./samples.js";
 
 type Metric = Gauge<string> | Counter<string> | Histogram<string>;
 
@@ -25,7 +19,6 @@ export interface Exposition {
  */
 export class PrometheusExporter {
   readonly registry = new Registry<RegistryContentType>();
-  readonly memory: ExporterMemory = newMemory();
   readonly #metrics = new Map<MetricName, Metric>();
   /**
    * The exposition of the last cycle, per format. Values change only in update(), so scrapes
@@ -59,7 +52,7 @@ export class PrometheusExporter {
     for (const [name, metric] of this.#metrics) {
       if (metric instanceof Gauge && name !== "imagefs_collection_timestamp_seconds") metric.reset();
     }
-    for (const sample of gaugeSamples(snapshot, findings, this.memory, now)) {
+    for (const sample of gaugeSamples(snapshot, findings)) {
       (this.#metrics.get(sample.name) as Gauge<string>).set(sample.labels, sample.value);
     }
     for (const sample of counterIncrements(snapshot)) {

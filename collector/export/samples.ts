@@ -15,17 +15,6 @@ export interface Sample {
   value: number;
 }
 
-/**
- * What a long-running exporter remembers between cycles: nothing of its own today. When a layer
- * store was first seen unresponsive is remembered by `serve` in the snapshot itself
- * (carryUnresponsiveSince), so findings and both exporters show the one same time.
- */
-export type ExporterMemory = Record<never, never>;
-
-export function newMemory(): ExporterMemory {
-  return {};
-}
-
 const g = (name: MetricName, labels: Record<string, string>, value: number): Sample => ({
   name,
   labels,
@@ -33,12 +22,7 @@ const g = (name: MetricName, labels: Record<string, string>, value: number): Sam
 });
 
 /** The gauges of one cycle, computed from its snapshot and findings. */
-export function gaugeSamples(
-  snapshot: Snapshot,
-  findings: Finding[],
-  _memory: ExporterMemory,
-  _now = Date.now(),
-): Sample[] {
+export function gaugeSamples(snapshot: Snapshot, findings: Finding[]): Sample[] {
   return [
     g("imagefs_build_info", { version: VERSION }, 1),
     ...sourceSamples(snapshot),

@@ -20,6 +20,12 @@ export interface ProbeOp {
   maxBytes?: number;
   /** For "readdir": how many names to return at most (default 0: only the count). */
   maxNames?: number;
+  /**
+   * For "read": `path` is a directory; read the first entry (by name) whose name ends with this
+   * suffix, listed in the same child. For files whose name only the FUSE server knows, such as
+   * stargz-store's `.stargz-snapshotter/<layer digest>.json` under a path named by TOC digest.
+   */
+  pick?: string;
 }
 
 export type ProbeOpResult =

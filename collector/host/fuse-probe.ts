@@ -1,16 +1,7 @@
 import { runChildScript } from "./fsstat.js";
-import type { ProbeOp as BaseProbeOp, ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
+import type { ProbeOp, ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
 
-export type { ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
-
-export interface ProbeOp extends BaseProbeOp {
-  /**
-   * For "read": `path` is a directory; read the first entry (by name) whose name ends with this
-   * suffix, listed in the same child. For files whose name only the FUSE server knows, such as
-   * stargz-store's `.stargz-snapshotter/<layer digest>.json` under a path named by TOC digest.
-   */
-  pick?: string;
-}
+export type { ProbeOp, ProbeOpKind, ProbeOpResult, ProbeRun } from "./fuse-probe-types.js";
 
 /** Default and ceiling of a "read" operation's maxBytes. */
 export const DEFAULT_PROBE_READ_BYTES = 64 * 1024;

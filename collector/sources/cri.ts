@@ -10,18 +10,6 @@ import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { type CollectOptions, factsOf, type SourceDefinition } from "./source.js";
 import type { StorageConfigFacts } from "./storage-config.js";
 
-// The option belongs with the other collect options in source.ts; declared here, next to its only
-// reader, until that file takes it.
-declare module "./source.js" {
-  interface CollectOptions {
-    /**
-     * The crictl to run (a path on the machine running imagefs-doctor, not under the host root)
-     * when a socket answered gRPC with an error; overrides looking for crictl at its usual places.
-     */
-    crictl?: string;
-  }
-}
-
 export interface EndpointAttempt {
   /** As configured, e.g. unix:///var/run/crio/crio.sock. */
   endpoint: string;

@@ -20,6 +20,12 @@ export class Absent {
 export interface CollectOptions {
   /** A CRI endpoint that overrides discovery, e.g. unix:///run/crio/crio.sock. */
   criEndpoint?: string;
+  /**
+   * The crictl to run (a path on the machine running imagefs-doctor, not under the host root):
+   * the cri source's fallback when a socket answered gRPC with an error, and must-gather's crictl
+   * items. Overrides looking for crictl at its usual places.
+   */
+  crictl?: string;
   /** Per-call deadline for CRI requests. */
   criTimeoutMs: number;
   /** How far back journal-based sources read. */
