@@ -1,3 +1,4 @@
+import { lstatSync, readlinkSync } from "node:fs";
 import { lstat, readlink } from "node:fs/promises";
 import path from "node:path";
 
@@ -71,7 +72,8 @@ export class HostRoot {
         done.push(name, ...pending);
         break;
       }
-      const entry = await this.#lookup(candidate);
+      // A component stopAt let through is on no FUSE or network mount: looked up synchronously.
+      const entry = await this.#lookup(candidate, stopAt !== undefined);
       if (entry.kind === "missing") {
         done.push(name, ...pending);
         break;
@@ -94,15 +96,32 @@ export class HostRoot {
     return { host, local: this.local(host) };
   }
 
-  #lookup(hostPath: string): Promise<PathEntry> {
+  #lookup(hostPath: string, vouched: boolean): Promise<PathEntry> {
     let entry = this.#entries.get(hostPath);
     if (!entry) {
-      entry = this.#lstat(hostPath);
+      entry = vouched ? this.#lstatNow(hostPath) : this.#lstat(hostPath);
       this.#entries.set(hostPath, entry);
       // A failure other than "missing" is not remembered: the next lookup tries again.
       entry.catch(() => this.#entries.delete(hostPath));
     }
     return entry;
+  }
+
+  /**
+   * lstat(2) on this thread, for a path on a local filesystem (the caller's stopAt ruled out FUSE
+   * and network mounts, as the label reads of selinux/xattr.ts do): it takes a microsecond there,
+   * while a promise through libuv's thread pool costs several of this thread's. A collection
+   * resolves some hundred components per store.
+   */
+  async #lstatNow(hostPath: string): Promise<PathEntry> {
+    const local = this.local(hostPath);
+    try {
+      const info = lstatSync(local, { throwIfNoEntry: false });
+      if (info === undefined) return { kind: "missing" };
+      return info.isSymbolicLink() ? { kind: "link", target: readlinkSync(local) } : { kind: "other" };
+    } catch (error) {
+      return missingOrThrow(error);
+    }
   }
 
   async #lstat(hostPath: string): Promise<PathEntry> {
@@ -111,10 +130,15 @@ export class HostRoot {
       const info = await lstat(local);
       return info.isSymbolicLink() ? { kind: "link", target: await readlink(local) } : { kind: "other" };
     } catch (error) {
-      if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) return { kind: "missing" };
-      throw error;
+      return missingOrThrow(error);
     }
   }
+}
+
+/** A component that is not there (or under a file) ends the walk; any other error is the caller's. */
+function missingOrThrow(error: unknown): PathEntry {
+  if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) return { kind: "missing" };
+  throw error;
 }
 
 export function normalizeHostPath(hostPath: string): string {
