@@ -105,10 +105,7 @@ export class Host {
    */
   async #place(hostPath: string): Promise<Placed> {
     const table = await this.mounts().catch(() => undefined); // without a table we still report device and usage
-    const resolved = await this.root.resolve(
-      hostPath,
-      (candidate) => this.riskyMount(table, candidate) !== undefined,
-    );
+    const resolved = await this.root.resolve(hostPath, this.stopAtRisky(table));
     return { resolved, risky: this.riskyMount(table, resolved.host), table };
   }
 
@@ -202,6 +199,15 @@ export class Host {
   }
 
   /** The FUSE/network mount holding a path, if the innermost mount holding it is one. */
+  /**
+   * HostRoot.resolve's stopAt for a walk that must not touch a FUSE or network mount: it vouches
+   * for every component it lets through (resolve then looks them up synchronously), so without a
+   * mount table there is none, and the walk stays asynchronous.
+   */
+  stopAtRisky(table: MountTable | undefined): ((hostPath: string) => boolean) | undefined {
+    return table && ((hostPath) => this.riskyMount(table, hostPath) !== undefined);
+  }
+
   riskyMount(table: MountTable | undefined, hostPath: string): MountEntry | undefined {
     if (!table) return undefined;
     // Asked for every component of every path: first rule out, cheaply, paths no risky mount holds.

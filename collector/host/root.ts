@@ -55,7 +55,9 @@ export class HostRoot {
    * openat2's RESOLVE_IN_ROOT). `..` never climbs above the root. A missing component ends the
    * walk: the rest of the path is kept as written, so callers can still report where it points.
    * Throws an ELOOP error after 40 links, as the kernel does. `stopAt` ends the walk before a
-   * component is touched (one on a filesystem that may hang); the rest is kept as written.
+   * component is touched (one on a filesystem that may hang); the rest is kept as written. A
+   * caller that gives stopAt vouches for the components it lets through: they are looked up on
+   * this thread (Host.stopAtRisky gives none when it cannot tell).
    */
   async resolve(hostPath: string, stopAt?: (hostPath: string) => boolean): Promise<ResolvedPath> {
     const pending = splitComponents(normalizeHostPath(hostPath));

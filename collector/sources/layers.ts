@@ -3,13 +3,7 @@ import { closeSync, constants, type Dirent, openSync, readdirSync, readlinkSync,
 import path from "node:path";
 import { displayName, joinRaw } from "../host/files.js";
 import type { Host } from "../host/host.js";
-import {
-  isWithin,
-  longestPrefixMount,
-  type MountEntry,
-  type MountTable,
-  mayHang,
-} from "../host/mountinfo.js";
+import { isWithin, type MountTable, mayHang } from "../host/mountinfo.js";
 import { describeError } from "../host/root.js";
 import { containersStorageOf } from "./filesystems.js";
 import { type JsonRecord, layerRecordBytes, type MetadataFile, readJsonArray } from "./image-stores.js";
@@ -553,12 +547,6 @@ async function walkHomes(
 }
 
 /** The FUSE/network mount holding a host path, if the innermost mount holding it is one. */
-function riskyMount(host: Host, table: MountTable | undefined, hostPath: string): MountEntry | undefined {
-  if (!table) return undefined;
-  const mount = longestPrefixMount(table.entries, [host.root.local(hostPath), hostPath]);
-  return mount && mayHang(mount.fstype) ? mount : undefined;
-}
-
 /**
  * Lists `<home>/<driver>/` and each layer directory in it, synchronously in slices of
  * LAYERS_PER_TURN with a turn of the event loop between slices: every call here is on the local
@@ -575,11 +563,8 @@ async function walkLayerDirectory(
   layers: Map<string, DirLayer>,
   anomalies: Anomalies,
 ): Promise<void> {
-  const resolved = await host.root.resolve(
-    hostDir,
-    (candidate) => riskyMount(host, table, candidate) !== undefined,
-  );
-  const risky = riskyMount(host, table, resolved.host);
+  const resolved = await host.root.resolve(hostDir, host.stopAtRisky(table));
+  const risky = host.riskyMount(table, resolved.host);
   if (risky) {
     fact.status = "skipped";
     fact.error = `${hostDir} is on a ${risky.fstype} filesystem, which is only ever touched from a child process`;

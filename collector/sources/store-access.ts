@@ -140,7 +140,7 @@ export async function visitStore(
   const riskyAt = (hostPath: string) => host.riskyMount(table, hostPath);
   let resolved: string;
   try {
-    resolved = (await host.root.resolve(storePath, (candidate) => riskyAt(candidate) !== undefined)).host;
+    resolved = (await host.root.resolve(storePath, host.stopAtRisky(table))).host;
   } catch (error) {
     access.error = describeError(error);
     access.probeMs = elapsedMs(started);
