@@ -1,4 +1,4 @@
-import { constants } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open, readdir } from "node:fs/promises";
 import path from "node:path";
 
@@ -19,23 +19,53 @@ export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024;
 export async function readBoundedText(localPath: string | Buffer, maxBytes = DEFAULT_MAX_FILE_BYTES) {
   const handle = await open(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const info = await handle.stat();
-    if (!info.isFile()) {
-      throw Object.assign(new Error(`not a regular file: ${String(localPath)}`), { code: "ENOTREG" });
-    }
-    const buffer = Buffer.alloc(Math.min(maxBytes, Math.max(info.size, 0)) + 1);
+    const buffer = boundedBuffer(localPath, await handle.stat(), maxBytes);
     let bytes = 0;
     while (bytes < buffer.length) {
       const { bytesRead } = await handle.read(buffer, bytes, buffer.length - bytes, bytes);
       if (bytesRead === 0) break;
       bytes += bytesRead;
     }
-    const truncated = bytes > maxBytes;
-    const body = buffer.subarray(0, Math.min(bytes, maxBytes));
-    return decodeUtf8(body, truncated);
+    return boundedText(buffer, bytes, maxBytes);
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * readBoundedText on this thread, for a file the caller knows is on a local filesystem (no FUSE
+ * or network mount): a promise per open, stat, read and close costs more than the reading there.
+ */
+export function readBoundedTextNow(localPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES): BoundedText {
+  const fd = openSync(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const buffer = boundedBuffer(localPath, fstatSync(fd), maxBytes);
+    let bytes = 0;
+    while (bytes < buffer.length) {
+      const bytesRead = readSync(fd, buffer, bytes, buffer.length - bytes, bytes);
+      if (bytesRead === 0) break;
+      bytes += bytesRead;
+    }
+    return boundedText(buffer, bytes, maxBytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Room for maxBytes and one more (to tell a longer file), after checking it is a regular file. */
+function boundedBuffer(
+  localPath: string | Buffer,
+  info: { isFile(): boolean; size: number },
+  maxBytes: number,
+) {
+  if (!info.isFile()) {
+    throw Object.assign(new Error(`not a regular file: ${String(localPath)}`), { code: "ENOTREG" });
+  }
+  return Buffer.alloc(Math.min(maxBytes, Math.max(info.size, 0)) + 1);
+}
+
+function boundedText(buffer: Buffer, bytes: number, maxBytes: number): BoundedText {
+  return decodeUtf8(buffer.subarray(0, Math.min(bytes, maxBytes)), bytes > maxBytes);
 }
 
 export function decodeUtf8(body: Buffer, truncated: boolean): BoundedText {

@@ -1,4 +1,10 @@
-import { type BoundedText, DEFAULT_MAX_FILE_BYTES, decodeUtf8, readBoundedText } from "./files.js";
+import {
+  type BoundedText,
+  DEFAULT_MAX_FILE_BYTES,
+  decodeUtf8,
+  readBoundedText,
+  readBoundedTextNow,
+} from "./files.js";
 import { type FsUsage, readFileGuarded, statPath, statPathGuarded } from "./fsstat.js";
 import {
   findMount,
@@ -93,9 +99,10 @@ export class Host {
    * inspectPath's stat, from a child process with a deadline; the error then carries a code.
    */
   async readText(hostPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<BoundedText> {
-    const { resolved, risky } = await this.#place(hostPath);
+    const { resolved, risky, table } = await this.#place(hostPath);
     if (risky) return this.#readGuarded(resolved, risky, maxBytes);
-    return readBoundedText(resolved.local, maxBytes);
+    // On a local filesystem (the mount table says so) the read is done on this thread.
+    return table ? readBoundedTextNow(resolved.local, maxBytes) : readBoundedText(resolved.local, maxBytes);
   }
 
   /**
