@@ -181,6 +181,33 @@ describe.skipIf(!ready)("storage configuration", () => {
     }
   });
 
+  it("walks crio.conf.d as CRI-O does: every file whatever its name, subdirectories where they sort", async () => {
+    // CRI-O's UpdateFromPath (pkg/config/config.go) is a filepath.Walk that applies every entry
+    // that is not a directory: a backup left by an editor or rpm counts as much as a .conf.
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/etc/crio/crio.conf.d/10-split.conf", `[crio]\nimagestore = "/var/lib/images"\n`);
+    await tree.write("/etc/crio/crio.conf.d/10-split.conf.rpmsave", `[crio]\nimagestore = "/var/lib/old"\n`);
+    await tree.write("/etc/crio/crio.conf.d/15-site/00-root", `[crio]\nroot = "/var/lib/site-root"\n`);
+    await tree.write("/etc/crio/crio.conf.d/20-later.conf", `[crio]\nrunroot = "/run/later"\n`);
+    const facts = storage(await collectTree(tree));
+    expect(facts.files.filter((f) => f.kind === "crio.conf.d").map((f) => f.path)).toEqual([
+      "/etc/crio/crio.conf.d/10-split.conf",
+      "/etc/crio/crio.conf.d/10-split.conf.rpmsave",
+      "/etc/crio/crio.conf.d/15-site/00-root",
+      "/etc/crio/crio.conf.d/20-later.conf",
+    ]);
+    expect(facts.containersStorage.imagestore).toEqual({
+      value: "/var/lib/old",
+      from: "/etc/crio/crio.conf.d/10-split.conf.rpmsave",
+    });
+    expect(facts.containersStorage.graphroot).toEqual({
+      value: "/var/lib/site-root",
+      from: "/etc/crio/crio.conf.d/15-site/00-root",
+    });
+    expect(facts.containersStorage.runroot.from).toBe("/etc/crio/crio.conf.d/20-later.conf");
+  });
+
   it("reads a drop-in whose name is not UTF-8, and shows the name escaped", async () => {
     tree = await HostTree.create();
     await baseNode(tree);
@@ -192,10 +219,18 @@ describe.skipIf(!ready)("storage configuration", () => {
     const { mkdir, writeFile } = await import("node:fs/promises");
     await mkdir(tree.local("/etc/crio/crio.conf.d"), { recursive: true });
     await writeFile(name, `[crio]\nimagestore = "/var/lib/latin1"\n`);
+    // And a file below a directory whose name is not UTF-8 (CRI-O walks subdirectories).
+    const dir = Buffer.concat([Buffer.from(tree.local("/etc/crio/crio.conf.d/40-dir")), Buffer.from([0xe9])]);
+    await mkdir(dir);
+    await writeFile(Buffer.concat([dir, Buffer.from("/50-x.conf")]), `[crio]\nrunroot = "/run/latin1"\n`);
     const facts = storage(await collectTree(tree));
     expect(facts.containersStorage.imagestore).toEqual({
       value: "/var/lib/latin1",
       from: "/etc/crio/crio.conf.d/30-caf\\xe9.conf",
+    });
+    expect(facts.containersStorage.runroot).toEqual({
+      value: "/run/latin1",
+      from: "/etc/crio/crio.conf.d/40-dir\\xe9/50-x.conf",
     });
   });
 

@@ -89,7 +89,7 @@ export interface DirEntryName {
 }
 
 /** Lists a directory by raw names, sorted bytewise (the order Go's sort.Strings gives). */
-export async function listDirectory(localDir: string): Promise<DirEntryName[]> {
+export async function listDirectory(localDir: string | Buffer): Promise<DirEntryName[]> {
   const entries = await readdir(localDir, { encoding: "buffer", withFileTypes: true });
   return entries
     .map((entry) => {
@@ -111,8 +111,10 @@ export function displayName(raw: Buffer): string {
 }
 
 /** Joins a directory and a raw name, keeping the name's bytes intact. */
-export function joinRaw(dir: string, raw: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(path.join(dir, "/")), raw]);
+export function joinRaw(dir: string | Buffer, raw: Buffer): Buffer {
+  const base =
+    typeof dir === "string" ? Buffer.from(path.join(dir, "/")) : Buffer.concat([dir, Buffer.from("/")]);
+  return Buffer.concat([base, raw]);
 }
 
 export interface Tail {

@@ -129,40 +129,99 @@ export function loadYamlOrJson(host: Host, hostPath: string, kind: string) {
   return loadFile(host, { hostPath }, kind, "yaml-or-json");
 }
 
+/** Which entries of a drop-in directory the program that reads it applies. */
+export type DropInRule =
+  /** Files named `*<suffix>` directly in the directory (the kubelet, containers/storage, registries). */
+  | { suffix: string }
+  /**
+   * Every entry that is not a directory, whatever its name, at any depth, in filepath.Walk's
+   * order: CRI-O's UpdateFromPath walks crio.conf.d so, and applies a `10-x.conf.rpmsave` or a
+   * file in a subdirectory as it applies `10-x.conf`.
+   */
+  | { walk: true };
+
+/** How deep and how many files a walked drop-in directory is followed (a node has a handful). */
+const MAX_WALK_DEPTH = 8;
+const MAX_WALK_FILES = 500;
+
 /**
- * Loads the `*.conf` drop-ins of a directory in bytewise name order, the order Go programs
- * (CRI-O, the kubelet, containers/*) apply them. Names that are not UTF-8 are read by their raw
- * bytes, as those programs would, and shown with \xNN escapes.
+ * Loads the drop-ins of a directory in bytewise name order, the order Go programs (CRI-O, the
+ * kubelet, containers/*) apply them. Names that are not UTF-8 are read by their raw bytes, as
+ * those programs would, and shown with \xNN escapes.
  */
 export async function loadDropIns(
   host: Host,
   hostDir: string,
   kind: string,
   format: "toml" | "yaml-or-json",
-  suffix = ".conf",
+  rule: DropInRule = { suffix: ".conf" },
 ): Promise<{ dir: ConfigFileFact | null; files: LoadedConfig[] }> {
   let local: string;
-  let names: Awaited<ReturnType<typeof listDirectory>>;
   try {
     local = (await host.root.resolve(hostDir)).local;
-    names = await listDirectory(local);
+  } catch (error) {
+    return { dir: dirError(hostDir, kind, error), files: [] };
+  }
+  const refs: FileRef[] = [];
+  const cut = { reason: undefined as string | undefined };
+  try {
+    await collectDropIns(rule, local, hostDir, 0, refs, cut);
   } catch (error) {
     if (isErrno(error, "ENOENT")) return { dir: null, files: [] };
-    return {
-      dir: { path: hostDir, kind, status: "error", error: { message: describeError(error) } },
-      files: [],
-    };
+    return { dir: dirError(hostDir, kind, error), files: [] };
   }
   const files: LoadedConfig[] = [];
-  for (const name of names) {
-    // A directory named like a drop-in is skipped by the programs we mirror, and so by us.
-    if (!name.display.endsWith(suffix) || name.isDirectory) continue;
+  for (const ref of refs) files.push(await loadFile(host, ref, kind, format));
+  const dir: ConfigFileFact | null = cut.reason
+    ? { path: hostDir, kind, status: "error", error: { message: cut.reason } }
+    : null;
+  return { dir, files };
+}
+
+function dirError(hostDir: string, kind: string, error: unknown): ConfigFileFact {
+  return { path: hostDir, kind, status: "error", error: { message: describeError(error) } };
+}
+
+/**
+ * Appends the drop-ins of one directory (and, walking, of its subdirectories where they sort).
+ * `localDir` is a Buffer once a name on the way was not UTF-8: then every file below is read by
+ * its raw bytes.
+ */
+async function collectDropIns(
+  rule: DropInRule,
+  localDir: string | Buffer,
+  hostDir: string,
+  depth: number,
+  refs: FileRef[],
+  cut: { reason: string | undefined },
+): Promise<void> {
+  for (const name of await listDirectory(localDir)) {
+    if (refs.length >= MAX_WALK_FILES) {
+      cut.reason = `more than ${MAX_WALK_FILES} files: the rest was not read`;
+      return;
+    }
     const hostPath = path.posix.join(hostDir, name.display);
-    const isUtf8 = Buffer.from(name.display).equals(name.raw);
-    const ref: FileRef = isUtf8 ? { hostPath } : { hostPath, rawLocal: joinRaw(local, name.raw) };
-    files.push(await loadFile(host, ref, kind, format));
+    const localPath =
+      typeof localDir === "string" && Buffer.from(name.display).equals(name.raw)
+        ? path.join(localDir, name.display)
+        : joinRaw(localDir, name.raw);
+    if ("suffix" in rule) {
+      // A directory named like a drop-in is skipped by the programs we mirror, and so by us.
+      if (!name.display.endsWith(rule.suffix) || name.isDirectory) continue;
+    } else if (name.isDirectory) {
+      if (depth + 1 >= MAX_WALK_DEPTH) {
+        cut.reason = `${hostPath}: more than ${MAX_WALK_DEPTH} levels of directories: not followed`;
+        continue;
+      }
+      try {
+        await collectDropIns(rule, localPath, hostPath, depth + 1, refs, cut);
+      } catch (error) {
+        cut.reason = `${hostPath}: ${describeError(error)}`;
+      }
+      continue;
+    }
+    refs.push(typeof localPath === "string" ? { hostPath } : { hostPath, rawLocal: localPath });
   }
-  return { dir: null, files };
 }
 
 /** Reads a nested table by keys, e.g. table(data, "crio", "image"). */

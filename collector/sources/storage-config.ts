@@ -345,7 +345,9 @@ interface CrioConfig {
 }
 
 /**
- * crio.conf, then crio.conf.d/*.conf in lexical order: the file sorted last wins (crio.conf.d(5)).
+ * crio.conf, then every file of crio.conf.d in lexical order, subdirectories walked where they sort
+ * (UpdateFromPath's filepath.Walk, whatever the names: crio.conf.d(5) says *.conf, the code does
+ * not look): the file applied last wins.
  * `--config ""` turns the main file off (internal/criocli/criocli.go mergeConfigFiles).
  */
 async function loadCrioConfig(
@@ -372,7 +374,7 @@ async function loadCrioConfig(
       found = true;
     }
   }
-  const dropIns = await loadDropIns(host, configDir, "crio.conf.d", "toml");
+  const dropIns = await loadDropIns(host, configDir, "crio.conf.d", "toml", { walk: true });
   if (dropIns.dir) facts.push(dropIns.dir);
   for (const file of dropIns.files) {
     apply(file);
