@@ -7,6 +7,7 @@
  * check in the result; the Containerfile, which no container engine can build here, is checked
  * statically and the script is run as the image would run it.
  */
+import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -724,6 +725,49 @@ describe.runIf(runnable)("mustgather/gather against a stand-in oc", () => {
     });
   });
 
+  describe("a node that streams too much: without end, or a small archive that inflates", () => {
+    let cluster: Cluster;
+    let run: Run;
+    beforeAll(async () => {
+      cluster = await Cluster.create(target);
+      cluster.pods([
+        ["imagefs-doctor-big", "node-big", "Running"],
+        ["imagefs-doctor-bomb", "node-bomb", "Running"],
+        ["imagefs-doctor-fine", "node-fine", "Running"],
+      ]);
+      // 3 MiB of noise against NODE_MAX_SIZE=1.
+      const noise = path.join(cluster.dir, "bundles", "noise.bin");
+      await writeFile(noise, randomBytes(3 * 1024 * 1024));
+      await cluster.exec("imagefs-doctor-big", [], { bundle: noise });
+      // 40 MiB of zeros compress to some 40 KiB: past 16 x NODE_MAX_SIZE once unpacked.
+      await cluster.exec("imagefs-doctor-bomb", [], {}, [
+        ...bundleEntries("node-bomb", []),
+        { name: `imagefs-doctor-node-bomb-${STAMP}/logs/zeros.log`, content: "0".repeat(40 * 1024 * 1024) },
+      ]);
+      await cluster.exec("imagefs-doctor-fine", [], {}, bundleEntries("node-fine", []));
+      run = await cluster.run({ NODE_MAX_SIZE: "1" });
+    }, 60_000);
+    afterAll(async () => {
+      await cluster?.remove();
+    });
+
+    it("cuts a stream off at NODE_MAX_SIZE, refuses to unpack what would inflate past 16 times it, and gathers the rest", async () => {
+      expect(run.exitCode, run.stderr).toBe(0);
+      const big = await nodeLog(run.out, "node-big");
+      expect(big.fields.status).toBe("failed");
+      expect(big.fields.reason).toBe("the node streamed more than NODE_MAX_SIZE=1 MiB: cut off there");
+      const bomb = await nodeLog(run.out, "node-bomb");
+      expect(bomb.fields.status).toBe("failed");
+      expect(bomb.fields.reason).toMatch(
+        /^the bundle would unpack to \d+ bytes, more than 16 x NODE_MAX_SIZE/,
+      );
+      await expect(stat(path.join(run.out, "nodes/node-bomb/logs/zeros.log"))).rejects.toThrow();
+      expect((await nodeLog(run.out, "node-fine")).fields.status).toBe("ok");
+      // Nothing big was kept anywhere under the output directory.
+      for (const file of await walk(run.out)) expect((await stat(file)).size, file).toBeLessThan(1024 * 1024);
+    });
+  });
+
   describe("when things around the nodes fail", () => {
     let cluster: Cluster;
     beforeAll(async () => {
@@ -937,6 +981,7 @@ describe("mustgather/Containerfile", async () => {
       sed: "sed",
       timeout: "coreutils-single",
       date: "coreutils-single",
+      stat: "coreutils-single",
       mktemp: "coreutils-single",
     };
     const script = await readFile(GATHER, "utf8");
