@@ -171,20 +171,24 @@ export interface LogMessage {
   level: string | null;
 }
 
-const messages = new WeakMap<JournalEntry, LogMessage>();
+/** logrus lines parsed, per entry: several packs look at one entry. */
+const logrusMessages = new WeakMap<JournalEntry, LogMessage>();
 
 /**
- * The entry's MESSAGE, read once per entry however many packs look at it. A logrus JSON line
- * (stargz-store's: `time`, `level`, `msg`, `error`) becomes `msg: error`, what a person reads,
- * and keeps its level for rules; any other text is kept as it is. Only a MESSAGE that starts
- * with "{" is parsed, so other lines cost one character compare.
+ * The entry's MESSAGE as rules and examples see it. A logrus JSON line (stargz-store's: `time`,
+ * `level`, `msg`, `error`) becomes `msg: error`, what a person reads, and keeps its level for
+ * rules; it is parsed once per entry however many packs look at it. Any other text is kept as it
+ * is: only a MESSAGE that starts with "{" is parsed (or remembered), so other lines cost one
+ * character compare.
  */
 export function logMessage(entry: JournalEntry): LogMessage {
-  let found = messages.get(entry);
-  if (found) return found;
   const raw = fieldText(entry, "MESSAGE") ?? "";
-  found = raw.startsWith("{") ? (fromLogrus(raw) ?? { text: raw, level: null }) : { text: raw, level: null };
-  messages.set(entry, found);
+  if (!raw.startsWith("{")) return { text: raw, level: null };
+  let found = logrusMessages.get(entry);
+  if (!found) {
+    found = fromLogrus(raw) ?? { text: raw, level: null };
+    logrusMessages.set(entry, found);
+  }
   return found;
 }
 
@@ -202,9 +206,8 @@ function fromLogrus(raw: string): LogMessage | undefined {
 
 /** The text a rule's pattern is matched against: MESSAGE as logMessage gives it, other fields as they are. */
 function ruleText(entry: JournalEntry, field: string): string | undefined {
-  return field === "MESSAGE" && entry.fields.MESSAGE !== undefined
-    ? logMessage(entry).text
-    : fieldText(entry, field);
+  const text = fieldText(entry, field);
+  return field === "MESSAGE" && text?.startsWith("{") ? logMessage(entry).text : text;
 }
 
 function ruleMatches(rule: LogRule, entry: JournalEntry): boolean {
