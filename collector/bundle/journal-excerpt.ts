@@ -56,19 +56,22 @@ function field(entry: JournalEntry, name: string): string | undefined {
   return typeof value === "string" ? value : value.toString("utf8");
 }
 
-/** The last second's ISO text ("2026-11-23T16:41:36."): entries come many to a second. */
-let isoSecond = -1;
+/** The last minute's ISO text ("2026-11-23T16:41:"): entries come many to a minute. */
+let isoMinute = Number.NaN;
 let isoPrefix = "";
 
-/** An entry's time as toISOString gives it, the date and time formatted once per second. */
+/** An entry's time as toISOString gives it, the date, hour and minute formatted once per minute. */
 function isoTime(realtimeUsec: number): string {
   const ms = Math.floor(realtimeUsec / 1000);
-  const second = Math.floor(ms / 1000);
-  if (second !== isoSecond) {
-    isoSecond = second;
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  const minute = Math.floor(ms / 60_000);
+  if (minute !== isoMinute) {
+    isoMinute = minute;
+    isoPrefix = new Date(minute * 60_000).toISOString().slice(0, 17);
   }
-  return `${isoPrefix}${String(ms - second * 1000).padStart(3, "0")}Z`;
+  const inMinute = ms - minute * 60_000;
+  const second = Math.floor(inMinute / 1000);
+  const milli = inMinute - second * 1000;
+  return `${isoPrefix}${second < 10 ? "0" : ""}${second}.${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
 }
 
 /** journalctl's short-iso-precise format: time host identifier[pid]: message. */
