@@ -532,4 +532,24 @@ describe.skipIf(!ready)("must-gather on a split-image node with secrets planted 
     expect(left.length).toBeGreaterThan(0);
     expect(small.names).toContain("findings.json");
   });
+
+  it("counts the journal with the packs of --log-rules too (the worker parses them beside the built-in ones)", async () => {
+    const rules = path.join(tree.scratch, "rules");
+    await mkdir(rules, { recursive: true });
+    await writeFile(
+      path.join(rules, "site.yaml"),
+      "name: site\nselect:\n  - _SYSTEMD_UNIT: [crio.service]\nrules:\n  - reason: ImagePull\n    match: 'Pulling image'\n",
+    );
+    const file = path.join(tree.scratch, "out", "rules.tar.gz");
+    const run = await mustGather(tree, ["-o", file, "--log-rules", rules], { bin, statMs: 1000 });
+    expect(run.exitCode, Buffer.from(run.stderr).toString()).toBe(0);
+    const { facts } = (await openBundle(file)).json<{
+      sources: {
+        journal: { facts: { packs: string[]; counts: { pack: string; reason: string; count: number }[] } };
+      };
+    }>("snapshot.json").sources.journal;
+    expect(facts.counts.find((c) => c.pack === "site" && c.reason === "ImagePull")?.count).toBe(1);
+    // The built-in packs still apply beside it.
+    expect(facts.packs).toEqual(expect.arrayContaining(["site", "stargz-store", "crio-storage"]));
+  });
 });

@@ -141,16 +141,17 @@ export interface MaskedExcerpt {
   counts: RedactionCount[];
 }
 
-/** What loadPacks gives: LogPacks are structured-cloneable (RegExp included), so a worker can take them. */
+/** What loadPacks gives. */
 export interface LoadedPacks {
   packs: LogPack[];
   errors: PackError[];
 }
 
 /**
- * The journal source's part of a shared pass: its inputs. The packs come from ExcerptPrefetch's
- * caller, who parses them while the worker starts (yaml and the pack files cost the worker 50 ms
- * before its first read otherwise).
+ * The journal source's part of a shared pass: its inputs. The worker parses the packs itself: a
+ * worker started ahead parses the built-in ones while must-gather gets its job ready, so neither
+ * thread waits for the other (the main thread parsing them for the worker held the read back
+ * 40-90 ms).
  */
 export interface TallyJob {
   ruleDirs: string[];
@@ -371,8 +372,6 @@ export class ExcerptPrefetch {
     shared?: { tally?: TallyJob; directories: string[]; deadlineMs: number },
     /** Mask each excerpt in the worker too (see MaskedExcerpt). */
     mask = false,
-    /** The packs of shared.tally.ruleDirs, passed on to the worker once loaded. */
-    packs?: Promise<LoadedPacks>,
     /** A worker started ahead: given the job as its first message, unless it has ended already. */
     ahead?: AheadWorker,
   ) {
@@ -399,17 +398,11 @@ export class ExcerptPrefetch {
       ...(shared.tally ? { tally: shared.tally } : {}),
     };
     try {
-      const job = { jobs: [...jobs], window, mask, packsFollow: packs !== undefined };
+      const job = { jobs: [...jobs], window, mask };
       const started = ahead && !ahead.exited ? ahead.worker : undefined;
       started?.postMessage({ job });
       this.#worker =
         started ?? new Worker(new URL("./journal-worker.js", import.meta.url), { workerData: job });
-      const worker = this.#worker;
-      // Whatever happens to the loading, the worker gets a message: packs, or none (it loads them).
-      packs?.then(
-        (loaded) => worker.postMessage({ packs: loaded }),
-        () => worker.postMessage({ packs: null }),
-      );
       this.#worker.on(
         "message",
         (

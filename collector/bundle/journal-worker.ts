@@ -22,11 +22,9 @@ interface WorkerJob {
   jobs: [string, ExcerptJob][];
   window?: WindowJob;
   mask?: boolean;
-  /** The parent sends the packs ({ packs: LoadedPacks | null }) once it has loaded them. */
-  packsFollow?: boolean;
 }
 
-type Message = { job: WorkerJob } | { packs: LoadedPacks | null } | { stop: true };
+type Message = { job: WorkerJob } | { stop: true };
 
 /** Messages in the order they came, for whoever waits for one. */
 const inbox: Message[] = [];
@@ -45,30 +43,30 @@ function nextMessage(): Promise<Message> {
 }
 
 const ahead = (workerData as { ahead?: boolean } | undefined)?.ahead === true;
+/** The built-in rule packs, parsed while the parent gets its job ready (started ahead only). */
+let builtinPacks: Promise<LoadedPacks> | undefined;
 if (ahead) {
   // Loaded now, while the parent gets its job ready: the first read finds them loaded. Failing
   // here changes nothing: the read loads (or fails) the same way later.
   void import("../sources/journal.js").catch(() => undefined);
   void import("./redact.js").catch(() => undefined);
   void import("../journal/sdjournal.js").then(({ loadSdJournal }) => loadSdJournal()).catch(() => undefined);
+  builtinPacks = import("../logrules/pack.js").then(({ BUILTIN_PACK_DIR, loadPacks }) =>
+    loadPacks([BUILTIN_PACK_DIR]),
+  );
+  builtinPacks.catch(() => undefined);
 }
-const { jobs, window, mask, packsFollow } = ahead
+const { jobs, window, mask } = ahead
   ? ((await nextMessage()) as { job: WorkerJob }).job
   : (workerData as WorkerJob);
-const packs = packsFollow
-  ? nextMessage().then((message) => ("packs" in message ? (message.packs ?? undefined) : undefined))
-  : undefined;
-const shared = window
-  ? await readWindow(
-      window,
-      undefined,
-      packs?.then((loaded) => loaded ?? loadOwnPacks(window)),
-    )
-  : undefined;
+const shared = window ? await readWindow(window, undefined, packsFor(window)) : undefined;
 
-async function loadOwnPacks(job: WindowJob): Promise<LoadedPacks> {
+/** The job's packs: the built-in ones parsed ahead, unless --log-rules adds directories. */
+async function packsFor(job: WindowJob): Promise<LoadedPacks> {
+  const extra = job.tally?.ruleDirs ?? [];
+  if (builtinPacks && extra.length === 0) return builtinPacks;
   const { BUILTIN_PACK_DIR, loadPacks } = await import("../logrules/pack.js");
-  return loadPacks([BUILTIN_PACK_DIR, ...(job.tally?.ruleDirs ?? [])]);
+  return loadPacks([BUILTIN_PACK_DIR, ...extra]);
 }
 if (window?.tally) parentPort?.postMessage({ facts: shared?.facts ?? null });
 // Every excerpt as read first (the steps go on with them), then each masked (must-gather needs

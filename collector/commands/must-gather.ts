@@ -39,7 +39,6 @@ import { DEFAULT_CHECK_OPTIONS, type Finding } from "../checks/finding.js";
 import type { CollectRequest } from "../collect.js";
 import { Host } from "../host/host.js";
 import { journalDirectories } from "../journal/locate.js";
-import { BUILTIN_PACK_DIR, loadPacks } from "../logrules/pack.js";
 import type { Snapshot } from "../snapshot.js";
 import { TOOL_NAME, VERSION } from "../version.js";
 
@@ -239,7 +238,6 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
       jobs,
       { directories, deadlineMs, ...(tally ? { tally } : {}) },
       !options.obfuscate,
-      tally ? loadPacks([BUILTIN_PACK_DIR, ...ruleDirs]) : undefined,
       options.journalWorker,
     );
     if (tally) inputs.journalFacts = inputs.prefetched.facts();
