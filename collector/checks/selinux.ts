@@ -173,9 +173,10 @@ const equivalenceMissing: CheckDefinition = {
   title: "No SELinux equivalence rule for the image store: the next relabel will break it",
   area: AREA,
   description:
-    "The policy has no rule that labels this store like /var/lib/containers/storage (no `semanage fcontext -e` " +
-    "equivalence in file_contexts.subs). Even if its labels are right today, the next restorecon, an autorelabel " +
-    "or a policy update gives it var_lib_t or default_t, and containers stop starting.",
+    "The policy has no rule that labels this store like /var/lib/containers/storage: no `semanage fcontext -e` " +
+    "equivalence in file_contexts.subs, or one that leads the store to a path without container types. Even if " +
+    "its labels are right today, the next restorecon, an autorelabel or a policy update gives it var_lib_t or " +
+    "default_t, and containers stop starting.",
   confirm: ["semanage fcontext -l | grep -A3 Equivalence", "matchpathcon <store>/overlay"],
   run(snapshot) {
     const facts = selinux(snapshot);
