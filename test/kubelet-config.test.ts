@@ -145,6 +145,9 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
       "/etc/openshift/kubelet.conf.d/10-gates.conf",
       "featureGates:\n  KubeletSeparateDiskGC: false\nevictionHard:\n  nodefs.available: 7%\n",
     );
+    // The kubelet walks its drop-in directory (filepath.WalkDir) and applies only *.conf files.
+    await tree.write("/etc/openshift/kubelet.conf.d/15-site/30-gc.conf", "imageGCHighThresholdPercent: 85\n");
+    await tree.write("/etc/openshift/kubelet.conf.d/40-notes.yaml", "imageGCHighThresholdPercent: 50\n");
     const snapshot = await collectTree(tree);
     const facts = kubelet(snapshot);
     expect(facts.configFile).toEqual({ path: "/etc/kubernetes/kubelet.conf", foundBy: "well-known path" });
@@ -152,6 +155,7 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
     expect(facts.files.map((f) => `${f.path}:${f.format}`)).toEqual([
       "/etc/kubernetes/kubelet.conf:json",
       "/etc/openshift/kubelet.conf.d/10-gates.conf:yaml",
+      "/etc/openshift/kubelet.conf.d/15-site/30-gc.conf:yaml",
       "/etc/openshift/kubelet.conf.d/20-eviction.conf:yaml",
     ]);
     expect(facts.eviction.configuredHard).toEqual({ "memory.available": "500Mi", "nodefs.available": "12%" });
@@ -162,7 +166,10 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
       value: false,
       from: "/etc/openshift/kubelet.conf.d/10-gates.conf",
     });
-    expect(facts.imageGC.highThresholdPercent).toEqual({ value: 90, from: "/etc/kubernetes/kubelet.conf" });
+    expect(facts.imageGC.highThresholdPercent).toEqual({
+      value: 85,
+      from: "/etc/openshift/kubelet.conf.d/15-site/30-gc.conf",
+    });
   });
 
   it("reads a YAML KubeletConfiguration at /etc/kubernetes/kubelet.conf, ignoring keys it does not know", async () => {

@@ -130,15 +130,16 @@ export function loadYamlOrJson(host: Host, hostPath: string, kind: string) {
 }
 
 /** Which entries of a drop-in directory the program that reads it applies. */
-export type DropInRule =
-  /** Files named `*<suffix>` directly in the directory (the kubelet, containers/storage, registries). */
-  | { suffix: string }
+export interface DropInRule {
+  /** Only names ending so; every entry that is not a directory when unset. */
+  suffix?: string;
   /**
-   * Every entry that is not a directory, whatever its name, at any depth, in filepath.Walk's
-   * order: CRI-O's UpdateFromPath walks crio.conf.d so, and applies a `10-x.conf.rpmsave` or a
-   * file in a subdirectory as it applies `10-x.conf`.
+   * Subdirectories too, each where its name sorts (filepath.Walk's order). CRI-O's UpdateFromPath
+   * walks crio.conf.d so and applies every file, a `10-x.conf.rpmsave` as much as a `10-x.conf`;
+   * the kubelet walks its --config-dir so and applies the `*.conf` files.
    */
-  | { walk: true };
+  walk?: boolean;
+}
 
 /** How deep and how many files a walked drop-in directory is followed (a node has a handful). */
 const MAX_WALK_DEPTH = 8;
@@ -205,10 +206,9 @@ async function collectDropIns(
       typeof localDir === "string" && Buffer.from(name.display).equals(name.raw)
         ? path.join(localDir, name.display)
         : joinRaw(localDir, name.raw);
-    if ("suffix" in rule) {
-      // A directory named like a drop-in is skipped by the programs we mirror, and so by us.
-      if (!name.display.endsWith(rule.suffix) || name.isDirectory) continue;
-    } else if (name.isDirectory) {
+    if (name.isDirectory) {
+      // Not walked, a directory is skipped, even one named like a drop-in, as the programs do.
+      if (!rule.walk) continue;
       if (depth + 1 >= MAX_WALK_DEPTH) {
         cut.reason = `${hostPath}: more than ${MAX_WALK_DEPTH} levels of directories: not followed`;
         continue;
@@ -220,6 +220,7 @@ async function collectDropIns(
       }
       continue;
     }
+    if (rule.suffix !== undefined && !name.display.endsWith(rule.suffix)) continue;
     refs.push(typeof localPath === "string" ? { hostPath } : { hostPath, rawLocal: localPath });
   }
 }

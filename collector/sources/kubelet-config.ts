@@ -60,7 +60,11 @@ export const kubeletConfigSource: SourceDefinition<
     if (located?.loaded.data) recordTopLevel(located.loaded.data, located.loaded.fact.path, origins);
     const dropInDir = flagValue(argv, ["config-dir"]) ?? located?.dropInDir ?? null;
     if (dropInDir) {
-      const dropIns = await loadDropIns(host, dropInDir, "kubelet.conf.d", "yaml-or-json");
+      // mergeKubeletConfigurations walks the directory (filepath.WalkDir) for *.conf files.
+      const dropIns = await loadDropIns(host, dropInDir, "kubelet.conf.d", "yaml-or-json", {
+        suffix: ".conf",
+        walk: true,
+      });
       if (dropIns.dir) files.push(dropIns.dir);
       for (const file of dropIns.files) {
         files.push(file.fact);
