@@ -32,6 +32,9 @@ const input = (partial: Partial<EvictionInput>): EvictionInput => ({
   ...partial,
 });
 
+/** What every kubelet drop-in must start with: the kubelet refuses one without it. */
+const DROP_IN = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+
 describe("effective eviction thresholds (the kubelet's rules)", () => {
   it("applies the five Linux defaults when evictionHard is unset", () => {
     const facts = effectiveEviction(input({}));
@@ -139,15 +142,21 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
     );
     await tree.write(
       "/etc/openshift/kubelet.conf.d/20-eviction.conf",
-      "evictionHard:\n  nodefs.available: 12%\n",
+      `${DROP_IN}evictionHard:\n  nodefs.available: 12%\n`,
     );
     await tree.write(
       "/etc/openshift/kubelet.conf.d/10-gates.conf",
-      "featureGates:\n  KubeletSeparateDiskGC: false\nevictionHard:\n  nodefs.available: 7%\n",
+      `${DROP_IN}featureGates:\n  KubeletSeparateDiskGC: false\nevictionHard:\n  nodefs.available: 7%\n`,
     );
     // The kubelet walks its drop-in directory (filepath.WalkDir) and applies only *.conf files.
-    await tree.write("/etc/openshift/kubelet.conf.d/15-site/30-gc.conf", "imageGCHighThresholdPercent: 85\n");
-    await tree.write("/etc/openshift/kubelet.conf.d/40-notes.yaml", "imageGCHighThresholdPercent: 50\n");
+    await tree.write(
+      "/etc/openshift/kubelet.conf.d/15-site/30-gc.conf",
+      `${DROP_IN}imageGCHighThresholdPercent: 85\n`,
+    );
+    await tree.write(
+      "/etc/openshift/kubelet.conf.d/40-notes.yaml",
+      `${DROP_IN}imageGCHighThresholdPercent: 50\n`,
+    );
     const snapshot = await collectTree(tree);
     const facts = kubelet(snapshot);
     expect(facts.configFile).toEqual({ path: "/etc/kubernetes/kubelet.conf", foundBy: "well-known path" });
@@ -170,6 +179,34 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
       value: 85,
       from: "/etc/openshift/kubelet.conf.d/15-site/30-gc.conf",
     });
+  });
+
+  it("reports a drop-in without apiVersion/kind as the kubelet does (it refuses to start), and does not merge it", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/var/lib/kubelet/config.yaml", `${DROP_IN}imageGCHighThresholdPercent: 90\n`);
+    await tree.startProcess("kubelet", [
+      "--config=/var/lib/kubelet/config.yaml",
+      "--config-dir=/etc/kubelet.d",
+    ]);
+    await tree.write("/etc/kubelet.d/10-bare.conf", "imageGCHighThresholdPercent: 60\n");
+    await tree.write(
+      "/etc/kubelet.d/20-other.conf",
+      "apiVersion: v1\nkind: ConfigMap\nimageGCHighThresholdPercent: 70\n",
+    );
+    const snapshot = await collectTree(tree);
+    const facts = kubelet(snapshot);
+    const status = (file: string) => facts.files.find((f) => f.path === file);
+    expect(status("/etc/kubelet.d/10-bare.conf")?.error?.message).toMatch(
+      /^no apiVersion\/kind: the kubelet refuses/,
+    );
+    expect(status("/etc/kubelet.d/20-other.conf")?.error?.message).toMatch(
+      /^unknown apiVersion\/kind v1\/ConfigMap/,
+    );
+    expect(facts.imageGC.highThresholdPercent).toEqual({ value: 90, from: "/var/lib/kubelet/config.yaml" });
+    const finding = runChecks(snapshot).find((f) => f.id === "CONFIG_PARSE_ERROR");
+    expect(finding?.evidence.join("\n")).toContain("/etc/kubelet.d/10-bare.conf");
+    expect(finding?.remediation.commands).toContain("systemctl restart kubelet");
   });
 
   it("reads a YAML KubeletConfiguration at /etc/kubernetes/kubelet.conf, ignoring keys it does not know", async () => {

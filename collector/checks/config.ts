@@ -22,12 +22,13 @@ const configParseError: CheckDefinition = {
   title: "A configuration file cannot be read or parsed",
   area: "configuration",
   description:
-    "A storage, runtime, registries or kubelet configuration file is malformed or unreadable. The program that reads " +
-    "it refuses to start (CRI-O, the kubelet) or silently falls back to defaults, and this diagnosis cannot see the " +
+    "A storage, runtime, registries or kubelet configuration file is malformed or unreadable, or is a kubelet " +
+    "drop-in the kubelet refuses (no apiVersion/kind, or not a KubeletConfiguration). The program that reads it " +
+    "refuses to start (CRI-O, the kubelet) or silently falls back to defaults, and this diagnosis cannot see the " +
     "settings in it.",
   confirm: [
     "crio config >/dev/null   # CRI-O parses its configuration and reports the first error",
-    "journalctl -u kubelet -b | grep -i 'failed to load kubelet config'",
+    "journalctl -u kubelet -b | grep -iE 'failed to load kubelet (config|dropin)'",
   ],
   run(snapshot) {
     const files = [...(storageFacts(snapshot)?.files ?? []), ...(kubeletFacts(snapshot)?.files ?? [])];

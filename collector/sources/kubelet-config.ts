@@ -41,6 +41,21 @@ const WELL_KNOWN_CONFIGS = [
   { path: "/var/lib/kubelet/config.yaml", dropInDir: null },
 ];
 
+/** The only kind a drop-in may be (mergeKubeletConfigurations refuses any other, and none). */
+const DROP_IN_KIND = { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration" };
+
+/** Why the kubelet refuses a drop-in file that parsed, or undefined when it takes it. */
+function refusedDropIn(data: Table): string | undefined {
+  const { apiVersion, kind } = data;
+  if (apiVersion === undefined || kind === undefined) {
+    return `no apiVersion/kind: the kubelet refuses a drop-in without them and does not start (want apiVersion: ${DROP_IN_KIND.apiVersion}, kind: ${DROP_IN_KIND.kind})`;
+  }
+  if (apiVersion !== DROP_IN_KIND.apiVersion || kind !== DROP_IN_KIND.kind) {
+    return `unknown apiVersion/kind ${String(apiVersion)}/${String(kind)}: the kubelet refuses the drop-in and does not start`;
+  }
+  return undefined;
+}
+
 export const kubeletConfigSource: SourceDefinition<
   { "kubelet-config": KubeletConfigFacts },
   "kubelet-config"
@@ -69,6 +84,13 @@ export const kubeletConfigSource: SourceDefinition<
       for (const file of dropIns.files) {
         files.push(file.fact);
         if (!file.data) continue;
+        const refused = refusedDropIn(file.data);
+        if (refused) {
+          // The kubelet does not start with it: there is no effective configuration to merge into.
+          file.fact.status = "error";
+          file.fact.error = { message: refused };
+          continue;
+        }
         merged = mergeKubeletConfig(merged, file.data);
         recordTopLevel(file.data, file.fact.path, origins);
       }
