@@ -152,15 +152,15 @@ export class Host {
     };
   }
 
-  /**
-   * One result per key for this collection, for work several sources need (a layers.json of
-   * 5,000 records is read and parsed once, not once per source). Callers must not mutate it.
-   */
   /** Whether a host path exists (symlinks followed), found without hanging on a FUSE or network mount. */
   async exists(hostPath: string): Promise<boolean> {
     return (await this.inspectPath(hostPath)).status === "ok";
   }
 
+  /**
+   * One result per key for this collection, for work several sources need (a layers.json of
+   * 5,000 records is read and parsed once, not once per source). Callers must not mutate it.
+   */
   shared<T>(key: string, compute: () => Promise<T>): Promise<T> {
     let result = this.#shared.get(key) as Promise<T> | undefined;
     if (!result) {
@@ -205,7 +205,6 @@ export class Host {
     }
   }
 
-  /** The FUSE/network mount holding a path, if the innermost mount holding it is one. */
   /**
    * HostRoot.resolve's stopAt for a walk that must not touch a FUSE or network mount: it vouches
    * for every component it lets through (resolve then looks them up synchronously), so without a
@@ -215,6 +214,7 @@ export class Host {
     return table && ((hostPath) => this.riskyMount(table, hostPath) !== undefined);
   }
 
+  /** The FUSE/network mount holding a path, if the innermost mount holding it is one. */
   riskyMount(table: MountTable | undefined, hostPath: string): MountEntry | undefined {
     if (!table) return undefined;
     // Asked for every component of every path: first rule out, cheaply, paths no risky mount holds.
