@@ -46,6 +46,20 @@ describe("host root path resolution", () => {
     expect((await new HostRoot(root).resolve("/var/run/missing/dir")).host).toBe("/run/missing/dir");
   });
 
+  // With a stopAt, resolve looks components up on this thread (lstatSync): the same answers.
+  it.each([
+    ["through the thread pool", undefined],
+    ["on this thread, vouched for by stopAt", () => false],
+  ])("resolves links, .., loops, missing parts and a path under a file alike %s", async (_how, stopAt) => {
+    const host = new HostRoot(root);
+    expect((await host.resolve("/var/run/crio/crio.sock", stopAt)).host).toBe("/run/crio/crio.sock");
+    expect((await host.resolve("/var/escape/passwd", stopAt)).host).toBe("/etc/passwd");
+    await expect(host.resolve("/loop-a/x", stopAt)).rejects.toMatchObject({ code: "ELOOP" });
+    expect((await host.resolve("/var/run/missing/dir", stopAt)).host).toBe("/run/missing/dir");
+    // crio.sock is a regular file here: what lies below it is missing (ENOTDIR), not an error.
+    expect((await host.resolve("/run/crio/crio.sock/below", stopAt)).host).toBe("/run/crio/crio.sock/below");
+  });
+
   it("maps local paths back to host paths, and refuses paths outside the root", () => {
     const host = new HostRoot(root);
     expect(host.toHost(path.join(root, "var/lib"))).toBe("/var/lib");
