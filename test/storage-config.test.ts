@@ -208,6 +208,19 @@ describe.skipIf(!ready)("storage configuration", () => {
     expect(facts.containersStorage.runroot.from).toBe("/etc/crio/crio.conf.d/20-later.conf");
   });
 
+  it("stops walking crio.conf.d past 8 levels of directories, says so, and keeps what it read", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    const deep = Array.from({ length: 10 }, (_, i) => `d${i}`).join("/");
+    await tree.write("/etc/crio/crio.conf.d/10-top.conf", `[crio]\nimagestore = "/var/lib/images"\n`);
+    await tree.write(`/etc/crio/crio.conf.d/${deep}/99-deep.conf`, `[crio]\nroot = "/var/lib/too-deep"\n`);
+    const facts = storage(await collectTree(tree));
+    const dir = facts.files.find((f) => f.path === "/etc/crio/crio.conf.d" && f.status === "error");
+    expect(dir?.error?.message).toMatch(/more than 8 levels of directories: not followed$/);
+    expect(facts.containersStorage.imagestore.from).toBe("/etc/crio/crio.conf.d/10-top.conf");
+    expect(facts.containersStorage.graphroot.value).not.toBe("/var/lib/too-deep");
+  });
+
   it("reads a drop-in whose name is not UTF-8, and shows the name escaped", async () => {
     tree = await HostTree.create();
     await baseNode(tree);
