@@ -23,7 +23,6 @@ interface CollectFlags {
   hostRoot: string;
   procRoot?: string;
   criEndpoint?: string;
-  /** Only the commands whose collection may run crictl take --crictl (not serve). */
   crictl?: string;
   criTimeout: number;
   statTimeout: number;
@@ -43,8 +42,7 @@ function positiveInteger(name: string) {
   };
 }
 
-/** `crictl`: the command's collection may fall back to crictl, so it takes --crictl. */
-function addCollectOptions(command: Command, features: { crictl?: boolean } = {}): Command {
+function addCollectOptions(command: Command): Command {
   command
     .option("--host-root <dir>", "the host's filesystem, e.g. /host in a container", "/")
     .option("--proc-root <dir>", "the host's /proc (default: /proc)")
@@ -52,7 +50,7 @@ function addCollectOptions(command: Command, features: { crictl?: boolean } = {}
       "--cri-endpoint <url>",
       "CRI endpoint to ask instead of discovering one, e.g. unix:///run/crio/crio.sock",
     );
-  if (features.crictl) addCrictlOption(command);
+  addCrictlOption(command);
   return command
     .option("--cri-timeout <ms>", "deadline for each CRI call", positiveInteger("--cri-timeout"), 5000)
     .option(
@@ -177,7 +175,6 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .description("gather facts about the node's container storage into a snapshot")
       .option("--json", "print the snapshot as JSON")
       .option("--out <file>", "write the snapshot (JSON) to a file"),
-    { crictl: true },
   ).action(async (flags: CollectFlags & { json?: boolean; out?: string }) => {
     const snapshot = await runCollect(collectRequest(flags, io.env));
     const { renderJson } = await import("./report/json.js");
@@ -219,7 +216,6 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         positiveInteger("--probe-slow-ms"),
         500,
       ),
-    { crictl: true },
   ).action(
     async (
       flags: CollectFlags & {
@@ -379,7 +375,6 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .option("--timeout <duration>", "deadline of the whole run", "120s")
       .option("--step-timeout <duration>", "deadline of each gathering step", "30s")
       .option("--obfuscate", "replace host names and IP addresses by consistent tokens"),
-    { crictl: true },
   ).action(async (flags: MustGatherFlags, command: Command) => {
     // The journal worker starts now, on the other core, and loads what it reads with while
     // this thread loads must-gather; must-gather gives it its job (or ends it: no journal).

@@ -58,6 +58,8 @@ describe("command line without a host", () => {
     expect(collect).toContain("would wait out --cri-timeout a second time");
     const mustGather = (await cli(["must-gather", "--help"])).stdout.replace(/\s+/g, " ");
     expect(mustGather).toContain("must-gather also runs it for crictl info and images");
+    // serve's collections fall back to crictl too.
+    expect((await cli(["serve", "--help"])).stdout).toContain("--crictl <path>");
   });
 
   it("exits 2 on usage errors, with a message", async () => {
@@ -245,7 +247,8 @@ describe.skipIf(!ready)("command line on a host tree", () => {
     });
     expect(Object.keys(snapshot.sources)).toEqual([...SOURCE_NAMES]);
     for (const name of SOURCE_NAMES) {
-      expect(["ok", "absent", "error", "timeout"], name).toContain(snapshot.sources[name].status);
+      // On this healthy tree no source fails: each has its facts, or says why it has none.
+      expect(["ok", "absent"], name).toContain(snapshot.sources[name].status);
     }
     const fs = snapshot.sources.filesystems;
     expect(fs.status === "ok" && fs.facts.roles.find((r) => r.role === "imagefs")?.path).toBe(IMAGESTORE);
