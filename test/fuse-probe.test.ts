@@ -490,3 +490,30 @@ describe("latency histogram", () => {
     expect(latencies.series("/a", "stat").histogram.sum).toBeCloseTo(0.002, 10);
   });
 });
+
+describe("probeMount with many operations", () => {
+  it("hands 5,000 stat operations to its child on stdin and gets 5,000 results (no E2BIG: one argv argument is capped at 128 KiB)", async () => {
+    const scratch = await mkdtemp(path.join(os.tmpdir(), "imagefs-probe-many-"));
+    try {
+      await writeFile(path.join(scratch, "present"), "x");
+      // Long paths, as a store's layer directories are: 5,000 of them are ~700 KiB of JSON.
+      const deep = path.join(scratch, "d".repeat(100));
+      await mkdir(deep);
+      const ops: ProbeOp[] = Array.from({ length: 5000 }, (_, i) => ({
+        op: "stat" as const,
+        path: i % 2 === 0 ? path.join(scratch, "present") : path.join(deep, `missing-${"m".repeat(20)}-${i}`),
+      }));
+      expect(JSON.stringify(ops).length).toBeGreaterThan(128 * 1024);
+      const run = await probeMount(ops, 60_000);
+      expect(run.error).toBeUndefined();
+      expect(run.timedOut).toBe(false);
+      expect(run.results).toHaveLength(5000);
+      expect(run.results[0]).toMatchObject({ ok: true, value: { kind: "stat", fileType: "file", size: 1 } });
+      expect(run.results[1]).toMatchObject({ ok: false, code: "ENOENT", path: ops[1]!.path });
+      expect(run.results[4999]).toMatchObject({ ok: false, code: "ENOENT", path: ops[4999]!.path });
+      expect(run.results.filter((r) => r.ok)).toHaveLength(2500);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+});

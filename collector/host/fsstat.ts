@@ -179,15 +179,17 @@ export interface ChildRun {
 
 /**
  * The one child runner for everything that may touch a FUSE or network filesystem: `node -e` with
- * a constant script and an argument array (never a shell), stdin closed, stdout kept up to
- * maxBuffer, SIGKILLed at the deadline. A child killed by the deadline still hands back what it
+ * a constant script and an argument array (never a shell), stdin closed unless `input` is given
+ * (then it is written to the child's stdin: for data of any size, as one argv argument is capped
+ * at 128 KiB by Linux's MAX_ARG_STRLEN and fails with E2BIG), stdout kept up to maxBuffer,
+ * SIGKILLed at the deadline. A child killed by the deadline still hands back what it
  * printed before, so a script that reports each step as one line tells which step hung.
  * execa is loaded on first use: most runs never start a child, and it costs the CLI's cold start.
  */
 export async function runChildScript(
   script: string,
   args: string[],
-  options: { deadlineMs: number; maxBuffer: number },
+  options: { deadlineMs: number; maxBuffer: number; input?: string },
 ): Promise<ChildRun> {
   const started = performance.now();
   const { execa } = await import("execa");
@@ -195,7 +197,7 @@ export async function runChildScript(
     timeout: options.deadlineMs,
     killSignal: "SIGKILL",
     reject: false,
-    stdin: "ignore",
+    ...(options.input === undefined ? { stdin: "ignore" as const } : { input: options.input }),
     maxBuffer: options.maxBuffer,
   });
   return {

@@ -17,7 +17,7 @@ const OP_KINDS: ReadonlySet<string> = new Set<ProbeOpKind>(["statfs", "readdir",
 // base64-encoded (decoded in the parent), so no content can blow up or break a line.
 const PROBE_CHILD_SCRIPT = `
 const fs = require("node:fs");
-const ops = JSON.parse(process.argv[1]);
+const ops = JSON.parse(fs.readFileSync(0, "utf8"));
 const pause = new Int32Array(new SharedArrayBuffer(4));
 function emit(message) {
   const line = Buffer.from(JSON.stringify(message) + "\\n");
@@ -170,7 +170,7 @@ function toResult(op: ProbeOp, line: Extract<ChildLine, { i: number }>): ProbeOp
 
 /**
  * Runs the operations one after another in one child process (`node -e` with a constant script,
- * the operations as JSON in argv), SIGKILLed when `deadlineMs` has passed since the start. Each
+ * the operations as JSON on its stdin), SIGKILLed when `deadlineMs` has passed since the start. Each
  * operation is timed inside the child (process.hrtime, the system calls only) and reported the
  * moment it finishes, so after a kill the finished results are kept and `hungAt` names the
  * operation the child was stuck in. This process never calls an fs function on the paths.
@@ -183,9 +183,12 @@ export async function probeMount(ops: ProbeOp[], deadlineMs: number): Promise<Pr
   const started = performance.now();
   const childOps = ops.map(toChildOp);
   if (childOps.length === 0) return { results: [], hungAt: null, timedOut: false, elapsedMs: 0 };
-  const child = await runChildScript(PROBE_CHILD_SCRIPT, [JSON.stringify(childOps)], {
+  // The operations go in on stdin: as one argv argument they would be capped at 128 KiB
+  // (MAX_ARG_STRLEN), and a thousand-odd stats would fail with E2BIG before the child started.
+  const child = await runChildScript(PROBE_CHILD_SCRIPT, [], {
     deadlineMs,
     maxBuffer: outputBound(childOps),
+    input: JSON.stringify(childOps),
   });
   const results: ProbeOpResult[] = [];
   let ready = false;

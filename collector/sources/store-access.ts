@@ -383,6 +383,8 @@ export async function statInStore(
     visit.access.error = timeoutMessage(visit, left, "stat", paths[0]!, host);
   } else if (run.timedOut) {
     visit.access.error = `the store answered ${run.results.length} of ${paths.length} lookups within its ${REMOTE_STORE_DEADLINE_MS} ms deadline`;
+  } else if (run.error) {
+    visit.access.error = `${run.results.length} of ${paths.length} lookups answered: ${run.error.code}: ${run.error.message}`;
   }
   return paths.map((_, i) => {
     const result = run.results[i];
