@@ -106,9 +106,18 @@ describe.skipIf(!ready)("image-based nodes: where runtime state persists", () =>
    * ostree-state-overlay@.service mounts them (overlayfs, upper directory under
    * /var/ostree/state-overlays/<name>/upper, the deployment's directory as lower).
    */
-  async function ostreeDeployment(options: { graphroot: string; stateOverlays: boolean }) {
+  async function ostreeDeployment(options: {
+    graphroot: string;
+    stateOverlays: boolean;
+    srvInVar?: boolean;
+  }) {
     tree = await HostTree.create();
     await baseNode(tree);
+    if (options.srvInVar) {
+      // Fedora CoreOS/RHCOS: /srv is a symlink into /var (relative, as the image ships it).
+      await tree.mkdir("/var/srv/stargz");
+      await tree.symlink("var/srv", "/srv");
+    }
     await tree.write("/run/ostree-booted", "");
     await tree.write(
       "/etc/containers/storage.conf",
@@ -138,6 +147,7 @@ describe.skipIf(!ready)("image-based nodes: where runtime state persists", () =>
     if (result.status !== "ok") throw new Error(result.status);
     return {
       facts: result.facts,
+      snapshot,
       finding: runChecks(snapshot).find((f) => f.id === "RUNTIME_STATE_NOT_PERSISTENT"),
     };
   }
@@ -157,6 +167,28 @@ describe.skipIf(!ready)("image-based nodes: where runtime state persists", () =>
         "stargz-store --root /srv/stargz is in the ostree deployment's own tree, outside /var: the next update boots a new deployment without it",
       ]),
     );
+  });
+
+  it("follows a --root through a symlink into /var: /srv -> var/srv is carried over by an update", async () => {
+    const { snapshot, finding } = await ostreeDeployment({
+      graphroot: "/opt/containers/storage",
+      stateOverlays: false,
+      srvInVar: true,
+    });
+    const stores = snapshot.sources["layer-stores"];
+    if (stores.status !== "ok") throw new Error(stores.status);
+    expect(stores.facts.stores[0]?.process).toMatchObject({
+      root: "/srv/stargz",
+      rootPlace: { resolved: "/var/srv/stargz", status: "ok", mountPoint: "/" },
+    });
+    const evidence = finding?.evidence ?? [];
+    // The store in /opt is still left behind, so the finding stands; stargz-store's root is not in it.
+    expect(evidence).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^\S+ \/opt\/containers\/storage is in the ostree deployment's own tree/),
+      ]),
+    );
+    expect(evidence.filter((line) => line.includes("stargz"))).toEqual([]);
   });
 
   it("sees /opt and /usr/local state overlays, whose state an update carries over", async () => {

@@ -8,7 +8,10 @@ import type { CheckDefinition } from "./finding.js";
 /** Where runtime state lives that must survive a reboot and an update (the runroot is meant to be volatile). */
 interface StatePlace {
   what: string;
+  /** The path as configured, for the evidence. */
   path: string;
+  /** The host path it resolves to (symlinks followed): where the state really lies. */
+  resolved: string;
   mountPoint: string | null;
   fstype: string | null;
 }
@@ -19,19 +22,29 @@ function persistentState(snapshot: Snapshot): StatePlace[] {
     .map((r) => ({
       what: r.role,
       path: r.path,
+      resolved: r.path,
       mountPoint: r.mount?.mountPoint ?? null,
       fstype: r.mount?.fstype ?? null,
     }));
   for (const store of factsOf(snapshot.sources["layer-stores"])?.stores ?? []) {
-    if (store.process?.root)
-      out.push({
-        what: `${store.process.kind} --root`,
-        path: store.process.root,
-        mountPoint: null,
-        fstype: null,
-      });
+    const proc = store.process;
+    if (!proc?.root) continue;
+    // An older snapshot has no rootPlace: the path as written is all there is to judge.
+    const place = proc.rootPlace;
+    out.push({
+      what: `${proc.kind} --root`,
+      path: proc.root,
+      resolved: place?.resolved ?? proc.root,
+      mountPoint: place?.mountPoint ?? null,
+      fstype: place?.fstype ?? null,
+    });
   }
   return out;
+}
+
+/** The path in the evidence: as configured, and where it leads when a symlink takes it elsewhere. */
+function shown(state: StatePlace): string {
+  return state.resolved === state.path ? state.path : `${state.path} (→ ${state.resolved})`;
 }
 
 /**
@@ -41,7 +54,10 @@ function persistentState(snapshot: Snapshot): StatePlace[] {
  */
 function inRootTree(state: StatePlace, root: RootModelFacts): boolean {
   if (state.mountPoint !== null) return state.mountPoint === "/";
-  return !isWithin(state.path, "/var") && !root.stateOverlays.some((o) => isWithin(state.path, o.mountPoint));
+  return (
+    !isWithin(state.resolved, "/var") &&
+    !root.stateOverlays.some((o) => isWithin(state.resolved, o.mountPoint))
+  );
 }
 
 /** Outside what an ostree update carries over: /var (the stateroot's), /etc (merged) and the state overlays. */
@@ -49,8 +65,8 @@ function leftBehindByUpdate(state: StatePlace, root: RootModelFacts): boolean {
   return (
     root.ostreeBooted &&
     inRootTree(state, root) &&
-    !isWithin(state.path, "/var") &&
-    !isWithin(state.path, "/etc")
+    !isWithin(state.resolved, "/var") &&
+    !isWithin(state.resolved, "/etc")
   );
 }
 
@@ -75,15 +91,15 @@ const notPersistent: CheckDefinition = {
     if (!root) return [];
     const evidence: string[] = [];
     for (const state of persistentState(snapshot)) {
-      const volatile = root.volatileMounts.find((m) => m !== "/" && isWithin(state.path, m));
-      if (volatile) evidence.push(`${state.what} ${state.path} is on a volatile mount (${volatile})`);
+      const volatile = root.volatileMounts.find((m) => m !== "/" && isWithin(state.resolved, m));
+      if (volatile) evidence.push(`${state.what} ${shown(state)} is on a volatile mount (${volatile})`);
       else if (root.transientRoot && inRootTree(state, root))
         evidence.push(
-          `${state.what} ${state.path} is on the transient root: its upper directory is under /run`,
+          `${state.what} ${shown(state)} is on the transient root: its upper directory is under /run`,
         );
       else if (leftBehindByUpdate(state, root))
         evidence.push(
-          `${state.what} ${state.path} is in the ostree deployment's own tree, outside /var: the next update boots a new deployment without it`,
+          `${state.what} ${shown(state)} is in the ostree deployment's own tree, outside /var: the next update boots a new deployment without it`,
         );
     }
     const subs = factsOf(snapshot.sources.selinux)?.policy.localSubstitutions ?? [];

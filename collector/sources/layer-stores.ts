@@ -31,7 +31,18 @@ export interface LayerStoreFacts {
   /** The mount at exactly this path (a FUSE mount when the store is up), or null. */
   mount: (MountFact & { device: string }) | null;
   process:
-    | (ProcessFact & { kind: string; root: string | null; config: string | null; mountpoint: string | null })
+    | (ProcessFact & {
+        kind: string;
+        root: string | null;
+        /**
+         * Where --root really lies: resolved through the host (symlinks followed inside the host
+         * root: on Fedora CoreOS/RHCOS /srv, /opt or /usr/local may lead into /var) and the mount
+         * holding it; null without a --root. mountPoint and fstype are null when it is not there.
+         */
+        rootPlace: RootPlace | null;
+        config: string | null;
+        mountpoint: string | null;
+      })
     | null;
   /** What the command line and files tell about the store's version (v0.16 changed lookups and auth). */
   versionHints: string[];
@@ -71,6 +82,14 @@ export interface LayerStoreFacts {
   /** Lazy layers of this store whose path was checked, and those left unchecked (budget, or no mount). */
   checkedLayers: number;
   uncheckedLayers: number;
+}
+
+export interface RootPlace {
+  /** Host path after following symlinks (as far as the path exists). */
+  resolved: string;
+  status: "ok" | "missing" | "error" | "unresponsive";
+  mountPoint: string | null;
+  fstype: string | null;
 }
 
 export interface LayerStoresFacts {
@@ -175,6 +194,7 @@ async function describeStore(
           argv: serving.argv,
           kind: kind ?? "unknown",
           root,
+          rootPlace: root ? await placeOf(host, root) : null,
           config: configPath,
           mountpoint: positional(serving.argv),
         }
@@ -191,6 +211,31 @@ async function describeStore(
     checkedLayers: 0,
     uncheckedLayers: 0,
   };
+}
+
+/** Where the store's --root lies on the host: the check judges persistence by this, not by the path string. */
+async function placeOf(host: Host, root: string): Promise<RootPlace> {
+  const inspection = await host.inspectPath(root);
+  switch (inspection.status) {
+    case "ok":
+      return {
+        resolved: inspection.resolved,
+        status: "ok",
+        mountPoint: inspection.mount?.mountPoint ?? null,
+        fstype: inspection.mount?.fstype ?? null,
+      };
+    case "missing":
+      return { resolved: inspection.resolved, status: "missing", mountPoint: null, fstype: null };
+    case "unresponsive":
+      return {
+        resolved: root,
+        status: "unresponsive",
+        mountPoint: inspection.mount.mountPoint,
+        fstype: inspection.mount.fstype,
+      };
+    default:
+      return { resolved: root, status: "error", mountPoint: null, fstype: null };
+  }
 }
 
 /** Without a process to tell, the config of a store at stargz-store's usual place is its default file. */
