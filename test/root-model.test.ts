@@ -197,7 +197,15 @@ describe.skipIf(!ready)("image-based nodes: where runtime state persists", () =>
       stateOverlays: true,
     });
     expect(facts.stateOverlays.map((o) => o.mountPoint).sort()).toEqual(["/opt", "/usr/local"]);
-    expect(facts.stateOverlays[0]?.upperdir).toContain("/var/ostree/state-overlays/");
+    // The upper directories as the test mounted them, under the host root (mountinfo's options are local paths).
+    expect(
+      facts.stateOverlays
+        .map((o) => ({ mountPoint: o.mountPoint, upperdir: o.upperdir }))
+        .sort((a, b) => a.mountPoint.localeCompare(b.mountPoint)),
+    ).toEqual([
+      { mountPoint: "/opt", upperdir: tree.local("/var/ostree/state-overlays/opt/upper") },
+      { mountPoint: "/usr/local", upperdir: tree.local("/var/ostree/state-overlays/usr-local/upper") },
+    ]);
     const evidence = finding?.evidence ?? [];
     // The store in /opt is safe now; stargz-store's --root (/srv) is still left behind.
     expect(evidence.filter((line) => line.includes("/opt/containers/storage"))).toEqual([]);
