@@ -4,7 +4,10 @@ import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Finding } from "../collector/checks/finding.js";
-import { type Server, serve } from "../collector/commands/serve.js";
+import { carryUnresponsiveSince, type Server, serve } from "../collector/commands/serve.js";
+import type { Snapshot } from "../collector/snapshot.js";
+import type { LayerStoreFacts } from "../collector/sources/layer-stores.js";
+import { factsOf } from "../collector/sources/source.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { mountBindfs } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
@@ -253,5 +256,57 @@ describe.skipIf(!ready)("imagefs-doctor serve", () => {
           /^imagefs_layer_store_unresponsive_since_seconds\{store="0",node="worker-0"\}/,
         ) === 0,
     );
+  });
+});
+
+describe("serve's unresponsive-since streak (carryUnresponsiveSince)", () => {
+  const STORE = "/var/lib/stargz-store/store";
+  /** A cycle's snapshot, only its layer-stores result: what carryUnresponsiveSince reads. */
+  function cycle(result: "hung" | "answering" | "timeout", probedAt: string): Snapshot {
+    const stores: Snapshot["sources"]["layer-stores"] =
+      result === "timeout"
+        ? { status: "timeout", durationMs: 20_000, error: "no answer within 20000 ms", facts: null }
+        : {
+            status: "ok",
+            durationMs: 2000,
+            facts: {
+              authHelper: null,
+              stores: [
+                {
+                  path: STORE,
+                  responsive: result === "answering",
+                  unresponsiveSince: result === "hung" ? probedAt : null,
+                } as LayerStoreFacts,
+              ],
+            },
+          };
+    return { collectedAt: probedAt, sources: { "layer-stores": stores } } as unknown as Snapshot;
+  }
+  const storeOf = (snapshot: Snapshot) => factsOf(snapshot.sources["layer-stores"])?.stores[0];
+
+  it("keeps the first time across a cycle whose layer-stores source timed out", () => {
+    const first = cycle("hung", "2026-11-23T10:00:00.000Z");
+    let remembered = carryUnresponsiveSince(undefined, first);
+    expect(storeOf(first)).toMatchObject({ unresponsiveSince: "2026-11-23T10:00:00.000Z" });
+    expect(storeOf(first)?.unresponsiveSinceEarlierCycle).toBeUndefined();
+    remembered = carryUnresponsiveSince(remembered, cycle("timeout", "2026-11-23T10:01:00.000Z"));
+    expect(remembered).toBe(first);
+    const third = cycle("hung", "2026-11-23T10:02:00.000Z");
+    remembered = carryUnresponsiveSince(remembered, third);
+    expect(storeOf(third)).toMatchObject({
+      unresponsiveSince: "2026-11-23T10:00:00.000Z",
+      unresponsiveSinceEarlierCycle: true,
+    });
+    expect(remembered).toBe(third);
+  });
+
+  it("ends the streak when the store answers again", () => {
+    let remembered = carryUnresponsiveSince(undefined, cycle("hung", "2026-11-23T10:00:00.000Z"));
+    remembered = carryUnresponsiveSince(remembered, cycle("answering", "2026-11-23T10:01:00.000Z"));
+    remembered = carryUnresponsiveSince(remembered, cycle("timeout", "2026-11-23T10:02:00.000Z"));
+    const again = cycle("hung", "2026-11-23T10:03:00.000Z");
+    carryUnresponsiveSince(remembered, again);
+    expect(storeOf(again)).toMatchObject({ unresponsiveSince: "2026-11-23T10:03:00.000Z" });
+    expect(storeOf(again)?.unresponsiveSinceEarlierCycle).toBeUndefined();
   });
 });

@@ -71,6 +71,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
     throw new StateDirError(`--state-dir ${options.stateDir}: cannot write: ${error.code ?? error.message}`);
   });
   let last: Cycle | undefined;
+  /** The last snapshot whose layer-stores source answered: a failed cycle does not end a streak. */
+  let storesSeen: Snapshot | undefined;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
     markReady = resolve;
@@ -83,7 +85,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     const startedAt = Date.now();
     try {
       const snapshot = await collect({ ...options.collect, nodeName: node, resume: { ...resume } });
-      carryUnresponsiveSince(last?.snapshot, snapshot);
+      storesSeen = carryUnresponsiveSince(storesSeen, snapshot);
       const findings = runChecks(snapshot);
       const done: Cycle = { snapshot, findings, startedAt, durationMs: Date.now() - startedAt };
       exporter.update(snapshot, findings, done.durationMs / 1000);
@@ -179,13 +181,21 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
 /**
  * serve's memory of hung layer stores, kept in the snapshots themselves: a store the last cycle
- * already found unresponsive keeps that cycle's first-seen time, so the finding, /findings and
- * the unresponsive-since metric all show when the hang began, not when this cycle saw it. A
- * cycle that finds the store answering again ends the streak.
+ * that looked at it already found unresponsive keeps that cycle's first-seen time, so the
+ * finding, /findings and the unresponsive-since metric all show when the hang began, not when
+ * this cycle saw it. A cycle that finds the store answering again ends the streak; one whose
+ * layer-stores source failed or timed out (a hung store can make it do so) tells nothing and
+ * neither ends nor restarts it. Returns the snapshot to remember for the next cycle: `current`
+ * when its layer-stores source answered (ok, or absent: no store left to be hung), else `remembered`.
  */
-export function carryUnresponsiveSince(previous: Snapshot | undefined, current: Snapshot): void {
+export function carryUnresponsiveSince(
+  remembered: Snapshot | undefined,
+  current: Snapshot,
+): Snapshot | undefined {
+  const status = current.sources["layer-stores"]?.status;
+  if (status !== "ok" && status !== "absent") return remembered;
   const earlier = new Map<string, string>();
-  for (const store of factsOf(previous?.sources["layer-stores"])?.stores ?? [])
+  for (const store of factsOf(remembered?.sources["layer-stores"])?.stores ?? [])
     if (store.unresponsiveSince) earlier.set(store.path, store.unresponsiveSince);
   for (const store of factsOf(current.sources["layer-stores"])?.stores ?? []) {
     const since = earlier.get(store.path);
@@ -193,6 +203,7 @@ export function carryUnresponsiveSince(previous: Snapshot | undefined, current: 
     store.unresponsiveSince = since;
     store.unresponsiveSinceEarlierCycle = true;
   }
+  return current;
 }
 
 /** Moves the resume points past what this cycle read. */
