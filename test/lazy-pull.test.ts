@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -42,6 +43,8 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
   let storeSource: string;
   let appRef: string;
   let appDigests: string[];
+  /** Each layer directory's digest -> the blob digest its stat file is named by. */
+  const blobOf = new Map<string, string>();
   let fullRef: string;
 
   beforeAll(async () => {
@@ -54,7 +57,10 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
     const app = await layOutStore(storeSource, registry, "test/app", "1");
     appRef = app.ref;
     appDigests = app.digests;
-    // stargz-store's stat file in each layer root, named by the blob digest (fs/layer/node.go).
+    // stargz-store's stat file in each layer root, named by the layer's blob digest
+    // (fs/layer/node.go), which from v0.16 is not the digest the layer's directory is named by
+    // (a TOC digest): here each file gets a digest of its own, so only listing the directory finds it.
+    // fetchedPercent is written as a string, a type stargz-store never writes: it must be dropped.
     for (const digest of appDigests) {
       const state = path.join(
         storeSource,
@@ -63,10 +69,12 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
         "diff",
         ".stargz-snapshotter",
       );
+      const blob = `sha256:${createHash("sha256").update(`blob of ${digest}`).digest("hex")}`;
+      blobOf.set(digest, blob);
       await mkdir(state, { recursive: true });
       await writeFile(
-        path.join(state, `${digest}.json`),
-        JSON.stringify({ digest, size: 2000, fetchedSize: 2000, fetchedPercent: 100 }),
+        path.join(state, `${blob}.json`),
+        JSON.stringify({ digest: blob, size: 2000, fetchedSize: 2000, fetchedPercent: "100" }),
       );
     }
     fullRef = `${registry.host}/test/full:1`;
@@ -117,8 +125,13 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
     // This containers/storage asks by blob digest and reads the older info format.
     expect(facts.sampleInfo).toHaveProperty("compressed-diff-digest");
     // The sampled layer's fetch progress, read through the mount from the layer podman recorded.
-    expect(facts.sampleProgress).toMatchObject({ size: 2000, fetchedSize: 2000, fetchedPercent: 100 });
-    expect(appDigests).toContain(facts.sampleProgress?.digest);
+    // The sampled layer is the store's first lazy layer; its stat file has its own (blob) digest.
+    const sampled = layers.lazyLayers.find((layer) => layer.layerStore === store);
+    const blob = blobOf.get(path.basename(sampled?.target ?? ""));
+    expect(blob).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(appDigests).not.toContain(blob);
+    // fetchedPercent ("100", a string) is dropped; the fields of the right type are kept.
+    expect(facts.sampleProgress).toEqual({ digest: blob, size: 2000, fetchedSize: 2000 });
     expect(facts.brokenLayers).toEqual([]);
     expect(facts.checkedLayers).toBe(3);
 
