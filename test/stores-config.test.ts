@@ -107,7 +107,24 @@ additionallayerstores = [${layerStores}]
       "/etc/crio/crio.conf.d/20-artifacts.conf",
       `[crio.runtime]\nadditional_artifact_stores = ["/var/lib/artifacts", "/var/lib/artifacts", "artifacts2"]\n`,
     );
-    const finding = runChecks(await collectTree(tree)).find((f) => f.id === "STORE_LIST_INVALID");
+    const snapshot = await collectTree(tree);
+    const findings = runChecks(snapshot);
+    const finding = findings.find((f) => f.id === "STORE_LIST_INVALID");
+    // Each relative entry is reported once, by STORE_LIST_INVALID: not also as a store that cannot
+    // be read, and not inspected as if it were absolute ("cache2" is not "/cache2").
+    // (STORE_CONFIG_NOT_IN_EFFECT quotes the edited artifact list against what CRI-O runs with:
+    // another matter, about the list as a whole.)
+    for (const relative of ["cache2", "artifacts2"]) {
+      const about = findings.filter(
+        (f) =>
+          f.id !== "STORE_CONFIG_NOT_IN_EFFECT" &&
+          (f.evidence.some((e) => e.includes(relative)) || f.title.includes(relative)),
+      );
+      expect(about.map((f) => f.id)).toEqual(["STORE_LIST_INVALID"]);
+    }
+    const roles = snapshot.sources.filesystems.facts?.roles.map((r) => r.path) ?? [];
+    expect(roles).not.toContain("/cache2");
+    expect(roles).not.toContain("cache2");
     // A relative image store keeps containers/storage, and so the runtime, from starting.
     expect(finding?.severity).toBe("critical");
     const images = "additionalimagestores (/etc/containers/storage.conf)";

@@ -4,7 +4,7 @@ import {
   artifactStores,
   configDifferences,
   crioInspect,
-  distinctStores,
+  storesToJudge,
 } from "../model/stores.js";
 import { imageStoreFacts, mountUnitName, runtimeService, storageFacts } from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
@@ -55,7 +55,7 @@ const imageStoreUnavailable: CheckDefinition = {
   run(snapshot) {
     const service = runtimeService(snapshot);
     const drafts: FindingDraft[] = [];
-    for (const store of distinctStores(additionalImageStores(snapshot))) {
+    for (const store of storesToJudge(additionalImageStores(snapshot))) {
       const { access } = store;
       const evidence = [`additionalimagestores entry ${store.path}`];
       if (access.status === "missing") {
@@ -131,7 +131,7 @@ const imageStoreNotReadonly: CheckDefinition = {
     "script) can change or delete images the other nodes are running from.",
   confirm: ["findmnt --target <store> -o TARGET,SOURCE,FSTYPE,OPTIONS"],
   run(snapshot) {
-    return distinctStores(additionalImageStores(snapshot))
+    return storesToJudge(additionalImageStores(snapshot))
       .filter(
         ({ access }) =>
           access.status === "ok" && access.readOnly === false && (access.isMountPoint || access.remote),
@@ -161,7 +161,7 @@ const imageStoreIncomplete: CheckDefinition = {
     "so it is not pulled, and a container from it fails with `layer not known`.",
   confirm: ["jq -r '.[].layer' <store>/overlay-images/images.json", "ls <store>/overlay"],
   run(snapshot) {
-    return distinctStores(additionalImageStores(snapshot))
+    return storesToJudge(additionalImageStores(snapshot))
       .filter((store) => (store.completeness?.incompleteImages ?? 0) > 0)
       .map((store) => {
         const c = store.completeness!;
@@ -201,7 +201,7 @@ const imageStoreUnlabeled: CheckDefinition = {
   run(snapshot) {
     const selinux = factsOf(snapshot.sources.selinux);
     if (!selinux || selinux.state === "disabled") return [];
-    return distinctStores(additionalImageStores(snapshot))
+    return storesToJudge(additionalImageStores(snapshot))
       .filter(({ access }) => access.remote && access.mount && !access.selinuxContext)
       .filter(({ access }) => !access.mount!.superOptions.includes("seclabel"))
       .map((store) => {
@@ -248,7 +248,7 @@ const artifactStoreInvalid: CheckDefinition = {
   run(snapshot) {
     const service = runtimeService(snapshot);
     const drafts: FindingDraft[] = [];
-    for (const store of distinctStores(artifactStores(snapshot))) {
+    for (const store of storesToJudge(artifactStores(snapshot))) {
       const { access } = store;
       const base = `additional_artifact_stores entry ${store.path}`;
       let problem: { title: string; why: string } | undefined;

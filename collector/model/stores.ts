@@ -59,7 +59,13 @@ export function configDifferences(snapshot: Snapshot): string[] {
     );
 }
 
-/** Each store once, at its first entry: a duplicated entry is STORE_LIST_INVALID's, not a second problem. */
-export function distinctStores<T extends { path: string }>(stores: T[]): T[] {
-  return stores.filter((store, index) => stores.findIndex((s) => s.path === store.path) === index);
+/**
+ * The stores a store check judges: each absolute entry once, at its first place. A duplicated or
+ * relative entry is STORE_LIST_INVALID's (the runtime refuses a relative one outright), not a
+ * second problem with other advice.
+ */
+export function storesToJudge<T extends { path: string }>(stores: T[]): T[] {
+  return stores.filter(
+    (store, index) => store.path.startsWith("/") && stores.findIndex((s) => s.path === store.path) === index,
+  );
 }

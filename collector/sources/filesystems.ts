@@ -174,6 +174,7 @@ function rolesToInspect(
   });
   roles.push({ role: "runroot", path: cs.runroot.value, configuredBy: `runroot (${cs.runroot.from})` });
   for (const store of cs.additionalImageStores.value) {
+    if (!store.startsWith("/")) continue; // a relative path is a configuration error, reported by checks
     roles.push({
       role: "additional-image-store",
       path: store,
