@@ -10,7 +10,7 @@ import { FIELD_NAME, MAX_FIELD_BYTES_CAP } from "./values.js";
 /** One filter as matches: [field, values] pairs, ANDed; values of one field ORed. */
 export type MatchTerm = [field: string, values: string[]][];
 
-const DEFAULT_MAX_DROPPED = 100_000;
+export const DEFAULT_MAX_DROPPED = 100_000;
 const MAX_WARNINGS = 50;
 /** Entries between two yields to the event loop (and deadline checks) while delivering... */
 export const YIELD_EVERY = 1024;

@@ -1,6 +1,8 @@
+import { TIMED_OUT, withinMs } from "../deadline.js";
 import { describeError } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
 import { readJournal } from "../journal/reader.js";
+import { DEFAULT_MAX_DROPPED } from "../journal/session.js";
 import type { JournalEntry, JournalFilter, JournalReadStats } from "../journal/types.js";
 import { type ReasonCount, ReasonCounter, type ReasonTimeline } from "../logrules/counter.js";
 import { BUILTIN_PACK_DIR, type LogPack, loadPacks, type PackError } from "../logrules/pack.js";
@@ -25,8 +27,6 @@ export interface JournalFacts {
 
 /** The source's read limits. */
 export const JOURNAL_LIMITS = { maxEntries: 200_000, maxBytes: 128 * 1024 * 1024, maxFieldBytes: 16 * 1024 };
-/** readJournal's default cap of entries counted as dropped past the limits. */
-const MAX_DROPPED = 100_000;
 
 /**
  * What the source counts, fed the entries that match its filters since its start, oldest first.
@@ -41,10 +41,8 @@ export class JournalTally {
   delivered = 0;
   bytes = 0;
   dropped = 0;
-  lastCursor: string | null = null;
   /** The last entry counted: its cursor is found afterwards when the read fetched none (findCursor). */
   lastEntry: JournalEntry | null = null;
-  #counting = false;
 
   constructor(readonly packs: LogPack[]) {
     this.counter = new ReasonCounter(packs);
@@ -62,18 +60,16 @@ export class JournalTally {
       bytes += field.length + 1 + (typeof value === "string" ? Buffer.byteLength(value) : value.length);
     }
     if (
-      this.#counting ||
+      this.dropped > 0 ||
       this.delivered >= JOURNAL_LIMITS.maxEntries ||
       this.bytes + bytes > JOURNAL_LIMITS.maxBytes
     ) {
       // Past a limit readJournal only counts what follows.
-      this.#counting = true;
-      if (this.dropped < MAX_DROPPED) this.dropped += 1;
+      if (this.dropped < DEFAULT_MAX_DROPPED) this.dropped += 1;
       return;
     }
     this.delivered += 1;
     this.bytes += bytes;
-    this.lastCursor = entry.cursor;
     this.lastEntry = entry;
     this.counter.add(entry);
   }
@@ -109,8 +105,11 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
   async collect({ host, options }) {
     const local = await journalDirectories(host);
     if (local.length === 0) return new Absent("no journal in /var/log/journal or /run/log/journal");
-    const shared = await options.journalFacts;
-    if (shared) return { ...shared, directories: local.map((dir) => host.root.toHost(dir) ?? dir) };
+    // must-gather's shared pass, if its facts come within half the deadline: past that the source
+    // reads for itself, with the other half left, rather than time out waiting.
+    const shared = options.journalFacts && (await withinMs(options.journalFacts, this.deadlineMs / 2));
+    if (shared && shared !== TIMED_OUT)
+      return { ...shared, directories: local.map((dir) => host.root.toHost(dir) ?? dir) };
     const { packs, errors } = await loadPacks([BUILTIN_PACK_DIR, ...options.logRuleDirs]);
     const counter = new ReasonCounter(packs);
     const filters: JournalFilter[] = packs.flatMap((pack) => pack.select);
