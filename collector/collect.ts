@@ -1,4 +1,5 @@
 import os from "node:os";
+import { TIMED_OUT, withinMs } from "./deadline.js";
 import { Host, type HostOptions } from "./host/host.js";
 import { describeError } from "./host/root.js";
 import { type Facts, SCHEMA_VERSION, type Snapshot, SOURCE_NAMES, type SourceName } from "./snapshot.js";
@@ -118,14 +119,13 @@ export async function runSource<K extends SourceName>(
 ): Promise<SourceResult<Facts[K]>> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), source.deadlineMs);
-  });
   try {
     // Microtask hop so a source that throws synchronously is still caught below.
-    const outcome = await Promise.race([Promise.resolve().then(() => source.collect(context)), deadline]);
-    if (outcome === "timeout") {
+    const outcome = await withinMs(
+      Promise.resolve().then(() => source.collect(context)),
+      source.deadlineMs,
+    );
+    if (outcome === TIMED_OUT) {
       return {
         status: "timeout",
         durationMs: elapsed(),
@@ -138,8 +138,6 @@ export async function runSource<K extends SourceName>(
     return { status: "ok", durationMs: elapsed(), facts: outcome };
   } catch (error) {
     return { status: "error", durationMs: elapsed(), error: describeError(error), facts: null };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

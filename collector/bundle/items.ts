@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
+import { TIMED_OUT, withinMs } from "../deadline.js";
 import { UNSAFE_NAME_CHARACTER } from "./reader.js";
 
 /**
@@ -172,23 +173,20 @@ export class Gatherer {
         };
       },
     };
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), budget);
-    });
     let status: StepRecord["status"] = "ok";
     let error: string | undefined;
     try {
-      const outcome = await Promise.race([Promise.resolve().then(() => work(context)), timeout]);
-      if (outcome === "timeout") {
+      const outcome = await withinMs(
+        Promise.resolve().then(() => work(context)),
+        budget,
+      );
+      if (outcome === TIMED_OUT) {
         status = "timeout";
         error = `ran past its ${Math.round(budget)} ms deadline`;
       }
     } catch (thrown) {
       status = "error";
       error = (thrown as Error).message ?? String(thrown);
-    } finally {
-      clearTimeout(timer);
     }
     closed = true;
     controller.abort();

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
+import { TIMED_OUT, withinMs } from "../deadline.js";
 
 /** How long a journal worker gets to end by itself before it is terminated. */
 const STOP_GRACE_MS = 5000;
@@ -15,13 +16,7 @@ export async function endJournalWorker(worker: Worker, exited: boolean): Promise
   if (exited) return;
   const ended = once(worker, "exit");
   worker.postMessage({ stop: true });
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), STOP_GRACE_MS);
-  });
-  const outcome = await Promise.race([ended, late]);
-  clearTimeout(timer);
-  if (outcome === "late") await worker.terminate();
+  if ((await withinMs(ended, STOP_GRACE_MS)) === TIMED_OUT) await worker.terminate();
 }
 
 /**
