@@ -2,6 +2,7 @@ import { type Dirent, lstatSync, readdirSync, readlinkSync, writeFileSync } from
 import path from "node:path";
 import { execaSync } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
+import { progressBar } from "../collector/commands/selinux-scan.js";
 import { Host } from "../collector/host/host.js";
 import { contextType, parseContext, sameLabel } from "../collector/selinux/context.js";
 import {
@@ -692,5 +693,31 @@ describe.skipIf(!ready)("label scans on real xattrs", () => {
     const none = await loadPolicyFileContexts(host, "mls");
     expect(none.contexts).toBeNull();
     expect(none.facts.files[0]!.status).toBe("missing");
+  });
+});
+
+describe("selinux-scan's progress display on a narrow terminal", () => {
+  it("never writes a line wider than the terminal's columns less one, even at 10 columns", () => {
+    const writes: string[] = [];
+    const stderr = { isTTY: true, columns: 10, write: (text: string) => writes.push(text) };
+    let now = 0;
+    const bar = progressBar(stderr, "/var/lib/containers/storage", 1000, () => now);
+    const spinner = progressBar(stderr, "/var/lib/images", null, () => now);
+    for (const checked of [1, 500, 999_999]) {
+      bar.update(checked);
+      spinner.update(checked);
+      now += 100;
+    }
+    bar.done();
+    const ERASE_REST = "\x1b[K";
+    const lines = writes.map((w) => {
+      const line = w.startsWith("\r") ? w.slice(1) : w;
+      return line.endsWith(ERASE_REST) ? line.slice(0, -ERASE_REST.length) : line;
+    });
+    expect(lines.length).toBe(7);
+    expect(lines.slice(0, 6).every((line) => line.length === 9 && line.endsWith("…"))).toBe(true);
+    expect(lines[0]).toBe("[-------…");
+    expect(lines[1]).toBe("| 1 file…");
+    expect(lines[6]).toBe("");
   });
 });

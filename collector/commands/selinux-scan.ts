@@ -132,8 +132,10 @@ export function progressBar(
   let last = Number.NEGATIVE_INFINITY;
   let frame = 0;
   let drawn = false;
-  // A pseudo-terminal without a size reports 0 columns.
-  const width = Math.max(20, (stream.columns || 80) - 1);
+  // A pseudo-terminal without a size reports 0 columns: 80 are assumed. The last column stays
+  // free (a line that fills it wraps on some terminals); however narrow the terminal, a line never
+  // exceeds it, or every redraw would wrap and scroll instead of drawing in place.
+  const width = stream.columns ? Math.max(1, stream.columns - 1) : 79;
   return {
     update: (checked: number) => {
       const now = clock();
