@@ -46,10 +46,11 @@ const PATTERNS: { kind: LoaderErrorKind; match: RegExp }[] = [
   { kind: "shared-object", match: /error while loading shared libraries: .*: Permission denied/ },
 ];
 /**
- * Every pattern as one alternative: a log tail it finds nothing in has no loader error on any
- * line (no pattern crosses a line end), and is not split into lines at all. Most logs are such.
+ * Every pattern as one alternative: a line it matches holds a loader error of some kind. A log
+ * tail it finds nothing in has none on any line (no pattern crosses a line end), and is not split
+ * into lines at all; most logs are such. must-gather's pod-loader-errors item keeps the lines it matches.
  */
-const ANY_PATTERN = new RegExp(PATTERNS.map((p) => `(?:${p.match.source})`).join("|"));
+export const LOADER_ERROR = new RegExp(PATTERNS.map((p) => `(?:${p.match.source})`).join("|"));
 
 export const podLogsSource: SourceDefinition<{ "pod-logs": PodLogsFacts }, "pod-logs"> = {
   name: "pod-logs",
@@ -115,7 +116,7 @@ async function scanLog(
   facts.filesScanned += 1;
   if (!tail) return;
   facts.bytesRead += tail.bytes;
-  if (!ANY_PATTERN.test(tail.text)) return;
+  if (!LOADER_ERROR.test(tail.text)) return;
   const lines = tail.text.split("\n");
   if (tail.cut) lines.shift(); // the first line may start mid-way
   for (const line of lines) {
