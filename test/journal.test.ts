@@ -311,6 +311,23 @@ describe.skipIf(!ready)("journal reader", () => {
       expect(await read([{ SYSLOG_IDENTIFIER: "nothing-logs-this" }])).toEqual([]);
       expect(await read([{ _SYSTEMD_UNIT: [] }])).toEqual([]);
       expect(await read([{}, { _SYSTEMD_UNIT: "crio.service" }])).toEqual(all); // an empty filter matches all
+      // Filters on one field each are merged into one (crio.service given twice): still their union,
+      // each entry once, with the filter on another field (kubelet's identifier) beside it.
+      expect(
+        await read([
+          { _SYSTEMD_UNIT: "crio.service" },
+          { SYSLOG_IDENTIFIER: "kubelet" },
+          { _SYSTEMD_UNIT: ["kubelet.service", "crio.service"] },
+        ]),
+      ).toEqual(all.filter((i) => i % 3 !== 2));
+      // Merged in the first one's place, and the union does not depend on the order given.
+      expect(
+        await read([
+          { _SYSTEMD_UNIT: "containerd.service" },
+          { SYSLOG_IDENTIFIER: "kubelet" },
+          { _SYSTEMD_UNIT: "crio.service" },
+        ]),
+      ).toEqual(all);
     });
 
     it("starts at a time, and after a cursor without delivering the cursor's entry again", async () => {
