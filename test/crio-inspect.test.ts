@@ -111,7 +111,7 @@ describe("crio-inspect", () => {
     await tree?.cleanup();
   });
 
-  it("asks the running CRI-O's /info and /config (fixture) on its socket, with the process and its start time", async () => {
+  it("asks the running CRI-O's /config (fixture) on its socket (not /info: the cri source asks that), with the process and its start time", async () => {
     tree = await HostTree.create();
     await crioNode(tree);
     const config = await readFile(FIXTURE, "utf8");
@@ -127,10 +127,7 @@ describe("crio-inspect", () => {
     const pid = await tree.startProcess("crio", []);
     const facts = inspectOf(await collectTree(tree));
     expect(facts.socket).toBe("/var/run/crio/crio.sock");
-    expect(facts.info).toEqual({
-      status: "ok",
-      value: { storageDriver: "overlay", storageRoot: GRAPHROOT, storageImage: "/var/lib/images" },
-    });
+    expect(facts).not.toHaveProperty("info");
     expect(facts.config).toEqual({
       status: "ok",
       value: {
@@ -212,7 +209,7 @@ describe("crio-inspect", () => {
       { path: "/etc/crio/crio.conf.d/20-new.conf", modifiedAt: new Date(start + 1_800_000).toISOString() },
     ]);
     // Nothing answers on the socket of this fake process.
-    expect(facts.info.status).toBe("unreachable");
+    expect(facts.config.status).toBe("unreachable");
   });
 
   it("says unreachable when the socket is missing, and when nobody listens on it", async () => {
@@ -220,12 +217,10 @@ describe("crio-inspect", () => {
     await crioNode(tree);
     await fakeCrioProcess(tree, 4244, Math.floor(Date.now() / 1000) - 60, 10);
     let facts = inspectOf(await collectTree(tree));
-    expect(facts.info).toMatchObject({ status: "unreachable", error: expect.stringMatching(/ENOENT/) });
-    expect(facts.config).toMatchObject({ status: "unreachable" });
+    expect(facts.config).toMatchObject({ status: "unreachable", error: expect.stringMatching(/ENOENT/) });
 
     await staleSocket(tree.local(SOCKET));
     facts = inspectOf(await collectTree(tree));
-    expect(facts.info).toMatchObject({ status: "unreachable", error: expect.stringMatching(/ECONNREFUSED/) });
     expect(facts.config).toMatchObject({
       status: "unreachable",
       error: expect.stringMatching(/ECONNREFUSED/),
@@ -238,40 +233,55 @@ describe("crio-inspect", () => {
     const asked: string[] = [];
     await serveOnSocket(tree, (request, response) => {
       asked.push(request.url ?? "");
-      if (request.url === "/info") response.writeHead(500).end("internal error");
+      // The first /config is refused, the second redirected.
+      if (asked.filter((url) => url === "/config").length === 1)
+        response.writeHead(500).end("internal error");
       else response.writeHead(302, { location: "http://127.0.0.1:9/config" }).end();
     });
-    const facts = inspectOf(await collectTree(tree));
-    expect(facts.info).toEqual({ status: "error", error: "GET /info answered HTTP 500" });
+    const askedBefore = () => asked.filter((url) => url === "/config").length;
+    let facts = inspectOf(await collectTree(tree));
+    expect(askedBefore()).toBe(1);
+    expect(facts.config).toEqual({ status: "error", error: "GET /config answered HTTP 500" });
+    facts = inspectOf(await collectTree(tree));
     expect(facts.config).toEqual({
       status: "error",
       error: "GET /config answered HTTP 302 (redirect to http://127.0.0.1:9/config, not followed)",
     });
-    expect(asked.sort()).toEqual(["/config", "/info"]);
+    // /info only from the cri source (crioInfo): once per run, not also from crio-inspect.
+    expect(asked.filter((url) => url === "/info").length).toBeLessThanOrEqual(2);
+    expect(askedBefore()).toBe(2);
   });
 
   it("says error, with what was wrong, for garbage and for answers past the size limit", async () => {
     tree = await HostTree.create();
     await crioNode(tree);
-    await serveOnSocket(tree, (request, response) => {
-      if (request.url === "/info") response.end("<html>not json</html>");
-      else response.end('[crio]\n  root = "/var/lib/containers/storage\n');
+    let answer = '[crio]\n  root = "/var/lib/containers/storage\n';
+    await serveOnSocket(tree, (_request, response) => {
+      response.end(answer);
     });
     let facts = inspectOf(await collectTree(tree));
-    expect(facts.info).toMatchObject({ status: "error", error: expect.stringMatching(/answer is not JSON/) });
     expect(facts.config).toMatchObject({
       status: "error",
       error: expect.stringMatching(/answer is not TOML \(line 2, column \d+\)/),
+    });
+    // TOML, but not what CRI-O sends: no [crio] table, a root that is not a string.
+    answer = '[storage]\n  root = "/x"\n';
+    facts = inspectOf(await collectTree(tree));
+    expect(facts.config).toEqual({
+      status: "error",
+      error: expect.stringMatching(/answer has no \[crio\] table/),
+    });
+    answer = "[crio]\n  root = 7\n";
+    facts = inspectOf(await collectTree(tree));
+    expect(facts.config).toEqual({
+      status: "error",
+      error: expect.stringMatching(/\[crio\] root is not a string/),
     });
     await tree.cleanup();
 
     tree = await HostTree.create();
     await crioNode(tree);
-    await serveOnSocket(tree, (request, response) => {
-      if (request.url === "/info") {
-        response.end(JSON.stringify({ storage_driver: 7, storage_root: "/x" }));
-        return;
-      }
+    await serveOnSocket(tree, (_request, response) => {
       // 5 MiB of TOML comments: more than the 4 MiB an answer may have.
       const chunk = `#${"x".repeat(1023)}\n`;
       let sent = 0;
@@ -284,10 +294,6 @@ describe("crio-inspect", () => {
       more();
     });
     facts = inspectOf(await collectTree(tree));
-    expect(facts.info).toMatchObject({
-      status: "error",
-      error: expect.stringMatching(/no string "storage_driver"/),
-    });
     expect(facts.config).toMatchObject({
       status: "error",
       error: expect.stringMatching(/larger than 4194304 bytes/),
@@ -303,9 +309,8 @@ describe("crio-inspect", () => {
     const snapshot = await collectTree(tree);
     const facts = inspectOf(snapshot);
     const silent = new RegExp(`no answer within ${ENDPOINT_DEADLINE_MS} ms`);
-    expect(facts.info).toMatchObject({ status: "unreachable", error: expect.stringMatching(silent) });
     expect(facts.config).toMatchObject({ status: "unreachable", error: expect.stringMatching(silent) });
-    // Both asked side by side: one deadline, not two, and never the source's 5 s.
+    // One deadline, never the source's 5 s.
     expect(snapshot.sources["crio-inspect"].durationMs).toBeLessThan(ENDPOINT_DEADLINE_MS + 1500);
   });
 

@@ -68,16 +68,62 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
       `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/var/lib/ssd-artifacts"]\n`,
     );
     const snapshot = await collectTree(tree);
-    const finding = runChecks(snapshot).find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT");
+    expect(snapshot.sources.cri.status === "ok" && snapshot.sources.cri.facts.answeredBy).toBeTruthy();
+    const findings = runChecks(snapshot);
+    const finding = findings.find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT");
     expect(finding?.severity).toBe("warning");
-    expect(finding?.title).toBe("CRI-O runs with 2 store settings other than its configuration files say");
+    // The CRI answered: the imagestore is CRI_IMAGEFS_MISMATCH's (from ImageFsInfo and /info), not a
+    // second finding here with other advice.
+    expect(finding?.title).toBe("CRI-O runs with 1 store setting other than its configuration files say");
     expect(finding?.evidence).toEqual([
-      'imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"',
       'additional_artifact_stores: files say ["/var/lib/ssd-artifacts"], CRI-O runs with ["/mnt/nfs-artifacts","/var/lib/ssd-artifacts"]',
     ]);
     expect(finding?.remediation.commands).toContain("systemctl restart crio");
+    expect(findings.find((f) => f.id === "CRI_IMAGEFS_MISMATCH")?.evidence).toContain(
+      "CRI-O /info storage_image is /var/lib/images; imagestore is configured as /var/lib/images2 (/etc/crio/crio.conf.d/10-stores.conf)",
+    );
     const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
-    expect(drift?.value).toBe(2);
+    expect(drift?.value).toBe(1);
+  });
+
+  it("gives one finding, CRI_IMAGEFS_MISMATCH, for an imagestore edited without a restart while the CRI answers", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    await tree.write(
+      "/etc/crio/crio.conf.d/10-stores.conf",
+      `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]\n`,
+    );
+    const snapshot = await collectTree(tree);
+    // That the new path is no mounted disk is another matter (IMAGESTORE_NOT_MOUNTED): of the
+    // findings that say the edit is not in effect, there is one.
+    const about = runChecks(snapshot).filter(
+      (f) => f.id !== "IMAGESTORE_NOT_MOUNTED" && f.evidence.some((e) => e.includes("/var/lib/images2")),
+    );
+    expect(about.map((f) => f.id)).toEqual(["CRI_IMAGEFS_MISMATCH"]);
+    const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
+    expect(drift?.value).toBe(0);
+  });
+
+  it("compares root and imagestore with /config itself when the CRI does not answer", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    await tree.write(
+      "/etc/crio/crio.conf.d/10-stores.conf",
+      `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]\n`,
+    );
+    const snapshot = await collectTree(tree);
+    // As if the gRPC side were down: judged from the same snapshot with no CRI answer.
+    const cri = snapshot.sources.cri;
+    if (cri.status !== "ok") throw new Error(`cri: ${cri.status}`);
+    const silent = {
+      ...snapshot,
+      sources: { ...snapshot.sources, cri: { ...cri, facts: { ...cri.facts, answeredBy: null } } },
+    };
+    const findings = runChecks(silent as typeof snapshot);
+    expect(findings.map((f) => f.id)).not.toContain("CRI_IMAGEFS_MISMATCH");
+    expect(findings.find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT")?.evidence).toEqual([
+      'imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"',
+    ]);
   });
 });
 

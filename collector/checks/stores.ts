@@ -345,7 +345,7 @@ const storeConfigNotInEffect: CheckDefinition = {
         subject: inspect.socket,
         title:
           differences.length > 0
-            ? `CRI-O runs with ${differences.length} store settings other than its configuration files say`
+            ? `CRI-O runs with ${differences.length} store setting${differences.length === 1 ? "" : "s"} other than its configuration files say`
             : "Configuration files changed after CRI-O started; their changes are not in effect",
         evidence: [...differences, ...changed],
         remediation: {

@@ -3,7 +3,7 @@ import type { ImageStoreFact } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
 import { parseDriverOptions } from "../sources/storage-config.js";
 import type { StoreAccess } from "../sources/store-access.js";
-import { imageStoreFacts, storageFacts } from "./view.js";
+import { criFacts, imageStoreFacts, storageFacts } from "./view.js";
 
 /** Read-only views of the additional image and artifact stores, shared by checks and metrics. */
 export function additionalImageStores(snapshot: Snapshot): (ImageStoreFact & { access: StoreAccess })[] {
@@ -28,10 +28,17 @@ export function configDifferences(snapshot: Snapshot): string[] {
   const running = inspect.config.value;
   const cs = storage.containersStorage;
   const inEffect = parseDriverOptions(running.storageOption);
-  const pairs: [string, unknown, unknown][] = [
-    ["root (graphroot)", cs.graphroot.value, running.root],
+  const pairs: [string, unknown, unknown][] = [];
+  // When the CRI answered, CRI_IMAGEFS_MISMATCH judges root and imagestore from ImageFsInfo and
+  // /info, with its own advice: one edit, one finding.
+  if (!criFacts(snapshot)?.answeredBy) {
+    pairs.push(
+      ["root (graphroot)", cs.graphroot.value, running.root],
+      ["imagestore", cs.imagestore.value ?? "", running.imagestore],
+    );
+  }
+  pairs.push(
     ["runroot", cs.runroot.value, running.runroot],
-    ["imagestore", cs.imagestore.value ?? "", running.imagestore],
     ["storage_driver", cs.driver.value, running.storageDriver || cs.driver.value],
     // Only the stores of storage_option: the rest (mountopt, ...) is not rebuilt from storage.conf here.
     ["additionalimagestores (storage_option)", cs.additionalImageStores.value, inEffect.imageStores],
@@ -40,7 +47,7 @@ export function configDifferences(snapshot: Snapshot): string[] {
       cs.additionalLayerStores.value.map((s) => s.raw),
       inEffect.layerStores.map((s) => s.raw),
     ],
-  ];
+  );
   if (storage.crio) {
     pairs.push(
       [

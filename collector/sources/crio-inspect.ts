@@ -16,14 +16,6 @@ export type EndpointAnswer<T> =
   /** It answered, but not with what CRI-O sends (HTTP error, malformed body). */
   | { status: "error"; error: string };
 
-/** GET /info (cri-o server/inspect.go). */
-export interface CrioInfo {
-  storageDriver: string;
-  storageRoot: string;
-  /** The imagestore in effect ("" when none). */
-  storageImage: string;
-}
-
 /** The store settings in GET /config, the TOML of the configuration the running CRI-O uses. */
 export interface CrioEffectiveConfig {
   root: string;
@@ -38,7 +30,6 @@ export interface CrioEffectiveConfig {
 export interface CrioInspectFacts {
   /** Host path of the socket asked. */
   socket: string;
-  info: EndpointAnswer<CrioInfo>;
   config: EndpointAnswer<CrioEffectiveConfig>;
   /** The running crio process and when it started (from /proc), if one runs. */
   process: { pid: number; startedAt: string } | null;
@@ -62,7 +53,7 @@ export interface CleanShutdownFact {
 
 type Inputs = { "storage-config": StorageConfigFacts; "crio-inspect": CrioInspectFacts };
 
-/** Per request: CRI-O answers /info and /config from memory, at once. */
+/** Per request: CRI-O answers /config from memory, at once. */
 export const ENDPOINT_DEADLINE_MS = 2000;
 /** /config of a real node is ~20 KiB of TOML; anything near this is not CRI-O. */
 export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
@@ -84,8 +75,8 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
       return new Absent(`the runtime is not CRI-O (${storage.runtimeGuess.evidence})`);
     }
     const socket = socketPathOf(crio.listen.value);
-    const [info, config, process] = await Promise.all([
-      askSocket(host, socket, "/info", parseInfo),
+    // /info is the cri source's (crioInfo): asked once per run, judged by CRI_IMAGEFS_MISMATCH.
+    const [config, process] = await Promise.all([
       askSocket(host, socket, "/config", parseConfig),
       storage.crioProcess ? processStart(host.procRoot, storage.crioProcess.pid) : null,
     ]);
@@ -93,7 +84,7 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
     // The running CRI-O's own setting when it told us, else what the files say.
     const file = config.status === "ok" ? config.value.cleanShutdownFile : crio.cleanShutdownFile.value;
     const cleanShutdown = await cleanShutdownOf(host, file, storage.crioProcess !== null);
-    return { socket, info, config, process, changedSinceStart, cleanShutdown };
+    return { socket, config, process, changedSinceStart, cleanShutdown };
   },
 };
 
@@ -139,32 +130,6 @@ async function askSocket<T>(
   } catch (error) {
     return { status: "error", error: `GET ${endpoint} on ${hostSocket}: ${describeError(error)}` };
   }
-}
-
-/** GET /info: types.CrioInfo (pkg/types/types.go), JSON tags storage_driver, storage_root, storage_image. */
-export function parseInfo(body: string): CrioInfo {
-  let data: unknown;
-  try {
-    data = JSON.parse(body);
-  } catch (error) {
-    throw new Error(`answer is not JSON: ${describeError(error)}`);
-  }
-  if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new Error("answer is not a JSON object");
-  }
-  const record = data as Record<string, unknown>;
-  const text = (key: string, required: boolean): string => {
-    const value = record[key];
-    if (typeof value === "string") return value;
-    if (value === undefined && !required) return "";
-    throw new Error(`answer has no string "${key}"`);
-  };
-  // storage_image came with imagestore support (CRI-O 1.29); older versions leave it out.
-  return {
-    storageDriver: text("storage_driver", true),
-    storageRoot: text("storage_root", true),
-    storageImage: text("storage_image", false),
-  };
 }
 
 /**
