@@ -16,7 +16,13 @@ import { layersSource } from "./sources/layers.js";
 import { podLogsSource } from "./sources/pod-logs.js";
 import { rootModelSource } from "./sources/root-model.js";
 import { selinuxSource } from "./sources/selinux.js";
-import { Absent, type CollectOptions, type SourceDefinition, type SourceResult } from "./sources/source.js";
+import {
+  Absent,
+  type CollectOptions,
+  collectOptions,
+  type SourceDefinition,
+  type SourceResult,
+} from "./sources/source.js";
 import { storageConfigSource } from "./sources/storage-config.js";
 import { TOOL_NAME, VERSION } from "./version.js";
 
@@ -52,6 +58,12 @@ export interface CollectRequest extends Partial<CollectOptions> {
    * need no journal facts while the journal pass ends.
    */
   early?: { pending: SourceName[]; ready(partial: Snapshot): void };
+  /**
+   * The Host to read through, when the caller reads the same node too (must-gather): one mount
+   * table, one path cache and one set of shared reads (auditd's logs, layers.json) for both.
+   * It must be a Host of hostRoot, procRoot and guardedStatMs.
+   */
+  host?: Host;
 }
 
 /** Runs every source at once; each has its own deadline and none can stop the others. */
@@ -61,17 +73,8 @@ export async function collect(request: CollectRequest): Promise<Snapshot> {
     procRoot: request.procRoot,
     guardedStatMs: request.guardedStatMs,
   };
-  const host = new Host(hostOptions);
-  const options: CollectOptions = {
-    criEndpoint: request.criEndpoint,
-    criTimeoutMs: request.criTimeoutMs ?? 5000,
-    crictl: request.crictl,
-    journalLookbackHours: request.journalLookbackHours ?? 24,
-    logRuleDirs: request.logRuleDirs ?? [],
-    labelScan: request.labelScan ?? { maxFiles: 20_000, maxMs: 2000, compare: "type" },
-    resume: request.resume,
-    journalFacts: request.journalFacts,
-  };
+  const host = request.host ?? new Host(hostOptions);
+  const options = collectOptions(request);
   const results = new Map<SourceName, Promise<SourceResult<unknown>>>();
   const context = {
     host,

@@ -3,7 +3,12 @@ import os from "node:os";
 import path from "node:path";
 import { expect, it } from "vitest";
 import { collect } from "../collector/collect.js";
+import { Host } from "../collector/host/host.js";
 import type { Snapshot } from "../collector/snapshot.js";
+import { type JournalFacts, journalSource } from "../collector/sources/journal.js";
+import { Absent, collectOptions } from "../collector/sources/source.js";
+import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
+import { requireParts } from "./support/requirements.js";
 
 it("hands over the snapshot so far once every source but the pending ones is in, then the whole", async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), "imagefs-collect-"));
@@ -38,3 +43,39 @@ it("hands over the snapshot so far once every source but the pending ones is in,
     await rm(root, { recursive: true, force: true });
   }
 });
+
+const journalReady = requireParts("the journal source's own read", ["journal-remote"]);
+
+it.skipIf(!journalReady)(
+  "reads the journal itself when must-gather's shared pass has not answered within half its deadline",
+  async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "imagefs-collect-"));
+    try {
+      await writeJournalFile(
+        path.join(root, `var/log/journal/${MACHINE_ID}/system.journal`),
+        [
+          journalEntry(new Date(Date.now() - 60_000), {
+            _SYSTEMD_UNIT: "stargz-store.service",
+            MESSAGE: '{"level":"fatal","msg":"failed to load config file","error":"no such file"}',
+          }),
+        ],
+        root,
+      );
+      const host = new Host({ root });
+      // A pass that never answers; the source's deadline shortened so that half of it is 200 ms.
+      const options = collectOptions({ journalFacts: new Promise(() => {}) });
+      const source = { ...journalSource, deadlineMs: 400 };
+      const facts = await source.collect({
+        host,
+        options,
+        result: () => Promise.reject(new Error("unused")),
+      });
+      expect(facts).not.toBeInstanceOf(Absent);
+      const { read, counts } = facts as JournalFacts;
+      expect(read.delivered).toBe(1);
+      expect(counts.map((c) => [c.unit, c.reason])).toEqual([["stargz-store.service", "FatalStartup"]]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+);

@@ -40,6 +40,7 @@ import type { CollectRequest } from "../collect.js";
 import { Host } from "../host/host.js";
 import { journalDirectories } from "../journal/locate.js";
 import type { Snapshot } from "../snapshot.js";
+import { collectOptions, journalStart } from "../sources/source.js";
 import { TOOL_NAME, VERSION } from "../version.js";
 
 /**
@@ -226,12 +227,13 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     const jobs = new Map<string, ExcerptJob>();
     for (const spec of [...USUAL_UNITS.map(unitExcerpt), AVC_EXCERPT])
       jobs.set(spec.name, excerptJob(inputs, directories, spec, deadlineMs));
-    // The window and rule packs of the collection's journal source (collect.ts defaults).
-    const lookbackHours = options.collect.journalLookbackHours ?? 24;
-    const ruleDirs = options.collect.logRuleDirs ?? [];
-    const tally = options.collect.resume?.journal
-      ? undefined
-      : { ruleDirs, lookbackHours, sinceUsec: Date.now() * 1000 - lookbackHours * 3600e6 };
+    // The window and rule packs of the collection's journal source.
+    const { journalLookbackHours: lookbackHours, logRuleDirs: ruleDirs } = collectOptions(options.collect);
+    const since = journalStart(options.collect.resume?.journal, lookbackHours);
+    const tally =
+      since.realtimeUsec === undefined
+        ? undefined
+        : { ruleDirs, lookbackHours, sinceUsec: since.realtimeUsec };
     // Masking the excerpts is the worker's too, except with --obfuscate: obfuscation tokens are
     // numbered in the order they are met across the whole bundle.
     inputs.prefetched = new ExcerptPrefetch(
@@ -336,6 +338,7 @@ async function gather(
       try {
         const snapshot = await collect({
           ...options.collect,
+          host: inputs.host,
           journalFacts: inputs.journalFacts,
           early: { pending: ["journal"], ready: (partial) => stepsMayStart(partial) },
         });

@@ -55,6 +55,20 @@ export interface ResumePoints {
 }
 
 /** Where a log source starts: after the last cycle's cursor, else at the start of the lookback window. */
+/** The sources' options for a request: what it sets, else the defaults. */
+export function collectOptions(request: Partial<CollectOptions>): CollectOptions {
+  return {
+    criEndpoint: request.criEndpoint,
+    criTimeoutMs: request.criTimeoutMs ?? 5000,
+    crictl: request.crictl,
+    journalLookbackHours: request.journalLookbackHours ?? 24,
+    logRuleDirs: request.logRuleDirs ?? [],
+    labelScan: request.labelScan ?? { maxFiles: 20_000, maxMs: 2000, compare: "type" },
+    resume: request.resume,
+    journalFacts: request.journalFacts,
+  };
+}
+
 export function journalStart(cursor: string | null | undefined, lookbackHours: number) {
   return cursor ? { afterCursor: cursor } : { realtimeUsec: Date.now() * 1000 - lookbackHours * 3600e6 };
 }
