@@ -4,10 +4,12 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile }
 import os from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, createGzip, gzipSync } from "node:zlib";
+import { createGunzip, createGzip, gzipSync, inflateRawSync } from "node:zlib";
 import { execa } from "execa";
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeArchiveToFile } from "../collector/bundle/archive.js";
+import { readBundle } from "../collector/bundle/reader.js";
 import { requireParts } from "./support/requirements.js";
 import {
   HostTree,
@@ -658,5 +660,108 @@ describe.skipIf(!nodeReady)("diagnose --bundle on a bundle written by must-gathe
     ]);
     expect(fromDir.stderr).toBe("");
     expect(judged(fromDir.stdout)).toEqual(judged(live.stdout));
+  });
+});
+
+/**
+ * The archive must-gather writes: a tar over 4 MiB is gzipped as several members (SlicedGzip,
+ * compressed side by side), which gzip readers take as one stream (RFC 1952 2.2). Written with
+ * writeArchiveToFile, read back by readBundle, by Node's gunzip with tar-stream, and by tar(1).
+ */
+describe("bundles written by must-gather's archive writer", () => {
+  /** ~10 MiB of journal-like text: lines vary (words, counters, times), so it compresses as logs do, not as zeros. */
+  function journalText(bytes: number): Buffer {
+    const words = [
+      "crio",
+      "kubelet",
+      "pulled",
+      "image",
+      "layer",
+      "overlay",
+      "mount",
+      "store",
+      "sha256",
+      "denied",
+    ];
+    const lines: string[] = [];
+    let size = 0;
+    let state = 12345;
+    for (let i = 0; size < bytes; i++) {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      const said = Array.from(
+        { length: 4 + (state % 9) },
+        (_, k) => words[(state >> (k * 3)) % words.length],
+      );
+      const line = `Nov 23 10:${String(Math.floor(i / 60) % 60).padStart(2, "0")}:${String(i % 60).padStart(2, "0")} worker-0 ${words[i % 3]}[${1000 + (i % 97)}]: #${i} ${said.join(" ")} ${state.toString(16)}\n`;
+      lines.push(line);
+      size += line.length;
+    }
+    return Buffer.from(lines.join(""));
+  }
+
+  /** The gzip members of a file, each decompressed on its own (a member's header is 10 bytes: zlib writes no name). */
+  function gzipMembers(file: Buffer): Buffer[] {
+    const members: Buffer[] = [];
+    let at = 0;
+    while (at < file.length) {
+      expect([file[at], file[at + 1], file[at + 2], file[at + 3]]).toEqual([0x1f, 0x8b, 8, 0]);
+      const { buffer, engine } = inflateRawSync(file.subarray(at + 10), { info: true }) as unknown as {
+        buffer: Buffer;
+        engine: { bytesWritten: number };
+      };
+      at += 10 + engine.bytesWritten;
+      expect(file.readUInt32LE(at + 4)).toBe(buffer.length % 2 ** 32); // ISIZE
+      at += 8;
+      members.push(buffer);
+    }
+    return members;
+  }
+
+  it("writes a tar over 4 MiB as several gzip members that every reader takes as one archive", async () => {
+    const big = journalText(10 * MiB);
+    const top = `imagefs-doctor-worker-0-sliced-${TOKEN}`;
+    const entries = [
+      { name: "version", data: Buffer.from(VERSION_FILE) },
+      { name: "timestamp", data: Buffer.from("2026-11-23T10:38:46Z\n") },
+      { name: "journal/node.log", data: big },
+      { name: "logs/small.log", data: Buffer.from("one line after the big one\n") },
+      // Past the first members: readBundle gets it only by reading on through them.
+      { name: "snapshot.json", data: Buffer.from(snapshotText) },
+    ];
+    const file = path.join(work, "sliced.tar.gz");
+    const written = await writeArchiveToFile(entries, file, {
+      top,
+      mtime: new Date("2026-11-23T10:38:46Z"),
+      maxBytes: 64 * MiB,
+    });
+    const compressed = await readFile(file);
+    expect(written).toBe(compressed.length);
+    // Varied text: it compresses, but far from what a constant would.
+    expect(compressed.length).toBeLessThan(big.length / 2);
+    expect(compressed.length).toBeGreaterThan(big.length / 50);
+
+    // Slices of 4 MiB of tar: three members for ~10 MiB, each but the last exactly 4 MiB.
+    const members = gzipMembers(compressed);
+    expect(members.length).toBe(3);
+    expect(members.slice(0, -1).map((m) => m.length)).toEqual([4 * MiB, 4 * MiB]);
+
+    // readBundle (createGunzip, tar-stream) reads through every member to snapshot.json.
+    const bundle = await readBundle(file);
+    expect(bundle).toMatchObject({ kind: "tar.gz", root: top, toolVersion: "0.1.0", entries: 6 });
+    expect(bundle.snapshot).toEqual(JSON.parse(snapshotText));
+
+    // Node's gunzip with tar-stream, as the reader reads: every entry's bytes as written.
+    const expected = new Map(entries.map((e) => [`${top}/${e.name}`, e.data]));
+    const read = await entriesOf(file);
+    expect([...read.keys()]).toEqual([`${top}/`, ...expected.keys()]);
+    for (const [name, data] of expected) expect(read.get(name)?.equals(data), name).toBe(true);
+
+    // tar(1) with gzip(1): the same names, and the same bytes once extracted.
+    const listed = await execa("tar", ["-tzf", file]);
+    expect(listed.stdout.split("\n")).toEqual([`${top}/`, ...expected.keys()]);
+    const out = await mkdtemp(path.join(work, "sliced-"));
+    await execa("tar", ["-xzf", file, "-C", out, "--no-same-owner"]);
+    for (const [name, data] of expected)
+      expect((await readFile(path.join(out, name))).equals(data), name).toBe(true);
   });
 });
