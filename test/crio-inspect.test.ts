@@ -212,6 +212,21 @@ describe("crio-inspect", () => {
     expect(facts.config.status).toBe("unreachable");
   });
 
+  it("finds btime past the first 64 KiB of /proc/stat, as on a many-CPU host", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    const boot = Math.floor(Date.now() / 1000) - 7200;
+    await fakeCrioProcess(tree, 4246, boot, 3600);
+    // 1,024 CPUs and an intr line with a count per interrupt: btime lies ~100 KiB in.
+    const cpus = Array.from({ length: 1024 }, (_, i) => `cpu${i} 123456 0 654321 98765432 1234 0 5678 0 0 0`);
+    const intr = `intr 123456789 ${Array.from({ length: 16384 }, (_, i) => String(i % 97)).join(" ")}`;
+    const stat = `cpu  1 2 3 4 5 6 7 0 0 0\n${cpus.join("\n")}\n${intr}\nctxt 1\nbtime ${boot}\nprocesses 9\n`;
+    expect(stat.indexOf("btime")).toBeGreaterThan(64 * 1024);
+    await writeFile(path.join(tree.procRoot, "stat"), stat);
+    const facts = inspectOf(await collectTree(tree));
+    expect(facts.process).toEqual({ pid: 4246, startedAt: new Date((boot + 3600) * 1000).toISOString() });
+  });
+
   it("says unreachable when the socket is missing, and when nobody listens on it", async () => {
     tree = await HostTree.create();
     await crioNode(tree);

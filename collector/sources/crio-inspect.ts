@@ -184,8 +184,8 @@ export function parseConfig(body: string): CrioEffectiveConfig {
 async function processStart(procRoot: string, pid: number): Promise<CrioInspectFacts["process"]> {
   try {
     const [pidStat, systemStat] = await Promise.all([
-      readSmall(path.join(procRoot, String(pid), "stat")),
-      readSmall(path.join(procRoot, "stat")),
+      readProcFile(path.join(procRoot, String(pid), "stat")),
+      readProcFile(path.join(procRoot, "stat")),
     ]);
     const ticks = startTicks(pidStat);
     const btime = /^btime\s+(\d+)\s*$/m.exec(systemStat)?.[1];
@@ -197,10 +197,13 @@ async function processStart(procRoot: string, pid: number): Promise<CrioInspectF
   }
 }
 
-/** /proc files are small; read at most 64 KiB (a /proc/stat of a many-CPU machine included). */
-async function readSmall(file: string): Promise<string> {
-  const data = await readFile(file);
-  return data.subarray(0, 64 * 1024).toString("utf8");
+/**
+ * A /proc file, whole: procfs files are generated on read and bounded by the kernel, and
+ * /proc/stat of a many-CPU machine (a cpuN line each, then intr with a count per interrupt) runs
+ * past 64 KiB before its btime line.
+ */
+async function readProcFile(file: string): Promise<string> {
+  return (await readFile(file)).toString("utf8");
 }
 
 /** Field 22 of /proc/<pid>/stat. comm (field 2) may hold spaces and parentheses: split after the last ")". */
