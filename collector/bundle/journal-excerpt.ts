@@ -63,6 +63,8 @@ let isoPrefix = "";
 /** An entry's time as toISOString gives it, the date, hour and minute formatted once per minute. */
 function isoTime(realtimeUsec: number): string {
   const ms = Math.floor(realtimeUsec / 1000);
+  // Outside years 0000-9999 toISOString writes a sign and six digits: no fixed-width prefix.
+  if (ms < -62167219200000 || ms >= 253402300800000) return new Date(ms).toISOString();
   const minute = Math.floor(ms / 60_000);
   if (minute !== isoMinute) {
     isoMinute = minute;
@@ -307,6 +309,15 @@ export async function readWindow(
       { deadlineMs: job.deadlineMs, signal },
     );
     if (stats.timedOut || stats.dropped > 0 || stats.stopped) return none;
+    const durationMs = Math.round(performance.now() - started);
+    const result: WindowResult = {
+      excerpts: new Map(
+        excerpts.map(({ name, lines }) => [
+          name,
+          { text: lines.text(), truncated: lines.cut, timedOut: false, delivered: lines.kept, durationMs },
+        ]),
+      ),
+    };
     let lastCursor: string | null = null;
     if (tally?.lastEntry) {
       lastCursor = await findCursor(
@@ -320,17 +331,9 @@ export async function readWindow(
         tally.lastEntry,
         { deadlineMs: Math.max(1, job.deadlineMs - (performance.now() - started)), signal },
       );
-      if (lastCursor === null) return none; // the source then reads for itself
+      // The excerpts stand; the source reads its facts for itself.
+      if (lastCursor === null) return result;
     }
-    const durationMs = Math.round(performance.now() - started);
-    const result: WindowResult = {
-      excerpts: new Map(
-        excerpts.map(({ name, lines }) => [
-          name,
-          { text: lines.text(), truncated: lines.cut, timedOut: false, delivered: lines.kept, durationMs },
-        ]),
-      ),
-    };
     if (tally && job.tally)
       result.facts = journalFactsOf(
         job.directories,
