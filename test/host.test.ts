@@ -7,7 +7,8 @@ import { runSource } from "../collector/collect.js";
 import { deviceId } from "../collector/host/device.js";
 import { Host } from "../collector/host/host.js";
 import { findMount, parseMountinfo, readMountTable } from "../collector/host/mountinfo.js";
-import { HostRoot } from "../collector/host/root.js";
+import { errnoCode, HostRoot } from "../collector/host/root.js";
+import { socketPathOf } from "../collector/host/unix-http.js";
 import { Absent } from "../collector/sources/source.js";
 import { requireParts } from "./support/requirements.js";
 
@@ -222,5 +223,24 @@ describe("source contract", () => {
       context as never,
     );
     expect(result).toMatchObject({ status: "absent", reason: "no kubelet here" });
+  });
+});
+
+describe("small host helpers", () => {
+  it("names the errno of a real fs error, and EUNKNOWN for what has none", async () => {
+    const error = await import("node:fs/promises").then((fs) =>
+      fs.lstat("/nonexistent/imagefs").catch((e) => e),
+    );
+    expect(errnoCode(error)).toBe("ENOENT");
+    expect(errnoCode(new Error("plain"))).toBe("EUNKNOWN");
+    expect(errnoCode({ code: 13 })).toBe("EUNKNOWN");
+    expect(errnoCode(null)).toBe("EUNKNOWN");
+  });
+
+  it("takes a socket path from unix:// endpoints and absolute paths only", () => {
+    expect(socketPathOf("unix:///run/crio/crio.sock")).toBe("/run/crio/crio.sock");
+    expect(socketPathOf("/run/crio/crio.sock")).toBe("/run/crio/crio.sock");
+    expect(socketPathOf("tcp://127.0.0.1:10010")).toBeUndefined();
+    expect(socketPathOf("run/crio.sock")).toBeUndefined();
   });
 });

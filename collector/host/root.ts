@@ -155,6 +155,12 @@ export function isErrno(error: unknown, code: string): boolean {
   return typeof error === "object" && error !== null && (error as { code?: unknown }).code === code;
 }
 
+/** The errno name of an fs error ("ENOENT", ...), "EUNKNOWN" for anything without one. */
+export function errnoCode(error: unknown): string {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : "EUNKNOWN";
+}
+
 /** A one-line message for an fs error, without the stack. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;

@@ -1,5 +1,19 @@
 import http from "node:http";
 
+/** sun_path holds 108 bytes including the terminating NUL: the longest path connect(2) takes. */
+export const MAX_SOCKET_PATH = 107;
+
+/**
+ * The socket path of a CRI endpoint or CRI-O `listen` value: unix:///run/crio/crio.sock (as crictl
+ * and the kubelet write it) or a bare absolute path; undefined for anything else (other schemes
+ * are not CRI endpoints on Linux).
+ */
+export function socketPathOf(endpoint: string): string | undefined {
+  if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
+  if (endpoint.startsWith("/")) return endpoint;
+  return undefined;
+}
+
 /** The server answered, but not with a body (an HTTP error, a redirect, too much, cut off). */
 export class AnswerError extends Error {}
 

@@ -4,7 +4,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { runCommand } from "../host/exec.js";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
-import { httpGet } from "../host/unix-http.js";
+import { httpGet, MAX_SOCKET_PATH, socketPathOf } from "../host/unix-http.js";
 import { type CriFsUsage, type ImageFsInfo, parseCrictlImageFsInfo } from "./crictl-output.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { type CollectOptions, factsOf, type SourceDefinition } from "./source.js";
@@ -47,8 +47,6 @@ type Inputs = { "storage-config": StorageConfigFacts; "kubelet-config": KubeletC
 
 const CRIO_SOCKETS = ["/var/run/crio/crio.sock", "/run/crio/crio.sock"];
 const CONTAINERD_SOCKET = "/run/containerd/containerd.sock";
-/** sun_path holds 108 bytes including the terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 
 export const criSource: SourceDefinition<Inputs, "cri"> = {
   name: "cri",
@@ -113,13 +111,6 @@ function endpointCandidates(
   });
   const seen = new Set<string>();
   return candidates.filter((c) => !seen.has(c.endpoint) && seen.add(c.endpoint));
-}
-
-/** unix:///run/crio/crio.sock or a bare absolute path; other schemes are not CRI endpoints on Linux. */
-function socketPathOf(endpoint: string): string | undefined {
-  if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
-  if (endpoint.startsWith("/")) return endpoint;
-  return undefined;
 }
 
 interface Answer {

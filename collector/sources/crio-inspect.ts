@@ -3,7 +3,7 @@ import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
-import { AnswerError, httpGet } from "../host/unix-http.js";
+import { AnswerError, httpGet, MAX_SOCKET_PATH, socketPathOf } from "../host/unix-http.js";
 import { type Table, table } from "./config-files.js";
 import { Absent, type SourceDefinition } from "./source.js";
 import { crioOf, type StorageConfigFacts } from "./storage-config.js";
@@ -57,8 +57,6 @@ type Inputs = { "storage-config": StorageConfigFacts; "crio-inspect": CrioInspec
 export const ENDPOINT_DEADLINE_MS = 2000;
 /** /config of a real node is ~20 KiB of TOML; anything near this is not CRI-O. */
 export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
-/** sun_path is 108 bytes with its terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 /** USER_HZ: the unit of /proc/<pid>/stat's starttime, 100 on every Linux architecture. */
 const CLOCK_TICKS_PER_SECOND = 100;
 /** /proc/stat's btime is whole seconds (truncated), so a start time computed from it can be up to 1 s early. */
@@ -74,7 +72,8 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
     if (storage.runtimeGuess.kind !== "crio") {
       return new Absent(`the runtime is not CRI-O (${storage.runtimeGuess.evidence})`);
     }
-    const socket = socketPathOf(crio.listen.value);
+    // `listen` is a path; the unix:// form crictl and the kubelet use for the same socket is tolerated.
+    const socket = socketPathOf(crio.listen.value) ?? crio.listen.value;
     // /info is the cri source's (crioInfo): asked once per run, judged by CRI_IMAGEFS_MISMATCH.
     const [config, process] = await Promise.all([
       askSocket(host, socket, "/config", parseConfig),
@@ -87,11 +86,6 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
     return { socket, config, process, changedSinceStart, cleanShutdown };
   },
 };
-
-/** `listen` is a path; tolerate the unix:// form crictl and the kubelet use for the same socket. */
-function socketPathOf(listen: string): string {
-  return listen.startsWith("unix://") ? listen.slice("unix://".length) : listen;
-}
 
 type Parse<T> = (body: string) => T;
 

@@ -2,7 +2,7 @@ import { access, readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Host } from "../host/host.js";
 import { isWithin, longestPrefixMount, mayHang } from "../host/mountinfo.js";
-import { describeError } from "../host/root.js";
+import { describeError, errnoCode } from "../host/root.js";
 import { containersStorageOf } from "./filesystems.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { Absent, type SourceDefinition } from "./source.js";
@@ -195,7 +195,7 @@ async function readJsonArrayOnce(
       maxBytes: MAX_METADATA_BYTES,
     });
   } catch (error) {
-    const code = (error as { code?: string }).code ?? "EUNKNOWN";
+    const code = errnoCode(error);
     return jsonArrayOf(hostPath, { ok: false, code, message: describeError(error) });
   }
 }

@@ -4,7 +4,7 @@ import { probeMount } from "../host/fuse-probe.js";
 import type { ProbeOp, ProbeOpResult, ProbeRun } from "../host/fuse-probe-types.js";
 import type { Host, MountFact } from "../host/host.js";
 import { isWithin, longestPrefixMount, type MountEntry, mayHang, mountOption } from "../host/mountinfo.js";
-import { describeError } from "../host/root.js";
+import { describeError, errnoCode } from "../host/root.js";
 import { type FstabEntry, readFstab } from "./filesystems.js";
 
 /**
@@ -321,7 +321,7 @@ async function readLocally(host: Host, visit: StoreVisit, request: StoreVisitReq
         const read = await host.readText(path.posix.join(resolved, r.path), r.maxBytes);
         return { ok: true, text: read.text, truncated: read.truncated, maxBytes: r.maxBytes };
       } catch (error) {
-        const code = (error as { code?: string }).code ?? "EUNKNOWN";
+        const code = errnoCode(error);
         return { ok: false, code, message: describeError(error) };
       }
     }),
@@ -348,7 +348,7 @@ async function lstatAll(localPaths: string[]): Promise<EntryStat[]> {
                   : "other";
             return { ok: true, fileType };
           } catch (error) {
-            const code = (error as { code?: string }).code ?? "EUNKNOWN";
+            const code = errnoCode(error);
             return { ok: false, code, message: describeError(error) };
           }
         }),
