@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { describeError } from "../host/root.js";
 import { findCursor, readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
-import type { LogPack, PackError } from "../logrules/pack.js";
+import { filterTest, type LogPack, type PackError } from "../logrules/pack.js";
 import type { JournalFacts } from "../sources/journal.js";
 import { type AheadWorker, endJournalWorker } from "./journal-worker-ahead.js";
 import type { RedactionCount } from "./redact.js";
@@ -176,29 +176,6 @@ export interface WindowResult {
   facts?: JournalFacts;
 }
 
-/** True when the entry matches one of the filters, as libsystemd's matches would. */
-function matchesAny(entry: JournalEntry, filters: JournalFilter[]): boolean {
-  if (filters.length === 0) return true;
-  return filters.some((filter) => {
-    for (const field in filter) {
-      const value = entry.fields[field];
-      if (value === undefined) return false;
-      const wanted = filter[field]!;
-      const text = typeof value === "string" ? value : undefined;
-      const ok =
-        typeof wanted === "string"
-          ? text === undefined
-            ? Buffer.from(wanted).equals(value as Buffer)
-            : text === wanted
-          : text === undefined
-            ? wanted.some((w) => Buffer.from(w).equals(value as Buffer))
-            : wanted.includes(text);
-      if (!ok) return false;
-    }
-    return true;
-  });
-}
-
 /** The newest lines of one excerpt that fit its cap, kept while reading forward. */
 class NewestLines {
   readonly lines: string[] = [];
@@ -271,6 +248,7 @@ export async function readWindow(
   const excerpts = job.excerpts.map(([name, excerpt]) => ({
     name,
     excerpt,
+    selects: filterTest(excerpt.filters),
     lines: new NewestLines(excerpt.maxBytes),
   }));
   for (const { excerpt } of excerpts) {
@@ -282,6 +260,7 @@ export async function readWindow(
   if (!Number.isFinite(sinceUsec)) return none;
   try {
     const tallySince = job.tally?.sinceUsec ?? 0;
+    const tallySelects = filterTest(tally?.filters ?? []);
     const stats = await readJournal(
       {
         source: { directories: job.directories },
@@ -293,10 +272,10 @@ export async function readWindow(
         limits: EXCERPT_LIMITS,
       },
       (entry) => {
-        if (tally && entry.realtimeUsec >= tallySince && matchesAny(entry, tally.filters)) tally.offer(entry);
+        if (tally && entry.realtimeUsec >= tallySince && tallySelects(entry)) tally.offer(entry);
         let line: string | undefined;
-        for (const { excerpt, lines } of excerpts) {
-          if (entry.realtimeUsec < excerpt.sinceMs * 1000 || !matchesAny(entry, excerpt.filters)) continue;
+        for (const { excerpt, lines, selects } of excerpts) {
+          if (entry.realtimeUsec < excerpt.sinceMs * 1000 || !selects(entry)) continue;
           if (
             excerpt.messageIncludes !== undefined &&
             !field(entry, "MESSAGE")?.includes(excerpt.messageIncludes)

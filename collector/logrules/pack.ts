@@ -224,7 +224,7 @@ function ruleMatches(rule: LogRule, entry: JournalEntry): boolean {
  * backreferences (whose numbers an alternation would shift) has no such expression.
  */
 interface CompiledPack {
-  select: [field: string, values: ReadonlySet<string>][][];
+  select: (entry: JournalEntry) => boolean;
   /** field -> the rules' alternation, or null when the rules must be tried one by one. */
   anyRule: Map<string, RegExp | null>;
 }
@@ -234,12 +234,7 @@ const compiled = new WeakMap<LogPack, CompiledPack>();
 function compile(pack: LogPack): CompiledPack {
   let found = compiled.get(pack);
   if (found) return found;
-  const select = pack.select.map((filter) =>
-    Object.entries(filter).map(
-      ([field, wanted]) =>
-        [field, new Set(Array.isArray(wanted) ? wanted : [wanted])] as [string, Set<string>],
-    ),
-  );
+  const select = filterTest(pack.select);
   const anyRule = new Map<string, RegExp | null>();
   for (const field of new Set(pack.rules.map((rule) => rule.field))) {
     const rules = pack.rules.filter((rule) => rule.field === field);
@@ -258,25 +253,38 @@ function compile(pack: LogPack): CompiledPack {
   return found;
 }
 
-function selects(entry: JournalEntry, select: CompiledPack["select"]): boolean {
-  for (const filter of select) {
-    let all = true;
-    for (const [field, wanted] of filter) {
-      const value = fieldText(entry, field);
-      if (value === undefined || !wanted.has(value)) {
-        all = false;
-        break;
+/**
+ * Journal filters as one test of an entry, as libsystemd applies them as matches: fields of one
+ * filter ANDed, the values given for a field ORed, the filters ORed; no filter matches every entry.
+ */
+export function filterTest(filters: readonly JournalFilter[]): (entry: JournalEntry) => boolean {
+  if (filters.length === 0) return () => true;
+  const sets = filters.map((filter) =>
+    Object.entries(filter).map(
+      ([field, wanted]) =>
+        [field, new Set(Array.isArray(wanted) ? wanted : [wanted])] as [string, Set<string>],
+    ),
+  );
+  return (entry) => {
+    for (const filter of sets) {
+      let all = true;
+      for (const [field, wanted] of filter) {
+        const value = fieldText(entry, field);
+        if (value === undefined || !wanted.has(value)) {
+          all = false;
+          break;
+        }
       }
+      if (all) return true;
     }
-    if (all) return true;
-  }
-  return false;
+    return false;
+  };
 }
 
 /** The first rule of the pack that matches the entry, if the entry is one the pack selects. */
 export function classify(pack: LogPack, entry: JournalEntry): LogRule | undefined {
   const { select, anyRule } = compile(pack);
-  if (!selects(entry, select)) return undefined;
+  if (!select(entry)) return undefined;
   let maybe = false;
   for (const [field, any] of anyRule) {
     if (any === null) {
