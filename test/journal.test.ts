@@ -14,6 +14,19 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Excerpt,
+  type ExcerptJob,
+  readExcerpt,
+  readWindow,
+} from "../collector/bundle/journal-excerpt.js";
+import {
+  AVC_EXCERPT,
+  excerptJob,
+  type StepInputs,
+  USUAL_UNITS,
+  unitExcerpt,
+} from "../collector/bundle/steps.js";
 import { Host } from "../collector/host/host.js";
 import { CursorStore } from "../collector/journal/cursor-store.js";
 import { listJournalFiles } from "../collector/journal/files.js";
@@ -26,9 +39,11 @@ import type {
   JournalQuery,
   JournalReadStats,
 } from "../collector/journal/types.js";
+import { type JournalFacts, journalSource } from "../collector/sources/journal.js";
+import { Absent, collectOptions, journalStart } from "../collector/sources/source.js";
 import type { ExportEntry, ExportValue } from "./support/export-format.js";
 import { HostTree } from "./support/host-tree.js";
-import { BOOT_ID, MACHINE_ID, writeJournalFile } from "./support/journal.js";
+import { BOOT_ID, journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { requireParts } from "./support/requirements.js";
 
 const ready = requireParts("journal reader tests", ["journal-remote"]);
@@ -861,3 +876,172 @@ function longBinary(): Buffer {
   for (let i = 0; i < b.length; i += 1) b[i] = (i * 7919) & 0xff;
   return b;
 }
+
+/**
+ * must-gather's shared journal pass (readWindow: one forward read for every excerpt and for the
+ * journal source's count) stands for the reads it replaces: each excerpt as readExcerpt reads it
+ * (backward from the end, until a line does not fit), and the journal source's facts as its own
+ * read over the same window gives them. Real journal files, with entries of crio.service,
+ * kubelet.service, systemd about stargz-store.service, the kernel and auditd; some older than the
+ * excerpts' window, some older than the source's too.
+ */
+describe.skipIf(!ready)("must-gather's shared journal pass", () => {
+  it("gives the excerpts readExcerpt reads and the facts the journal source reads itself", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "imagefs-window-"));
+    try {
+      const now = Date.now();
+      const ago = (minutes: number, seconds = 0) => new Date(now - minutes * 60_000 + seconds * 1000);
+      const entries: ExportEntry[] = [];
+      const add = (when: Date, fields: Record<string, ExportValue>) =>
+        entries.push(journalEntry(when, { _HOSTNAME: "worker-0", ...fields }));
+      const crio = (when: Date, message: string) =>
+        add(when, {
+          _SYSTEMD_UNIT: "crio.service",
+          SYSLOG_IDENTIFIER: "crio",
+          _PID: "812",
+          MESSAGE: message,
+        });
+      const kernel = (when: Date, message: string) =>
+        add(when, { _TRANSPORT: "kernel", SYSLOG_IDENTIFIER: "kernel", MESSAGE: message });
+      const avc =
+        'audit: type=1400 audit(1763893000.100:42): avc:  denied  { read } for  pid=4242 comm="sh" name="libc.so.6" scontext=system_u:system_r:container_t:s0 tcontext=system_u:object_r:default_t:s0 tclass=file permissive=0';
+      // Older than both windows: neither counted nor excerpted.
+      for (let i = 0; i < 5; i++)
+        crio(ago(180, i), "can't stat additionallayerstore dir /var/lib/stargz-store/store: old");
+      kernel(ago(180, 9), avc);
+      // Inside the source's window (2 h), older than the excerpts' (1 h).
+      for (let i = 0; i < 6; i++) crio(ago(90, i), `layer not known: sha256:${String(i).repeat(64)}`);
+      add(ago(100), {
+        _SYSTEMD_UNIT: "init.scope",
+        UNIT: "stargz-store.service",
+        SYSLOG_IDENTIFIER: "systemd",
+        _PID: "1",
+        MESSAGE: "stargz-store.service: Main process exited, code=killed, status=9/KILL",
+      });
+      // Inside both: more crio lines than its excerpt's cap holds, so the excerpt keeps the newest.
+      for (let i = 0; i < 40; i++)
+        crio(
+          ago(30, i * 10),
+          i % 2 === 0
+            ? `can't stat additionallayerstore dir /var/lib/stargz-store/store: no such file or directory (#${i})`
+            : `Pulled image: quay.io/example/app@sha256:${String(i % 10).repeat(64)}`,
+        );
+      for (let i = 0; i < 6; i++)
+        add(ago(20, i * 10), {
+          _SYSTEMD_UNIT: "kubelet.service",
+          SYSLOG_IDENTIFIER: "kubelet",
+          _PID: "1301",
+          MESSAGE:
+            i % 2 === 0
+              ? `relabel failed /var/lib/kubelet/pods/p${i}/volumes: operation not supported`
+              : `SyncLoop UPDATE pod p${i}\nsecond line of it`,
+        });
+      kernel(ago(10), avc);
+      kernel(ago(9), "EXT4-fs (vdb1): mounted filesystem with ordered data mode");
+      add(ago(8), {
+        _TRANSPORT: "audit",
+        _AUDIT_TYPE_NAME: "AVC",
+        MESSAGE: avc.replace("{ read }", "{ write }"),
+      });
+      add(ago(7), {
+        _SYSTEMD_UNIT: "containerd.service",
+        SYSLOG_IDENTIFIER: "containerd",
+        MESSAGE: "no one asks",
+      });
+      add(ago(5), {
+        _SYSTEMD_UNIT: "init.scope",
+        UNIT: "stargz-store.service",
+        SYSLOG_IDENTIFIER: "systemd",
+        _PID: "1",
+        MESSAGE: "Started stargz-store.service - stargz store.",
+      });
+      entries.sort((a, b) => a.realtimeUsec - b.realtimeUsec);
+      await writeJournalFile(path.join(root, `var/log/journal/${MACHINE_ID}/system.journal`), entries, root);
+
+      const host = new Host({ root });
+      const directories = await journalDirectories(host);
+      expect(directories).toEqual([path.join(root, "var/log/journal")]);
+      // The jobs as must-gather makes them: the usual units and the AVC records, one cap for all.
+      const inputs = { sinceMs: now - 60 * 60_000, itemBytes: 2000 } as StepInputs;
+      const jobs: [string, ExcerptJob][] = [...USUAL_UNITS.map(unitExcerpt), AVC_EXCERPT].map((spec) => [
+        spec.name,
+        excerptJob(inputs, directories, spec, 20_000),
+      ]);
+      const lookbackHours = 2;
+      // The source's window as must-gather gives it to the pass (no resume cursor: a time).
+      const since = journalStart(undefined, lookbackHours);
+      if (since.realtimeUsec === undefined) throw new Error("a lookback window starts at a time");
+      const window = await readWindow({
+        directories,
+        excerpts: jobs,
+        tally: { ruleDirs: [], lookbackHours, sinceUsec: since.realtimeUsec },
+        deadlineMs: 20_000,
+      });
+
+      // Each excerpt as its own read gives it (durationMs aside: each read takes its own time;
+      // delivered aside: readExcerpt counts the entries its read delivered, the line that did not
+      // fit and entries without "avc:" included, the pass the lines kept. Only a timed-out
+      // excerpt's message uses it, and the pass gives no timed-out excerpt.)
+      expect([...window.excerpts.keys()]).toEqual(jobs.map(([name]) => name));
+      const own = new Map<string, Excerpt>();
+      for (const [name, job] of jobs) own.set(name, await readExcerpt(job));
+      const comparable = ({ text, truncated, timedOut, error }: Excerpt) => ({
+        text,
+        truncated,
+        timedOut,
+        error,
+      });
+      for (const [name] of jobs)
+        expect(comparable(window.excerpts.get(name)!), name).toEqual(comparable(own.get(name)!));
+      // Not vacuous: the crio excerpt is cut to its newest lines, the others are whole.
+      const crioText = own.get("journal/crio.service.log")!;
+      expect(crioText.truncated).toBe(true);
+      expect(crioText.text.split("\n").at(-2)).toMatch(
+        / worker-0 crio\[812\]: Pulled image: quay\.io\/example\/app@sha256:9{64}$/,
+      );
+      expect(crioText.text).not.toContain("layer not known");
+      expect(
+        own
+          .get("journal/kubelet.service.log")!
+          .text.split("\n")
+          .filter((l) => l.includes("relabel failed")),
+      ).toHaveLength(3);
+      expect(own.get("journal/stargz-store.service.log")!.text).toContain("Started stargz-store.service");
+      expect(own.get("journal/stargz-store.service.log")!.text).not.toContain("Main process exited");
+      expect(own.get("journal/audit-avc.log")!.text.split("\n").filter(Boolean)).toHaveLength(2);
+      for (const [name, excerpt] of own)
+        if (name !== "journal/crio.service.log") expect(excerpt.truncated, name).toBe(false);
+
+      // The source's facts: from the pass (as the source hands them on) and from its own read.
+      if (!window.facts) throw new Error("the shared pass gave no facts");
+      const context = (journalFacts?: Promise<JournalFacts | undefined>) => ({
+        host,
+        options: collectOptions({
+          journalLookbackHours: lookbackHours,
+          ...(journalFacts ? { journalFacts } : {}),
+        }),
+        result: () => Promise.reject(new Error("unused")),
+      });
+      const shared = (await journalSource.collect(context(Promise.resolve(window.facts)))) as JournalFacts;
+      const itself = (await journalSource.collect(context())) as JournalFacts;
+      expect(itself).not.toBeInstanceOf(Absent);
+      expect(shared).toEqual(itself);
+      expect(window.facts.read.delivered).toBe(itself.read.delivered);
+      expect(window.facts.counts).toEqual(itself.counts);
+      // Not vacuous: the window's entries are counted, those older than it are not.
+      const counted: Record<string, number> = {};
+      for (const c of itself.counts)
+        counted[`${c.pack}/${c.reason}`] = (counted[`${c.pack}/${c.reason}`] ?? 0) + c.count;
+      expect(counted).toEqual({
+        "crio-layer-store/LayerStoreDirMissing": 20,
+        "crio-storage/LayerUnknown": 6,
+        "selinux-relabel/RelabelNotSupported": 3,
+        "stargz-store-service/ServiceCrashed": 1,
+        "stargz-store-service/ServiceStarted": 1,
+      });
+      expect(itself.cursor).not.toBeNull();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
