@@ -726,16 +726,6 @@ const stores: RuleFile = {
       findings: ["IMAGE_STORE_INCOMPLETE"],
     },
     {
-      alert: "ImagefsImageStoreUnlabeled",
-      expr: finding("IMAGE_STORE_UNLABELED"),
-      for: "30m",
-      severity: "warning",
-      summary: "A network image store on an SELinux node has no SELinux label.",
-      description:
-        "A network additional image store on node {{ $labels.node }} is mounted without context= on a filesystem without labels: containers from it are denied reading their files.",
-      findings: ["IMAGE_STORE_UNLABELED"],
-    },
-    {
       alert: "ImagefsArtifactStoreInvalid",
       expr: finding("ARTIFACT_STORE_INVALID"),
       for: "15m",

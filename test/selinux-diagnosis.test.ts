@@ -272,8 +272,10 @@ describe.skipIf(!ready)("SELinux labels of split image stores, on real xattrs", 
     await tree.mkdir("/mnt/shared/overlay-images");
     const finding = byId(runChecks(await collectTree(tree)), "SELINUX_NO_XATTR_SUPPORT")[0];
     expect(finding?.subject).toBe("additional-image-store /mnt/shared");
-    expect(finding?.remediation.commands).toContain(
-      'mount -o context="system_u:object_r:container_ro_file_t:s0" <source> /mnt/shared',
+    expect(finding?.remediation.commands).toContainEqual(
+      expect.stringMatching(
+        /^mount -t ramfs -o ro,context="system_u:object_r:container_ro_file_t:s0" \S+ \/mnt\/shared$/,
+      ),
     );
   });
 
@@ -533,10 +535,16 @@ describe.skipIf(!fuseReady)("an additional image store on FUSE, never walked", (
       reason: "fuse mounted without context= and without seclabel: its files cannot carry their own labels",
       scan: null,
     });
-    const finding = byId(runChecks(snapshot), "SELINUX_NO_XATTR_SUPPORT")[0];
+    const findings = runChecks(snapshot);
+    const finding = byId(findings, "SELINUX_NO_XATTR_SUPPORT")[0];
     expect(finding?.subject).toBe(`additional-image-store ${shared}`);
     expect(finding?.remediation.commands).toContain(
-      `mount -o context="system_u:object_r:container_ro_file_t:s0" <source> ${shared}`,
+      `mount -t fuse -o ro,context="system_u:object_r:container_ro_file_t:s0" ${store?.mountSource} ${shared}`,
+    );
+    expect(store?.mountSource).toBe(source);
+    // One finding for the store, not also IMAGE_STORE_UNLABELED with other advice.
+    expect(findings.filter((f) => /SELINUX_NO_XATTR_SUPPORT|IMAGE_STORE_UNLABELED/.test(f.id))).toHaveLength(
+      1,
     );
   });
 });

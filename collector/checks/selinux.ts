@@ -342,8 +342,10 @@ const noXattrSupport: CheckDefinition = {
   title: "An image store is on a filesystem that cannot hold SELinux labels",
   area: AREA,
   description:
-    "Reading security.selinux on the store fails with 'Operation not supported' (NFS without security labels, " +
-    "vfat, some FUSE filesystems). restorecon and chcon cannot fix that: the whole mount needs one label, given " +
+    "Reading security.selinux on the store fails with 'Operation not supported' (vfat, ramfs), or the store is on " +
+    "NFS, CIFS or FUSE mounted without context= and without seclabel (NFS 4.2 security labels): judged from the " +
+    "mount options, as such a mount is never walked. Its files are then nfs_t or fusefs_t, and containers run from " +
+    "the store are denied reading their own files. restorecon and chcon cannot fix that: the whole mount needs one label, given " +
     'with the context= mount option, e.g. context="system_u:object_r:container_ro_file_t:s0" for a shared ' +
     "read-only image store.",
   confirm: ["getfattr -n security.selinux <store>", "findmnt -o TARGET,FSTYPE,OPTIONS --target <store>"],
@@ -357,6 +359,9 @@ const noXattrSupport: CheckDefinition = {
           ? "container_var_lib_t"
           : "container_ro_file_t";
       const context = `system_u:object_r:${type}:s0`;
+      // An additional image store is read-only to the runtime: mount it so, with the label for that.
+      const options = `${store.role === "additional-image-store" ? "ro," : ""}context="${context}"`;
+      const mountPoint = store.mountPoint ?? store.path;
       drafts.push({
         severity: labelSeverity(facts!, "critical"),
         subject: `${store.role} ${store.path}`,
@@ -368,8 +373,9 @@ const noXattrSupport: CheckDefinition = {
           summary: `Mount ${store.path} with context="${context}" (in /etc/fstab for a permanent fix), then restart ${runtimeService(snapshot)}.`,
           commands: [
             `findmnt --target ${store.path}`,
-            `umount ${store.mountPoint ?? store.path}`,
-            `mount -o context="${context}" <source> ${store.mountPoint ?? store.path}`,
+            `umount ${mountPoint}`,
+            `mount ${store.fstype ? `-t ${store.fstype} ` : ""}-o ${options} ${store.mountSource ?? "<source>"} ${mountPoint}`,
+            `ls -Zd ${store.path}`,
             `systemctl restart ${runtimeService(snapshot)}`,
           ],
         },

@@ -20,9 +20,6 @@ const AREA = "additional image and artifact stores";
  */
 export const STORE_LIMITS = { image: 10, artifact: 10, layer: 5 } as const;
 
-/** The label a shared read-only image cache on a filesystem without xattrs needs (container-selinux). */
-const READ_ONLY_CONTEXT = "system_u:object_r:container_ro_file_t:s0";
-
 /** "nfs4 server:/export mounted at /mnt/cache (ro,vers=4.2)" */
 function describeAccess(access: StoreAccess): string {
   const mount = access.mount;
@@ -181,44 +178,6 @@ const imageStoreIncomplete: CheckDefinition = {
             commands: [
               `podman --root ${store.path} images`,
               `podman --root ${store.path} pull <image>   # on the host that writes the cache, with the store mounted writable there`,
-            ],
-          },
-        };
-      });
-  },
-};
-
-const imageStoreUnlabeled: CheckDefinition = {
-  id: "IMAGE_STORE_UNLABELED",
-  severity: "warning",
-  title: "A network image store has no SELinux label",
-  area: AREA,
-  description:
-    "On an SELinux node, files on NFS, CIFS or FUSE carry no xattr labels unless the filesystem supports them " +
-    "(NFS 4.2 with seclabel) or the mount gives one with `context=`. Without either they are nfs_t or fusefs_t, and " +
-    "containers run from the cache are denied reading their own files.",
-  confirm: ["findmnt --target <store> -o OPTIONS", "ls -Zd <store>", "ausearch -m avc -ts recent"],
-  run(snapshot) {
-    const selinux = factsOf(snapshot.sources.selinux);
-    if (!selinux || selinux.state === "disabled") return [];
-    return storesToJudge(additionalImageStores(snapshot))
-      .filter(({ access }) => access.remote && access.mount && !access.selinuxContext)
-      .filter(({ access }) => !access.mount!.superOptions.includes("seclabel"))
-      .map((store) => {
-        const mount = store.access.mount!;
-        return {
-          subject: store.path,
-          evidence: [
-            `SELinux is ${selinux.state}`,
-            `additionalimagestores entry ${store.path} is on ${describeAccess(store.access)}`,
-            "no context= mount option, and the filesystem does not support labels (no seclabel)",
-          ],
-          remediation: {
-            summary: `Mount the store with the read-only container label; put the option in /etc/fstab or the mount unit for ${mount.mountPoint}.`,
-            commands: [
-              `umount ${mount.mountPoint}`,
-              `mount -t ${mount.fstype} -o ro,context="${READ_ONLY_CONTEXT}" ${mount.source} ${mount.mountPoint}`,
-              `ls -Zd ${store.path}`,
             ],
           },
         };
@@ -517,7 +476,6 @@ export const storeChecks: CheckDefinition[] = [
   imageStoreUnavailable,
   imageStoreNotReadonly,
   imageStoreIncomplete,
-  imageStoreUnlabeled,
   artifactStoreInvalid,
   storeConfigNotInEffect,
   storeListInvalid,

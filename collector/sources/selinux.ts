@@ -63,6 +63,8 @@ export interface StoreLabels {
   reason?: string;
   fstype: string | null;
   mountPoint: string | null;
+  /** The mount's source as mountinfo gives it (server:/export, a device, "none"): for a mount command. */
+  mountSource?: string | null;
   /** False when the filesystem cannot hold labels (ENOTSUP, or NFS/FUSE without context=). */
   xattrSupported: boolean | null;
   /** The label a context= mount option gives the whole filesystem, if any. */
@@ -333,7 +335,12 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
     return { ...base, status: "not-scanned", reason: inspection.error, fstype: inspection.mount.fstype };
   }
   const mount = inspection.mount;
-  const withMount = { ...base, fstype: mount?.fstype ?? null, mountPoint: mount?.mountPoint ?? null };
+  const withMount = {
+    ...base,
+    fstype: mount?.fstype ?? null,
+    mountPoint: mount?.mountPoint ?? null,
+    mountSource: mount?.source ?? null,
+  };
   if (mount && mayHang(mount.fstype)) {
     // Never walked in-process; whether it can carry labels shows in its mount options.
     const support = mountLabelSupport(mount);
