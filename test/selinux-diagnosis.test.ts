@@ -430,6 +430,32 @@ describe.skipIf(!ready)("SELinux labels of split image stores, on real xattrs", 
     expect(avc?.evidence).toContain(`dev ${device.kernelName} ino ${ino} is ${libc} on the host`);
   });
 
+  it('maps an AVC denial on a tmpfs store mounted with source "none": the kernel names it tmpfs, its type', async () => {
+    tree = await HostTree.create();
+    await labelledSplitNode(tree);
+    const shared = "/var/lib/shared-tmpfs";
+    await tree.write("/etc/containers/storage.conf", storageConf({ imageStores: [shared] }));
+    await tree.mkdir(shared);
+    const target = tree.local(shared);
+    await execa("mount", ["-t", "tmpfs", "-o", "size=16m", "none", target]);
+    tree.onCleanup(async () => {
+      await execa("umount", ["-l", target], { reject: false });
+    });
+    const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
+    expect(mountinfo).toMatch(new RegExp(` ${target} [^ ]+ .*- tmpfs none `));
+    const libc = await layoutStore(tree, shared, "dddd");
+    labelStore(tree, shared, { below: "unlabeled_t" });
+    const ino = statSync(tree.local(libc)).ino;
+    await tree.write(
+      "/var/log/audit/audit.log",
+      `type=AVC msg=audit(1763884800.123:79): avc:  denied  { map } for  pid=4244 comm="nginx" path="/usr/lib64/libc.so.6" dev="tmpfs" ino=${ino} scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=system_u:object_r:unlabeled_t:s0 tclass=file permissive=0\n`,
+    );
+    const snapshot = await collectTree(tree);
+    expect(selinux(snapshot).avcPaths).toEqual([{ dev: "tmpfs", ino, hostPath: libc }]);
+    const avc = byId(runChecks(snapshot), "SELINUX_AVC_STORAGE_DENIALS")[0];
+    expect(avc?.evidence).toContain(`dev tmpfs ino ${ino} is ${libc} on the host`);
+  });
+
   it("selinux-scan draws its progress on a terminal only, and takes the driver from the storage configuration", async () => {
     tree = await HostTree.create();
     await labelledSplitNode(tree);

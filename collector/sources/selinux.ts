@@ -237,10 +237,17 @@ async function readEnforce(host: Host): Promise<SelinuxFacts["kernel"]> {
 /**
  * How AVC records name a filesystem (`dev=`, the superblock's s_id): for a block device, the
  * kernel's name of the disk, which /sys/dev/block/MAJ:MIN links to (dm-3 for a store mounted as
- * /dev/mapper/vg-images, sda3, loop0). Filesystems without a block device (tmpfs, overlay) are
- * named by their type, which is also what mountinfo gives as their source.
+ * /dev/mapper/vg-images, sda3, loop0). A filesystem without a block device (tmpfs, overlay,
+ * FUSE) keeps the s_id the kernel gives by default, its filesystem type's name: "tmpfs" even when
+ * mountinfo's source is "none", "fuse" for a fuse.sshfs mount. The mount source names the disk
+ * only when it is a /dev path that sysfs did not resolve.
  */
-export async function kernelDeviceName(host: Host, device: string, source: string): Promise<string> {
+export async function kernelDeviceName(
+  host: Host,
+  device: string,
+  source: string,
+  fstype: string,
+): Promise<string> {
   for (const link of kernelPaths(host, `/sys/dev/block/${device}`)) {
     try {
       return path.basename(await readlink(link));
@@ -248,7 +255,8 @@ export async function kernelDeviceName(host: Host, device: string, source: strin
       // next
     }
   }
-  return path.basename(source);
+  if (source.startsWith("/dev/")) return path.basename(source);
+  return fstype.split(".")[0] || path.basename(source);
 }
 
 /** The storage driver of the effective containers-storage configuration (overlay when unknown). */
@@ -375,7 +383,7 @@ export async function auditStore(host: Host, store: StoreToAudit, ctx: AuditCont
     return { ...withMount, dirs };
   }
   const referenceLocal = store.role === "graphroot" ? null : host.root.local(ctx.graphroot);
-  const devName = await kernelDeviceName(host, inspection.device, mount?.source ?? "");
+  const devName = await kernelDeviceName(host, inspection.device, mount?.source ?? "", mount?.fstype ?? "");
   let scan: LabelScanResult;
   try {
     scan = scanLabels({
