@@ -187,7 +187,31 @@ additionallayerstores = [${layerStores}]
   it("is silent on well-formed lists", async () => {
     tree = await HostTree.create();
     await fixtureNode(tree);
-    const ids = runChecks(await collectTree(tree)).map((f) => f.id);
+    // Near misses: a sibling of imagestore whose name starts with its (not inside it), a path with
+    // a trailing slash listed once, and a layer store with its :ref suffix.
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]
+driver = "overlay"
+graphroot = "${GRAPHROOT}"
+runroot = "/run/containers/storage"
+
+[storage.options]
+additionalimagestores = ["/var/lib/images-cache", "/mnt/c/"]
+additionallayerstores = ["/var/lib/stargz-store/store:ref"]
+
+[storage.options.overlay]
+mountopt = "nodev,metacopy=on"
+`,
+    );
+    const snapshot = await collectTree(tree);
+    const storage = snapshot.sources["storage-config"];
+    if (storage.status !== "ok") throw new Error(`storage-config: ${storage.status}`);
+    const cs = storage.facts.containersStorage;
+    expect(cs.imagestore.value).toBe("/var/lib/images");
+    expect(cs.additionalImageStores.value).toEqual(["/var/lib/images-cache", "/mnt/c/"]);
+    expect(cs.additionalLayerStores.value.map((s) => s.path)).toEqual(["/var/lib/stargz-store/store"]);
+    const ids = runChecks(snapshot).map((f) => f.id);
     expect(ids).not.toContain("STORE_LIST_INVALID");
   });
 });
