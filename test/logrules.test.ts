@@ -180,6 +180,8 @@ const stargz = (level: string, msg: string, error?: string) => ({
 });
 const systemd = (message: string) => ({
   UNIT: "stargz-store.service",
+  // PID 1 sends these: the sender's unit is init.scope, the unit they are about is UNIT.
+  _SYSTEMD_UNIT: "init.scope",
   SYSLOG_IDENTIFIER: "systemd",
   MESSAGE: message,
 });
@@ -412,6 +414,17 @@ describe("the lazy-pull packs on real log lines", () => {
       .flatMap((pack) => pack.rules.map((rule) => `${pack.name}/${rule.reason}`));
     expect(rules.length).toBeGreaterThan(20);
     expect(new Set(LAZY_PULL_LINES.map(([, , reason]) => reason))).toEqual(new Set(rules));
+  });
+
+  it("counts systemd's messages about a unit under that unit, not under init.scope", async () => {
+    const { packs } = await loadPacks([BUILTIN_PACK_DIR]);
+    const counter = new ReasonCounter(packs);
+    counter.add(entry(systemd("stargz-store.service: Main process exited, code=killed, status=9/KILL")));
+    counter.add(entry(crio("time=x level=info msg=started")));
+    expect(counter.counts().map((c) => [c.unit, c.reason])).toEqual([
+      ["stargz-store.service", "ServiceCrashed"],
+    ]);
+    expect(counter.fields).toContain("UNIT");
   });
 
   it("shows logrus JSON as 'msg: error', and lets a rule ask for its level", async () => {

@@ -30,6 +30,19 @@ export interface ReasonTimeline {
   dropped: number;
 }
 
+/**
+ * The unit an entry is about: UNIT when systemd logs about a unit (its own _SYSTEMD_UNIT is
+ * init.scope), else the sender's unit, else its identifier.
+ */
+function unitOf(entry: JournalEntry): string {
+  return (
+    fieldText(entry, "UNIT") ??
+    fieldText(entry, "_SYSTEMD_UNIT") ??
+    fieldText(entry, "SYSLOG_IDENTIFIER") ??
+    "unknown"
+  );
+}
+
 /** Classifies entries with packs and counts them per (pack, unit, reason), in constant memory per key. */
 export class ReasonCounter {
   readonly #packs: LogPack[];
@@ -46,7 +59,7 @@ export class ReasonCounter {
 
   /** The journal fields add() looks at: a read for this counter needs to decode only these. */
   get fields(): string[] {
-    const fields = new Set(["_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER", "MESSAGE"]);
+    const fields = new Set(["UNIT", "_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER", "MESSAGE"]);
     for (const pack of this.#packs) {
       for (const filter of pack.select) for (const field of Object.keys(filter)) fields.add(field);
       for (const rule of pack.rules) fields.add(rule.field);
@@ -61,7 +74,7 @@ export class ReasonCounter {
       const rule = classify(pack, entry);
       if (!rule) continue;
       matched = true;
-      const unit = fieldText(entry, "_SYSTEMD_UNIT") ?? fieldText(entry, "SYSLOG_IDENTIFIER") ?? "unknown";
+      const unit = unitOf(entry);
       const key = `${pack.name}\0${unit}\0${rule.reason}`;
       const seen = new Date(entry.realtimeUsec / 1000).toISOString();
       const example = logMessage(entry).text.slice(0, EXAMPLE_CHARS);
