@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { access, mkdir, readFile, symlink, utimes, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, rename, symlink, utimes, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
@@ -327,6 +327,37 @@ describe("crio-inspect", () => {
     expect(facts.config).toMatchObject({ status: "unreachable", error: expect.stringMatching(silent) });
     // One deadline, never the source's 5 s.
     expect(snapshot.sources["crio-inspect"].durationMs).toBeLessThan(ENDPOINT_DEADLINE_MS + 1500);
+  });
+
+  it("refuses a socket path longer than sun_path holds (107 bytes), and never connects", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    // Such a path is a listen nested deep under a host root: the socket is made at a short path
+    // and moved there, as connect(2) could not reach it.
+    const deepHostDir = `/run/${"d".repeat(60)}/${"e".repeat(60)}`;
+    await tree.mkdir(deepHostDir);
+    await tree.write(
+      "/etc/crio/crio.conf.d/10-listen.conf",
+      `[crio.api]\nlisten = "${deepHostDir}/crio.sock"\n`,
+    );
+    const asked: string[] = [];
+    const server = http.createServer((request, response) => {
+      asked.push(request.url ?? "");
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(tree.local("/run/short.sock"), resolve));
+    tree.onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    await rename(tree.local("/run/short.sock"), tree.local(`${deepHostDir}/crio.sock`));
+    const local = tree.local(`${deepHostDir}/crio.sock`);
+    expect(Buffer.byteLength(local)).toBeGreaterThan(107);
+
+    const facts = inspectOf(await collectTree(tree));
+    expect(facts.socket).toBe(`${deepHostDir}/crio.sock`);
+    expect(facts.config).toEqual({
+      status: "error",
+      error: `socket path longer than 107 bytes, cannot connect: ${local}`,
+    });
+    expect(asked).toEqual([]);
   });
 
   it("tells the four clean-shutdown states from the file, its .supported marker and the process", async () => {

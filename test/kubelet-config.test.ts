@@ -209,6 +209,41 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
     expect(finding?.remediation.commands).toContain("systemctl restart kubelet");
   });
 
+  it("reports a symlink loop and a symlink to a directory in its drop-in directory, and merges the other drop-ins", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/var/lib/kubelet/config.yaml", `${DROP_IN}imageGCHighThresholdPercent: 90\n`);
+    await tree.startProcess("kubelet", [
+      "--config=/var/lib/kubelet/config.yaml",
+      "--config-dir=/etc/kubelet.d",
+    ]);
+    await tree.write("/etc/kubelet.d/05-gc.conf", `${DROP_IN}imageGCHighThresholdPercent: 80\n`);
+    // A link to itself (ELOOP), and a link to a directory: filepath.WalkDir does not follow links,
+    // and the kubelet's read of a *.conf entry that is a directory fails.
+    await tree.symlink("10-loop.conf", "/etc/kubelet.d/10-loop.conf");
+    await tree.write("/etc/kubelet-elsewhere/30-hidden.conf", `${DROP_IN}imageGCHighThresholdPercent: 50\n`);
+    await tree.symlink("../kubelet-elsewhere", "/etc/kubelet.d/15-x.conf");
+    await tree.write("/etc/kubelet.d/20-low.conf", `${DROP_IN}imageGCLowThresholdPercent: 70\n`);
+    const snapshot = await collectTree(tree);
+    const facts = kubelet(snapshot);
+    const status = (file: string) => facts.files.find((f) => f.path === file);
+    expect(status("/etc/kubelet.d/10-loop.conf")).toMatchObject({ status: "error" });
+    expect(status("/etc/kubelet.d/10-loop.conf")?.error?.message).toMatch(/ELOOP/);
+    expect(status("/etc/kubelet.d/15-x.conf")).toMatchObject({ status: "error" });
+    expect(status("/etc/kubelet.d/15-x.conf")?.error?.message).toMatch(/not a regular file/);
+    expect(facts.files.map((f) => f.path)).not.toContain("/etc/kubelet.d/15-x.conf/30-hidden.conf");
+    expect(facts.imageGC.highThresholdPercent).toEqual({ value: 80, from: "/etc/kubelet.d/05-gc.conf" });
+    expect(facts.imageGC.lowThresholdPercent).toEqual({ value: 70, from: "/etc/kubelet.d/20-low.conf" });
+    const findings = runChecks(snapshot).filter((f) => f.id === "CONFIG_PARSE_ERROR");
+    expect(findings.map((f) => f.subject)).toEqual([
+      "/etc/kubelet.d/10-loop.conf",
+      "/etc/kubelet.d/15-x.conf",
+    ]);
+    expect(findings[0]?.evidence[0]).toMatch(/^\/etc\/kubelet\.d\/10-loop\.conf: ELOOP/);
+    expect(findings[1]?.evidence[0]).toMatch(/^\/etc\/kubelet\.d\/15-x\.conf: .*not a regular file/);
+    expect(findings[1]?.remediation.commands).toContain("systemctl restart kubelet");
+  });
+
   it("reads a YAML KubeletConfiguration at /etc/kubernetes/kubelet.conf, ignoring keys it does not know", async () => {
     tree = await HostTree.create();
     await baseNode(tree);

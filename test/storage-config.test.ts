@@ -142,6 +142,41 @@ describe.skipIf(!ready)("storage configuration", () => {
     expect(finding?.remediation.commands).toContain("systemctl restart crio");
   });
 
+  it("reports a symlink loop and a symlink to a directory named like drop-ins, and applies the other drop-ins", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    await tree.write("/etc/crio/crio.conf.d/05-good.conf", `[crio]\nimagestore = "/var/lib/images"\n`);
+    // A link to itself: opening it fails with ELOOP.
+    await tree.symlink("10-loop.conf", "/etc/crio/crio.conf.d/10-loop.conf");
+    // A link to a directory: not a regular file (a walk does not follow links, so it is not entered).
+    await tree.write("/etc/crio/elsewhere/30-hidden.conf", `[crio]\nroot = "/var/lib/hidden"\n`);
+    await tree.symlink("../elsewhere", "/etc/crio/crio.conf.d/15-x.conf");
+    await tree.write("/etc/crio/crio.conf.d/20-good.conf", `[crio]\nlog_dir = "/var/log/crio/pods"\n`);
+    const snapshot = await collectTree(tree);
+    const facts = storage(snapshot);
+    const file = (name: string) => facts.files.find((f) => f.path === `/etc/crio/crio.conf.d/${name}`);
+    expect(file("10-loop.conf")?.status).toBe("error");
+    expect(file("10-loop.conf")?.error?.message).toMatch(/ELOOP/);
+    expect(file("15-x.conf")?.status).toBe("error");
+    expect(file("15-x.conf")?.error?.message).toMatch(/not a regular file/);
+    expect(facts.files.map((f) => f.path)).not.toContain("/etc/crio/crio.conf.d/15-x.conf/30-hidden.conf");
+    expect(facts.containersStorage.imagestore).toEqual({
+      value: "/var/lib/images",
+      from: "/etc/crio/crio.conf.d/05-good.conf",
+    });
+    expect(facts.containersStorage.graphroot.value).not.toBe("/var/lib/hidden");
+    expect(file("20-good.conf")?.status).toBe("ok");
+    // One CONFIG_PARSE_ERROR per file, each with its reason.
+    const findings = runChecks(snapshot).filter((f) => f.id === "CONFIG_PARSE_ERROR");
+    expect(findings.map((f) => f.subject)).toEqual([
+      "/etc/crio/crio.conf.d/10-loop.conf",
+      "/etc/crio/crio.conf.d/15-x.conf",
+    ]);
+    expect(findings[0]?.evidence[0]).toMatch(/^\/etc\/crio\/crio\.conf\.d\/10-loop\.conf: ELOOP/);
+    expect(findings[1]?.evidence[0]).toMatch(/^\/etc\/crio\/crio\.conf\.d\/15-x\.conf: .*not a regular file/);
+    expect(findings[1]?.remediation.commands).toContain("systemctl restart crio");
+  });
+
   it("ignores keys and tables it does not know in storage.conf and crio.conf, as the runtime does", async () => {
     // containers/storage warns "Failed to decode the keys ..." and CRI-O logs them at debug level
     // (toml meta.Undecoded()); neither refuses the file, so neither may this: the known settings
