@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -223,6 +223,9 @@ describe.skipIf(!ready)("an additional image store populated by podman", () => {
     // Five layers of ~270 KB in all, plus podman's metadata: more than the layers, less than the disk.
     expect(store.access?.sizeBytes).toBeGreaterThan(200_000);
     expect(store.access?.sizeBytes).toBeLessThan(64 * 2 ** 20);
+    // The store is its disk's mount point: its size is what statfs says is used, not walked.
+    const disk = await statfs(tree.local(STORE));
+    expect(store.access?.sizeBytes).toBe((disk.blocks - disk.bfree) * disk.bsize);
     // The store root's reads were timed (a real stat takes more than the microsecond it is rounded
     // to), within the image-stores source's own run (whose duration is rounded to the millisecond).
     expect(store.access?.probeMs).toBeGreaterThan(0);

@@ -34,7 +34,10 @@ export interface StoreAccess {
   nfsVersion: string | null;
   /** Wall time of the probe (or of the local reads) of the store root, in ms. */
   probeMs: number;
-  /** Bytes used by the store's directory tree, when it was walked within budget; null otherwise. */
+  /**
+   * Bytes the store takes: its filesystem's used bytes when the store is that filesystem's mount
+   * point (and holds no other mount), else its directory tree walked within budget; null otherwise.
+   */
   sizeBytes: number | null;
 }
 
@@ -89,6 +92,8 @@ export interface StoreVisit {
   innerMounts: Set<string>;
   /** The fstype named in timeout messages. */
   fstype: string;
+  /** Used bytes of the store's own filesystem, when the store is its mount point and holds no mount. */
+  usedBytes: number | null;
 }
 
 function emptyAccess(): StoreAccess {
@@ -130,6 +135,7 @@ export async function visitStore(
     stats: [],
     hostPath: (relative) => path.posix.join(storePath, relative),
     innerMounts: new Set(),
+    usedBytes: null,
     fstype: "",
   };
   if (!storePath.startsWith("/")) {
@@ -190,6 +196,9 @@ export async function visitStore(
         access.error = `${storePath} is not a directory`;
       } else {
         access.status = "ok";
+        // A dedicated cache disk: what statfs says is used is what a walk would count.
+        if (inspection.isMountPoint && inner.length === 0)
+          visit.usedBytes = inspection.usage.totalBytes - inspection.usage.freeBytes;
       }
   }
   if (access.status !== "ok") {
@@ -393,12 +402,14 @@ export async function statInStore(
 }
 
 /**
- * Bytes the store's tree takes on disk (allocated blocks, each inode once, like du -x): a walk
- * within SIZE_BUDGET that enters no mount below the store. null for a store reached through a
- * network or FUSE mount (an NFS cache is never walked) and when the budget ran out.
+ * Bytes the store takes on disk: its filesystem's used bytes when it is that filesystem's mount
+ * point, else its tree walked (allocated blocks, each inode once, like du -x) within SIZE_BUDGET,
+ * entering no mount below the store. null for a store reached through a network or FUSE mount
+ * (an NFS cache is never walked) and when the budget ran out.
  */
 export async function storeSize(host: Host, visit: StoreVisit): Promise<number | null> {
   if (visit.guarded || visit.access.remote || !visit.resolved || visit.access.status !== "ok") return null;
+  if (visit.usedBytes !== null) return visit.usedBytes;
   const started = performance.now();
   const root = host.root.local(visit.resolved);
   const seen = new Set<string>();
