@@ -203,10 +203,18 @@ describe("crio-inspect", () => {
       at(start + 1_800_000),
       at(start + 1_800_000),
     );
+    // A drop-in whose name is not UTF-8, changed after the start: found by the time it was read at.
+    const latin1 = Buffer.concat([
+      Buffer.from(tree.local("/etc/crio/crio.conf.d/30-caf")),
+      Buffer.from([0xe9, 0x2e, 0x63, 0x6f, 0x6e, 0x66]),
+    ]);
+    await writeFile(latin1, `[crio]\nlog_level = "info"\n`);
+    await utimes(latin1, at(start + 60_000), at(start + 60_000));
     const facts = inspectOf(await collectTree(tree));
     expect(facts.process?.startedAt).toBe(new Date(start).toISOString());
     expect(facts.changedSinceStart).toEqual([
       { path: "/etc/crio/crio.conf.d/20-new.conf", modifiedAt: new Date(start + 1_800_000).toISOString() },
+      { path: "/etc/crio/crio.conf.d/30-caf\\xe9.conf", modifiedAt: new Date(start + 60_000).toISOString() },
     ]);
     // Nothing answers on the socket of this fake process.
     expect(facts.config.status).toBe("unreachable");

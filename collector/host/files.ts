@@ -8,6 +8,8 @@ export interface BoundedText {
   truncated: boolean;
   /** True when the bytes were not valid UTF-8 (they were decoded with U+FFFD replacements). */
   invalidUtf8: boolean;
+  /** The file's mtime (ms since the epoch), when it was read here (not through a probe child). */
+  modifiedMs?: number;
 }
 
 export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -19,14 +21,15 @@ export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024;
 export async function readBoundedText(localPath: string | Buffer, maxBytes = DEFAULT_MAX_FILE_BYTES) {
   const handle = await open(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const buffer = boundedBuffer(localPath, await handle.stat(), maxBytes);
+    const info = await handle.stat();
+    const buffer = boundedBuffer(localPath, info, maxBytes);
     let bytes = 0;
     while (bytes < buffer.length) {
       const { bytesRead } = await handle.read(buffer, bytes, buffer.length - bytes, bytes);
       if (bytesRead === 0) break;
       bytes += bytesRead;
     }
-    return boundedText(buffer, bytes, maxBytes);
+    return boundedText(buffer, bytes, maxBytes, info.mtimeMs);
   } finally {
     await handle.close();
   }
@@ -39,14 +42,15 @@ export async function readBoundedText(localPath: string | Buffer, maxBytes = DEF
 export function readBoundedTextNow(localPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES): BoundedText {
   const fd = openSync(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const buffer = boundedBuffer(localPath, fstatSync(fd), maxBytes);
+    const info = fstatSync(fd);
+    const buffer = boundedBuffer(localPath, info, maxBytes);
     let bytes = 0;
     while (bytes < buffer.length) {
       const bytesRead = readSync(fd, buffer, bytes, buffer.length - bytes, bytes);
       if (bytesRead === 0) break;
       bytes += bytesRead;
     }
-    return boundedText(buffer, bytes, maxBytes);
+    return boundedText(buffer, bytes, maxBytes, info.mtimeMs);
   } finally {
     closeSync(fd);
   }
@@ -64,8 +68,8 @@ function boundedBuffer(
   return Buffer.alloc(Math.min(maxBytes, Math.max(info.size, 0)) + 1);
 }
 
-function boundedText(buffer: Buffer, bytes: number, maxBytes: number): BoundedText {
-  return decodeUtf8(buffer.subarray(0, Math.min(bytes, maxBytes)), bytes > maxBytes);
+function boundedText(buffer: Buffer, bytes: number, maxBytes: number, modifiedMs: number): BoundedText {
+  return { ...decodeUtf8(buffer.subarray(0, Math.min(bytes, maxBytes)), bytes > maxBytes), modifiedMs };
 }
 
 export function decodeUtf8(body: Buffer, truncated: boolean): BoundedText {

@@ -15,6 +15,8 @@ export interface ConfigFileFact {
   error?: { message: string; line?: number; column?: number };
   /** Set when the file was larger than we read; settings past the cut were not seen. */
   truncated?: boolean;
+  /** When the file read was last modified (ISO 8601), when known. */
+  modifiedAt?: string;
 }
 
 export type Table = Record<string, unknown>;
@@ -46,6 +48,7 @@ async function loadFile(
     const read = await readConfigText(host, ref);
     text = read.text;
     if (read.truncated) fact.truncated = true;
+    if (read.modifiedMs !== undefined) fact.modifiedAt = new Date(read.modifiedMs).toISOString();
   } catch (error) {
     if (isErrno(error, "ENOENT")) return { fact: { ...fact, status: "missing" } };
     return { fact: { ...fact, status: "error", error: { message: describeError(error) } } };

@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { Host } from "../host/host.js";
@@ -79,7 +79,7 @@ export const crioInspectSource: SourceDefinition<Inputs, "crio-inspect"> = {
       askSocket(host, socket, "/config", parseConfig),
       storage.crioProcess ? processStart(host.procRoot, storage.crioProcess.pid) : null,
     ]);
-    const changedSinceStart = process ? await changedSince(host, storage, new Date(process.startedAt)) : [];
+    const changedSinceStart = process ? changedSince(storage, new Date(process.startedAt)) : [];
     // The running CRI-O's own setting when it told us, else what the files say.
     const file = config.status === "ok" ? config.value.cleanShutdownFile : crio.cleanShutdownFile.value;
     const cleanShutdown = await cleanShutdownOf(host, file, storage.crioProcess !== null);
@@ -218,27 +218,16 @@ export function startTicks(stat: string): number | undefined {
  * not CRI-O's. A file counts only when modified more than btime's rounding after the computed
  * start, so one written just before a restart is not reported as pending.
  */
-async function changedSince(
-  host: Host,
-  storage: StorageConfigFacts,
-  startedAt: Date,
-): Promise<CrioInspectFacts["changedSinceStart"]> {
-  const candidates = storage.files.filter(
-    (file) => file.status !== "missing" && !file.kind.startsWith("containerd"),
+function changedSince(storage: StorageConfigFacts, startedAt: Date): CrioInspectFacts["changedSinceStart"] {
+  // The times storage-config saw when it read each file (whatever its name's bytes).
+  const after = startedAt.getTime() + START_TIME_SLACK_MS;
+  return storage.files.flatMap((file) =>
+    file.modifiedAt !== undefined &&
+    !file.kind.startsWith("containerd") &&
+    Date.parse(file.modifiedAt) >= after
+      ? [{ path: file.path, modifiedAt: file.modifiedAt }]
+      : [],
   );
-  const changed = await Promise.all(
-    candidates.map(async (file) => {
-      try {
-        const info = await stat((await host.root.resolve(file.path)).local);
-        if (!info.isFile()) return undefined;
-        if (info.mtimeMs < startedAt.getTime() + START_TIME_SLACK_MS) return undefined;
-        return { path: file.path, modifiedAt: info.mtime.toISOString() };
-      } catch {
-        return undefined; // gone since storage-config read it, or a name we can only show escaped
-      }
-    }),
-  );
-  return changed.filter((entry) => entry !== undefined);
 }
 
 /** The clean-shutdown file and its `.supported` marker (internal/lib/container_server.go ShutdownWasUnclean). */
