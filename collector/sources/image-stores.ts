@@ -244,6 +244,12 @@ function layerBytes(records: readonly JsonRecord[]): number {
   return total;
 }
 
+/** A layer id a record names under `key` (an image's "layer", a layer's "parent"), or null. */
+export function layerIdOf(record: JsonRecord, key: "layer" | "parent"): string | null {
+  const id = record[key];
+  return typeof id === "string" && id !== "" ? id : null;
+}
+
 /** Uncompressed size when containers/storage knows it (-1 for lazily pulled layers), else compressed. */
 export function layerRecordBytes(record: JsonRecord): number {
   const diff = Number(record["diff-size"]);
@@ -315,8 +321,11 @@ async function hasImagesJson(host: Host, storePath: string, driver: string): Pro
 export const MAX_CHECKED_IMAGES = 5000;
 export const MAX_LAYER_STATS = 20_000;
 const MAX_EXAMPLES = 5;
-/** A chain longer than this is a loop in the parent links (containers/storage images have < 128 layers). */
-const MAX_CHAIN = 1000;
+/**
+ * A chain longer than this is a loop in the parent links nobody noticed (containers/storage
+ * images have fewer than 128 layers): the image-stores and layers sources stop there.
+ */
+export const MAX_CHAIN = 1000;
 
 /**
  * Does every image of an additional store have its layers: each image's top layer and its
@@ -348,7 +357,7 @@ async function checkCompleteness(
   const queued = new Set<string>();
   for (const record of images.slice(0, MAX_CHECKED_IMAGES)) {
     const chain = { image: imageLabel(record), ownIds: [] as string[], missingRecord: null as string | null };
-    let id = typeof record.layer === "string" && record.layer !== "" ? record.layer : null;
+    let id = layerIdOf(record, "layer");
     // A parent link back into the chain (a damaged layers.json) ends it: each layer once.
     const walked = new Set<string>();
     for (let steps = 0; id && steps < MAX_CHAIN && !walked.has(id); steps++) {
@@ -416,7 +425,7 @@ function parentsById(records: readonly JsonRecord[]): Map<string, string | null>
   const map = new Map<string, string | null>();
   for (const record of records) {
     if (typeof record.id !== "string" || map.has(record.id)) continue;
-    map.set(record.id, typeof record.parent === "string" && record.parent !== "" ? record.parent : null);
+    map.set(record.id, layerIdOf(record, "parent"));
   }
   return map;
 }

@@ -6,7 +6,14 @@ import type { Host } from "../host/host.js";
 import { isWithin, type MountTable, mayHang } from "../host/mountinfo.js";
 import { describeError } from "../host/root.js";
 import { containersStorageOf } from "./filesystems.js";
-import { type JsonRecord, layerRecordBytes, type MetadataFile, readJsonArray } from "./image-stores.js";
+import {
+  type JsonRecord,
+  layerIdOf,
+  layerRecordBytes,
+  MAX_CHAIN,
+  type MetadataFile,
+  readJsonArray,
+} from "./image-stores.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { Absent, type SourceDefinition } from "./source.js";
 import type { LayerStoreEntry, StorageConfigFacts } from "./storage-config.js";
@@ -131,8 +138,6 @@ export const MAX_IMAGES = 2000;
 const MAX_ANOMALIES = 100;
 const MAX_EXAMPLES = 10;
 const MAX_USED_BY = 3;
-/** A chain longer than this is a loop nobody noticed (images have at most a few hundred layers). */
-const MAX_CHAIN = 10_000;
 /** Layer directories read between two turns of the event loop. */
 const LAYERS_PER_TURN = 256;
 /** Reads of `additionallayer` are synchronous, so one buffer serves them all. */
@@ -247,7 +252,7 @@ export async function inspectLayers(host: Host, request: InspectRequest): Promis
       if (typeof id !== "string" || records.has(id)) continue;
       records.set(id, {
         record,
-        parent: typeof record.parent === "string" && record.parent !== "" ? record.parent : null,
+        parent: layerIdOf(record, "parent"),
         bytes: layerRecordBytes(record),
         home: m.root,
       });
@@ -307,7 +312,7 @@ export async function inspectLayers(host: Host, request: InspectRequest): Promis
       id: record.id,
       name,
       home,
-      topLayer: typeof record.layer === "string" && record.layer !== "" ? record.layer : null,
+      topLayer: layerIdOf(record, "layer"),
       chainLength: 0,
       layers: zeroes(),
       bytes: zeroes(),
