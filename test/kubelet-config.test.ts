@@ -35,6 +35,18 @@ const input = (partial: Partial<EvictionInput>): EvictionInput => ({
 /** What every kubelet drop-in must start with: the kubelet refuses one without it. */
 const DROP_IN = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
+/** A running kubelet with --config (imageGCHighThresholdPercent 90) and --config-dir=/etc/kubelet.d. */
+async function kubeletWithConfigDir(): Promise<HostTree> {
+  const tree = await HostTree.create();
+  await baseNode(tree);
+  await tree.write("/var/lib/kubelet/config.yaml", `${DROP_IN}imageGCHighThresholdPercent: 90\n`);
+  await tree.startProcess("kubelet", [
+    "--config=/var/lib/kubelet/config.yaml",
+    "--config-dir=/etc/kubelet.d",
+  ]);
+  return tree;
+}
+
 describe("effective eviction thresholds (the kubelet's rules)", () => {
   it("applies the five Linux defaults when evictionHard is unset", () => {
     const facts = effectiveEviction(input({}));
@@ -182,13 +194,7 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
   });
 
   it("reports a drop-in without apiVersion/kind as the kubelet does (it refuses to start), and does not merge it", async () => {
-    tree = await HostTree.create();
-    await baseNode(tree);
-    await tree.write("/var/lib/kubelet/config.yaml", `${DROP_IN}imageGCHighThresholdPercent: 90\n`);
-    await tree.startProcess("kubelet", [
-      "--config=/var/lib/kubelet/config.yaml",
-      "--config-dir=/etc/kubelet.d",
-    ]);
+    tree = await kubeletWithConfigDir();
     await tree.write("/etc/kubelet.d/10-bare.conf", "imageGCHighThresholdPercent: 60\n");
     await tree.write(
       "/etc/kubelet.d/20-other.conf",
@@ -210,13 +216,7 @@ describe.skipIf(!ready)("kubelet configuration on a host tree", () => {
   });
 
   it("reports a symlink loop and a symlink to a directory in its drop-in directory, and merges the other drop-ins", async () => {
-    tree = await HostTree.create();
-    await baseNode(tree);
-    await tree.write("/var/lib/kubelet/config.yaml", `${DROP_IN}imageGCHighThresholdPercent: 90\n`);
-    await tree.startProcess("kubelet", [
-      "--config=/var/lib/kubelet/config.yaml",
-      "--config-dir=/etc/kubelet.d",
-    ]);
+    tree = await kubeletWithConfigDir();
     await tree.write("/etc/kubelet.d/05-gc.conf", `${DROP_IN}imageGCHighThresholdPercent: 80\n`);
     // A link to itself (ELOOP), and a link to a directory: filepath.WalkDir does not follow links,
     // and the kubelet's read of a *.conf entry that is a directory fails.

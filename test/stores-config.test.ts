@@ -22,6 +22,16 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/crio/config.toml", import.meta
 const SOCKET = "/run/crio/crio.sock";
 const journalReady = requireParts("unclean shutdown from the journal", ["journal-remote"]);
 
+const ARTIFACT_STORES = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"];
+
+/** The drop-in naming the imagestore and the artifact stores (what the tests edit after CRI-O started). */
+async function writeStores(tree: HostTree, imagestore: string, artifactStores: string[]): Promise<void> {
+  await tree.write(
+    "/etc/crio/crio.conf.d/10-stores.conf",
+    `[crio]\nimagestore = "${imagestore}"\n\n[crio.runtime]\nadditional_artifact_stores = ${JSON.stringify(artifactStores)}\n`,
+  );
+}
+
 /** The node the fixture describes: its files give exactly what the fixture's CRI-O runs with. */
 async function fixtureNode(tree: HostTree): Promise<void> {
   await tree.mkdir("/run/crio");
@@ -31,10 +41,7 @@ async function fixtureNode(tree: HostTree): Promise<void> {
     `[storage]\ndriver = "overlay"\ngraphroot = "${GRAPHROOT}"\nrunroot = "/run/containers/storage"\n\n[storage.options.overlay]\nmountopt = "nodev,metacopy=on"\n`,
   );
   await tree.write("/etc/crio/crio.conf", `[crio]\nlog_dir = "/var/log/crio/pods"\n`);
-  await tree.write(
-    "/etc/crio/crio.conf.d/10-stores.conf",
-    `[crio]\nimagestore = "/var/lib/images"\n\n[crio.runtime]\nadditional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]\n`,
-  );
+  await writeStores(tree, "/var/lib/images", ARTIFACT_STORES);
   const server = await startFakeCrio(
     tree.local(SOCKET),
     { graphroot: GRAPHROOT, imagestore: "/var/lib/images" },
@@ -63,10 +70,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
     tree = await HostTree.create();
     await fixtureNode(tree);
     // An edit after CRI-O started: a new imagestore and one artifact store fewer.
-    await tree.write(
-      "/etc/crio/crio.conf.d/10-stores.conf",
-      `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/var/lib/ssd-artifacts"]\n`,
-    );
+    await writeStores(tree, "/var/lib/images2", ["/var/lib/ssd-artifacts"]);
     const snapshot = await collectTree(tree);
     expect(snapshot.sources.cri.status === "ok" && snapshot.sources.cri.facts.answeredBy).toBeTruthy();
     const findings = runChecks(snapshot);
@@ -89,10 +93,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
   it("gives one finding, CRI_IMAGEFS_MISMATCH, for an imagestore edited without a restart while the CRI answers", async () => {
     tree = await HostTree.create();
     await fixtureNode(tree);
-    await tree.write(
-      "/etc/crio/crio.conf.d/10-stores.conf",
-      `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]\n`,
-    );
+    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
     const snapshot = await collectTree(tree);
     // That the new path is no mounted disk is another matter (IMAGESTORE_NOT_MOUNTED): of the
     // findings that say the edit is not in effect, there is one.
@@ -107,10 +108,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
   it("compares root and imagestore with /config itself when the CRI does not answer", async () => {
     tree = await HostTree.create();
     await fixtureNode(tree);
-    await tree.write(
-      "/etc/crio/crio.conf.d/10-stores.conf",
-      `[crio]\nimagestore = "/var/lib/images2"\n\n[crio.runtime]\nadditional_artifact_stores = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"]\n`,
-    );
+    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
     const snapshot = await collectTree(tree);
     // As if the gRPC side were down: judged from the same snapshot with no CRI answer.
     const cri = snapshot.sources.cri;
