@@ -342,45 +342,80 @@ export async function readWithSdJournal(session: ReadSession): Promise<void> {
 
 const TWO_32 = 4294967296;
 
-/** Returns true when a limit was reached and the rest is to be counted. */
+/** What one read of the journal keeps between batches of entries. */
+interface Reader {
+  sd: SdJournal;
+  j: Address;
+  session: ReadSession;
+  step: (j: Address) => number;
+  /** Hashes of the wanted field names (nameHash); null when every field is wanted. */
+  wantedHashes: Set<number> | null;
+  /** The handle already stands on an entry not yet read (position's answer). */
+  pending: boolean;
+  info: ValueInfo;
+}
+
+/** An entry's fields as read, or null when libsystemd could not read its data. */
+interface EntryFields {
+  fields: Record<string, string | Buffer>;
+  bytes: number;
+  truncated: number;
+}
+
+/**
+ * Returns true when a limit was reached and the rest is to be counted. The loop runs in batches
+ * of synchronous calls between yields to the event loop: a synchronous function is compiled once
+ * for the whole read, where the async one was re-optimized again and again (V8 found paths it had
+ * no type feedback for after each resume), which cost some 200 ms of compiler time per pass.
+ */
 async function deliverEntries(
   sd: SdJournal,
   j: Address,
   session: ReadSession,
   standing: boolean,
 ): Promise<boolean> {
+  const wanted = session.fields;
+  const reader: Reader = {
+    sd,
+    j,
+    session,
+    step: session.backward ? sd.native.previous : sd.native.next,
+    wantedHashes: wanted === null ? null : new Set([...wanted].map(nameHash)),
+    pending: standing,
+    info: { bytes: 0, truncated: false },
+  };
+  for (;;) {
+    const outcome = deliverBatch(reader, YIELD_EVERY);
+    if (outcome !== "more") return outcome === "count";
+    await yieldToEventLoop();
+    if (session.expired()) return false;
+  }
+}
+
+/**
+ * Delivers up to `count` entries. "more" when the batch ended with more to read, "count" when a
+ * limit was reached and the rest is to be counted, "end" when the read is over.
+ */
+function deliverBatch(reader: Reader, count: number): "more" | "count" | "end" {
+  const { sd, j, session, step } = reader;
   const { native, words, memory } = sd;
   const out0 = sd.scratch;
-  const out1 = sd.scratch + 8;
-  const max = session.maxFieldBytes;
-  /** Bytes of a field that are ever read: name (<= 64), "=", and at most max bytes of value. */
-  const readCap = max + 66;
   const since = session.sinceUsec;
-  const { backward, fields: wanted, cursors } = session;
-  const step = backward ? native.previous : native.next;
-  const info: ValueInfo = { bytes: 0, truncated: false };
-  const wantedHashes = wanted === null ? null : new Set([...wanted].map(nameHash));
-  let pending = standing;
-  let untilYield = YIELD_EVERY;
-  for (;;) {
-    if (pending) pending = false;
+  const { backward, cursors } = session;
+  for (let left = count; left > 0; left -= 1) {
+    if (reader.pending) reader.pending = false;
     else {
       const r = step(j);
       if (r <= 0) {
         if (r < 0) session.warn(`reading stopped early: sd_journal_next failed (${errnoText(r)})`);
         else session.complete = true;
-        return false;
+        return "end";
       }
     }
     session.seen += 1;
-    if (--untilYield === 0) {
-      untilYield = YIELD_EVERY;
-      await yieldToEventLoop();
-      if (session.expired()) return false;
-    }
     if (session.full) {
       session.drop();
-      return true;
+      return "count";
     }
     if (native.getRealtimeUsec(j, out0) < 0) {
       session.unreadable += 1;
@@ -390,7 +425,7 @@ async function deliverEntries(
     if (realtimeUsec < since) {
       if (!backward) continue;
       session.complete = true; // backward, the first entry before the start ends the read
-      return false;
+      return "end";
     }
     let cursor = "";
     if (cursors) {
@@ -402,62 +437,76 @@ async function deliverEntries(
       cursor = memory.cString(cursorAddress);
       native.free(cursorAddress);
     }
-
-    native.restartData(j);
-    entrySerial = entrySerial === Number.MAX_SAFE_INTEGER ? 1 : entrySerial + 1;
-    const serial = entrySerial;
-    const fields: Record<string, string | Buffer> = {};
-    let bytes = 0;
-    let truncated = 0;
-    let r = native.enumerateData(j, out0, out1);
-    for (; r > 0; r = native.enumerateData(j, out0, out1)) {
-      const p = words[0]! + words[1]! * TWO_32;
-      const length = words[2]! + words[3]! * TWO_32;
-      const start = memory.at(p, length < readCap ? length : readCap);
-      const buf = memory.buf;
-      const end = start + length;
-      // Find "=" and hash the name on the way; names are at most 64 bytes.
-      let eq = start;
-      let hash = 0;
-      const nameEnd = end < start + 65 ? end : start + 65;
-      for (; eq < nameEnd; eq += 1) {
-        const c = buf[eq]!;
-        if (c === 61) break;
-        hash = (Math.imul(hash, 31) + c) | 0;
-      }
-      if (eq === nameEnd) continue; // no "=" where a name ends: not a field (journald writes none)
-      // A name whose hash no wanted name has is not wanted: skipped without being looked up.
-      if (wantedHashes !== null && !wantedHashes.has(hash)) continue;
-      const field = internName(buf, start, eq, hash);
-      if (wanted !== null && !wanted.has(field.name)) continue;
-      // A repeated field keeps its first value.
-      if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;
-      if (field.seenIn >= 0) field.seenIn = serial;
-      const valueLength = end - eq - 1;
-      let value: string | Buffer;
-      let valueBytes = valueLength;
-      if (valueLength <= max) {
-        value = (buf as unknown as FastSlices).utf8Slice(eq + 1, end);
-        if (value.includes("\uFFFD")) {
-          value = decodeValue(buf, eq + 1, end, valueLength, max, info);
-          valueBytes = info.bytes;
-        }
-      } else {
-        value = decodeValue(buf, eq + 1, eq + 1 + max, valueLength, max, info);
-        valueBytes = info.bytes;
-        truncated += 1;
-      }
-      fields[field.name] = value;
-      bytes += eq - start + 1 + valueBytes;
-    }
-    if (r < 0) {
+    const read = readFields(reader);
+    if (read === null) {
       session.unreadable += 1; // as journalctl does: an entry whose data cannot be read is skipped
       continue;
     }
-    const entry: JournalEntry = { cursor, realtimeUsec, fields };
-    const verdict = session.deliver(entry, bytes, truncated);
-    if (verdict !== "more") return verdict === "count";
+    const entry: JournalEntry = { cursor, realtimeUsec, fields: read.fields };
+    const verdict = session.deliver(entry, read.bytes, read.truncated);
+    if (verdict !== "more") return verdict === "count" ? "count" : "end";
   }
+  return "more";
+}
+
+/** The wanted fields of the entry the handle stands on. */
+function readFields(reader: Reader): EntryFields | null {
+  const { sd, j, session, wantedHashes, info } = reader;
+  const { native, words, memory } = sd;
+  const out0 = sd.scratch;
+  const out1 = sd.scratch + 8;
+  const max = session.maxFieldBytes;
+  /** Bytes of a field that are ever read: name (<= 64), "=", and at most max bytes of value. */
+  const readCap = max + 66;
+  const wanted = session.fields;
+  native.restartData(j);
+  entrySerial = entrySerial === Number.MAX_SAFE_INTEGER ? 1 : entrySerial + 1;
+  const serial = entrySerial;
+  const fields: Record<string, string | Buffer> = {};
+  let bytes = 0;
+  let truncated = 0;
+  let r = native.enumerateData(j, out0, out1);
+  for (; r > 0; r = native.enumerateData(j, out0, out1)) {
+    const p = words[0]! + words[1]! * TWO_32;
+    const length = words[2]! + words[3]! * TWO_32;
+    const start = memory.at(p, length < readCap ? length : readCap);
+    const buf = memory.buf;
+    const end = start + length;
+    // Find "=" and hash the name on the way; names are at most 64 bytes.
+    let eq = start;
+    let hash = 0;
+    const nameEnd = end < start + 65 ? end : start + 65;
+    for (; eq < nameEnd; eq += 1) {
+      const c = buf[eq]!;
+      if (c === 61) break;
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    if (eq === nameEnd) continue; // no "=" where a name ends: not a field (journald writes none)
+    // A name whose hash no wanted name has is not wanted: skipped without being looked up.
+    if (wantedHashes !== null && !wantedHashes.has(hash)) continue;
+    const field = internName(buf, start, eq, hash);
+    if (wanted !== null && !wanted.has(field.name)) continue;
+    // A repeated field keeps its first value.
+    if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;
+    if (field.seenIn >= 0) field.seenIn = serial;
+    const valueLength = end - eq - 1;
+    let value: string | Buffer;
+    let valueBytes = valueLength;
+    if (valueLength <= max) {
+      value = (buf as unknown as FastSlices).utf8Slice(eq + 1, end);
+      if (value.includes("\uFFFD")) {
+        value = decodeValue(buf, eq + 1, end, valueLength, max, info);
+        valueBytes = info.bytes;
+      }
+    } else {
+      value = decodeValue(buf, eq + 1, eq + 1 + max, valueLength, max, info);
+      valueBytes = info.bytes;
+      truncated += 1;
+    }
+    fields[field.name] = value;
+    bytes += eq - start + 1 + valueBytes;
+  }
+  return r < 0 ? null : { fields, bytes, truncated };
 }
 
 /**
