@@ -1,11 +1,18 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JournalEntry } from "../collector/journal/types.js";
 import { MAX_TIMELINE_HOURS, ReasonCounter } from "../collector/logrules/counter.js";
 import { linesContaining } from "../collector/logrules/lines.js";
-import { BUILTIN_PACK_DIR, classify, loadPacks, logMessage } from "../collector/logrules/pack.js";
+import {
+  BUILTIN_PACK_DIR,
+  classify,
+  type LogPack,
+  loadPacks,
+  logMessage,
+} from "../collector/logrules/pack.js";
 
 let when = Date.UTC(2026, 10, 23, 8) * 1000;
 function entry(fields: Record<string, string>): JournalEntry {
@@ -26,6 +33,47 @@ describe("log rule packs", () => {
     const { packs, errors } = await loadPacks([BUILTIN_PACK_DIR]);
     expect(errors).toEqual([]);
     expect(packs.map((p) => p.name)).toContain("selinux-relabel");
+  });
+
+  it("reads the built CLI's packs from the index the build wrote, the same packs as the YAML files", async () => {
+    // The global setup has built dist/: its pack.js reads index.json, never the YAML files.
+    const dist = path.resolve(import.meta.dirname, "../dist/collector/logrules/pack.js");
+    const built: typeof import("../collector/logrules/pack.js") = await import(dist);
+    const index = JSON.parse(await readFile(path.join(built.BUILTIN_PACK_DIR, built.PACK_INDEX), "utf8"));
+    expect(index.map(([name]: [string]) => name)).toEqual(
+      (await readdir(BUILTIN_PACK_DIR)).filter((n) => n.endsWith(".yaml")).sort(),
+    );
+    const shape = (packs: LogPack[]) =>
+      packs.map((p) => ({
+        ...p,
+        file: path.basename(p.file),
+        rules: p.rules.map((r) => ({ ...r, match: String(r.match), levels: r.levels && [...r.levels] })),
+      }));
+    const fromIndex = await built.loadPacks([built.BUILTIN_PACK_DIR]);
+    const fromYaml = await loadPacks([BUILTIN_PACK_DIR]);
+    expect(fromIndex.errors).toEqual([]);
+    expect(shape(fromIndex.packs)).toEqual(shape(fromYaml.packs));
+    // Read from the index, the packs load no YAML parser (what the index is for).
+    const probe = await execa(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `import { createRequire } from "node:module";
+       const m = await import(${JSON.stringify(dist)});
+       const { errors } = await m.loadPacks([m.BUILTIN_PACK_DIR]);
+       const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes("/node_modules/yaml/"));
+       console.log(JSON.stringify({ errors, yaml: loaded.length }));`,
+    ]);
+    expect(JSON.parse(probe.stdout)).toEqual({ errors: [], yaml: 0 });
+    // Any other directory is read from its YAML files, even with an index.json in it.
+    const copy = await mkdtemp(path.join(os.tmpdir(), "imagefs-packs-copy-"));
+    try {
+      await cp(built.BUILTIN_PACK_DIR, copy, { recursive: true });
+      await writeFile(path.join(copy, "crio-storage.yaml"), "name: [\n");
+      const copied = await built.loadPacks([copy]);
+      expect(copied.errors.map((e) => path.basename(e.file))).toEqual(["crio-storage.yaml"]);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
   });
 
   it("classifies relabel failures by reason, per unit, with first/last seen and the latest example", async () => {
