@@ -32,7 +32,7 @@ import { CursorStore } from "../collector/journal/cursor-store.js";
 import { listJournalFiles } from "../collector/journal/files.js";
 import { journalDirectories } from "../collector/journal/locate.js";
 import { findCursor, readJournal } from "../collector/journal/reader.js";
-import { cursorsOfDirectory } from "../collector/journal/sdjournal.js";
+import { cursorsOfDirectory, Memory } from "../collector/journal/sdjournal.js";
 import type {
   JournalEntry,
   JournalLimits,
@@ -1043,5 +1043,47 @@ describe.skipIf(!ready)("must-gather's shared journal pass", () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("sd-journal memory views", () => {
+  it("reads any address through one 4 GiB view around the first, in windows below 2^31", async () => {
+    const koffi = (await import("koffi")).default;
+    const views: number[] = [];
+    const memory = new Memory((base, length) => {
+      views.push(length);
+      return koffi.view(base, length);
+    });
+    // Real memory with known bytes, read through the views as libsystemd's pointers are.
+    const block = koffi.alloc("uint8_t", 64 * 1024);
+    const address = Number(block);
+    const bytes = new Uint8Array(koffi.view(block, 64 * 1024));
+    for (let i = 0; i < bytes.length; i += 1) bytes[i] = i % 251;
+    for (const at of [0, 1, 4095, 40_000, 64 * 1024 - 16]) {
+      const offset = memory.at(address + at, 16);
+      expect(offset).toBeLessThan(2 ** 31);
+      expect([...memory.buf.subarray(offset, offset + 16)]).toEqual(
+        Array.from({ length: 16 }, (_, i) => (at + i) % 251),
+      );
+    }
+    koffi.free(block);
+    // Where libsystemd maps journal files (not read here: only where the windows fall), pointers
+    // up to 2 GiB on either side of the first need no second view: V8 counts each view as
+    // external memory and collects the heap for it.
+    const mapped = 0x7f00_0000_0000;
+    const far = new Memory((base, length) => {
+      views.push(length);
+      return koffi.view(base, length);
+    });
+    views.length = 0;
+    for (const delta of [0, -(2 ** 31) + 16, -(2 ** 30) - 7, 2 ** 30 + 5, 2 ** 31 - 32]) {
+      const offset = far.at(mapped + delta, 16);
+      expect(offset).toBeGreaterThanOrEqual(0);
+      expect(offset + 16).toBeLessThanOrEqual(far.buf.length);
+      expect(far.buf.length).toBeLessThanOrEqual(2 ** 31);
+    }
+    expect(views).toEqual([2 ** 32]);
+    far.at(mapped + 2 ** 33, 16);
+    expect(views).toEqual([2 ** 32, 2 ** 32]);
   });
 });

@@ -99,24 +99,40 @@ function toAddress(pointer: unknown): Address {
   return n;
 }
 
-/** Bytes each view spans, and how far before the first address it serves it starts. */
-const SPAN = 2 ** 31;
-const BEFORE = 2 ** 30;
-const MAX_VIEWS = 16;
+const GiB = 2 ** 30;
+/**
+ * Bytes of address space in one view (koffi takes at most 4 GiB). V8 counts a view as external
+ * memory of its size, and a view made in the middle of a read forced a full, memory-reducing
+ * collection of the worker's heap (16 ms, and a smaller young generation after it). The pointers
+ * of a must-gather pass span 1.0-1.4 GiB, which the 2 GiB views made before did not always hold;
+ * one view of 4 GiB around the first pointer does, and costs one collection while the heap is
+ * small.
+ */
+const REGION = 4 * GiB;
+const MAX_REGIONS = 8;
+
+/** One view of the address space, read through Buffers of 2 GiB that start on GiB boundaries. */
+interface Region {
+  base: number;
+  end: number;
+  view: ArrayBuffer;
+  /** windows[k] covers [base + k GiB, base + (k + 2) GiB), cut at the end. */
+  windows: Buffer[];
+}
 
 /**
- * Reads memory libsystemd points at, through views of up to 2 GiB of the address space: a view
- * is only a window, creating one touches nothing, and only [p, p + length) of a pointer that
- * libsystemd has just returned is ever read, so it does not matter what else lies in the window,
- * or that libsystemd may have remapped it since the view was made. Offsets stay below 2^31
- * (Buffer.indexOf and friends take 32-bit offsets).
+ * Reads memory libsystemd points at, through views of the address space: a view is only a
+ * window, creating one touches nothing, and only [p, p + length) of a pointer that libsystemd has
+ * just returned is ever read, so it does not matter what else lies in the window, or that
+ * libsystemd may have remapped it since the view was made. Offsets in `buf` stay below 2^31
+ * (Buffer.indexOf and friends take 32-bit offsets): a view is read through Buffers of 2 GiB.
  */
 export class Memory {
-  /** The current view and the address its byte 0 stands for. */
+  /** The current window and the address its byte 0 stands for. */
   buf: Buffer = Buffer.alloc(0);
   #base = 0;
   #end = 0;
-  #views: { base: number; end: number; buf: Buffer }[] = [];
+  #regions: Region[] = [];
   readonly #view: (base: number, length: number) => ArrayBuffer;
 
   constructor(view: (base: number, length: number) => ArrayBuffer) {
@@ -126,24 +142,25 @@ export class Memory {
   /** Makes `buf` cover [p, p + length) and returns p's offset in it. length must be < 1 GiB. */
   at(p: Address, length: number): number {
     if (p >= this.#base && p + length <= this.#end) return p - this.#base;
-    for (const v of this.#views) {
-      if (p >= v.base && p + length <= v.end) {
-        this.#use(v);
-        return p - v.base;
-      }
+    let region = this.#regions.find((r) => p >= r.base && p + length <= r.end);
+    if (!region) {
+      const base = Math.max(4096, p - REGION / 2); // no view of page 0 (a null pointer to koffi)
+      region = { base, end: base + REGION, view: this.#view(base, REGION), windows: [] };
+      if (this.#regions.length >= MAX_REGIONS) this.#regions.shift();
+      this.#regions.push(region);
     }
-    const base = Math.max(4096, p - BEFORE);
-    const v = { base, end: base + SPAN, buf: Buffer.from(this.#view(base, SPAN)) };
-    if (this.#views.length >= MAX_VIEWS) this.#views.shift();
-    this.#views.push(v);
-    this.#use(v);
-    return p - base;
-  }
-
-  #use(v: { base: number; end: number; buf: Buffer }): void {
-    this.buf = v.buf;
-    this.#base = v.base;
-    this.#end = v.end;
+    // The window starting in p's GiB holds [p, p + length): it ends a GiB and more after p, or
+    // where the region does.
+    const k = Math.floor((p - region.base) / GiB);
+    const buf = (region.windows[k] ??= Buffer.from(
+      region.view,
+      k * GiB,
+      Math.min(2 * GiB, REGION - k * GiB),
+    ));
+    this.buf = buf;
+    this.#base = region.base + k * GiB;
+    this.#end = this.#base + buf.length;
+    return p - this.#base;
   }
 
   /**
