@@ -152,11 +152,11 @@ export class Memory {
     // The window starting in p's GiB holds [p, p + length): it ends a GiB and more after p, or
     // where the region does.
     const k = Math.floor((p - region.base) / GiB);
-    const buf = (region.windows[k] ??= Buffer.from(
-      region.view,
-      k * GiB,
-      Math.min(2 * GiB, REGION - k * GiB),
-    ));
+    let buf = region.windows[k];
+    if (!buf) {
+      buf = Buffer.from(region.view, k * GiB, Math.min(2 * GiB, REGION - k * GiB));
+      region.windows[k] = buf;
+    }
     this.buf = buf;
     this.#base = region.base + k * GiB;
     this.#end = this.#base + buf.length;
