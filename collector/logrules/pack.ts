@@ -49,7 +49,10 @@ const LOGRUS_LEVELS = new Set(["trace", "debug", "info", "warning", "error", "fa
  */
 export const PACK_INDEX = "index.json";
 
-/** Loads every *.yaml pack of the directories, later directories overriding packs of the same name. */
+/**
+ * Loads every *.yaml pack of the directories (the built-in one from its index when the build wrote
+ * one), later directories overriding packs of the same name.
+ */
 export async function loadPacks(dirs: string[]): Promise<{ packs: LogPack[]; errors: PackError[] }> {
   const byName = new Map<string, LogPack>();
   const errors: PackError[] = [];
