@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -73,6 +73,42 @@ describe("log rule packs", () => {
       expect(copied.errors.map((e) => path.basename(e.file))).toEqual(["crio-storage.yaml"]);
     } finally {
       await rm(copy, { recursive: true, force: true });
+    }
+  });
+
+  it("reads the YAML when the built index is unreadable, and names a pack of the index that is invalid", async () => {
+    // A copy of the built collector, its node_modules linked: its BUILTIN_PACK_DIR is the copy's.
+    const root = await mkdtemp(path.join(os.tmpdir(), "imagefs-packs-built-"));
+    try {
+      await cp(path.resolve(import.meta.dirname, "../dist/collector"), path.join(root, "collector"), {
+        recursive: true,
+      });
+      await symlink(path.resolve(import.meta.dirname, "../node_modules"), path.join(root, "node_modules"));
+      const packDir = path.join(root, "collector/logrules/packs");
+      const load = async () => {
+        const probe = await execa(process.execPath, [
+          "--input-type=module",
+          "-e",
+          `const m = await import(${JSON.stringify(path.join(root, "collector/logrules/pack.js"))});
+           const { packs, errors } = await m.loadPacks([m.BUILTIN_PACK_DIR]);
+           console.log(JSON.stringify({ names: packs.map((p) => p.name).sort(), errors }));`,
+        ]);
+        return JSON.parse(probe.stdout) as { names: string[]; errors: { file: string; message: string }[] };
+      };
+      const yamlNames = (await loadPacks([BUILTIN_PACK_DIR])).packs.map((p) => p.name).sort();
+      // Truncated by a build that died half-way: the YAML files are read instead, nothing lost.
+      const index = await readFile(path.join(packDir, "index.json"), "utf8");
+      await writeFile(path.join(packDir, "index.json"), index.slice(0, 100));
+      expect(await load()).toEqual({ names: yamlNames, errors: [] });
+      // A document the loader refuses is reported under its YAML file's name, the others kept.
+      const documents = JSON.parse(index) as [string, Record<string, unknown>][];
+      documents[0]![1] = { ...documents[0]![1], rules: [] };
+      await writeFile(path.join(packDir, "index.json"), JSON.stringify(documents));
+      const broken = await load();
+      expect(broken.errors.map((e) => path.basename(e.file))).toEqual([documents[0]![0]]);
+      expect(broken.names).toHaveLength(yamlNames.length - 1);
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 
