@@ -1,20 +1,18 @@
-// Writes dist/collector/logrules/packs/index.json: each built-in pack's YAML document, parsed
-// here with the options the loader uses (logrules/pack.ts, PACK_INDEX), so that reading the
-// built-in packs at run time needs no YAML parser. A pack that does not parse fails the build.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+// Writes dist/collector/logrules/packs/index.json: the built-in packs' YAML documents, parsed by
+// the loader itself (logrules/pack.ts: packDocuments, PACK_INDEX), so that reading the built-in
+// packs at run time needs no YAML parser. A pack that does not parse, or is no valid pack, fails
+// the build.
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseDocument } from "yaml";
+import { BUILTIN_PACK_DIR, checkedPack, PACK_INDEX, packDocuments } from "../dist/collector/logrules/pack.js";
 
-const dir = path.resolve(import.meta.dirname, "../dist/collector/logrules/packs");
-const documents = [];
-for (const name of readdirSync(dir)
-  .filter((n) => /\.ya?ml$/.test(n))
-  .sort()) {
-  const doc = parseDocument(readFileSync(path.join(dir, name), "utf8"), {
-    uniqueKeys: true,
-    prettyErrors: true,
-  });
-  if (doc.errors.length > 0) throw new Error(`${name}: ${doc.errors[0].message}`);
-  documents.push([name, doc.toJS()]);
+const { documents, errors } = await packDocuments(BUILTIN_PACK_DIR);
+for (const [name, data] of documents) {
+  const pack = checkedPack(data, path.join(BUILTIN_PACK_DIR, name));
+  if ("message" in pack) errors.push(pack);
 }
-writeFileSync(path.join(dir, "index.json"), `${JSON.stringify(documents)}\n`);
+if (errors.length > 0) {
+  for (const error of errors) console.error(`${error.file}: ${error.message}`);
+  process.exit(1);
+}
+writeFileSync(path.join(BUILTIN_PACK_DIR, PACK_INDEX), `${JSON.stringify(documents)}\n`);

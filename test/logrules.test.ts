@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -100,6 +100,11 @@ describe("log rule packs", () => {
       const index = await readFile(path.join(packDir, "index.json"), "utf8");
       await writeFile(path.join(packDir, "index.json"), index.slice(0, 100));
       expect(await load()).toEqual({ names: yamlNames, errors: [] });
+      // Valid JSON of another shape: the YAML files are read too, nothing thrown or left out.
+      for (const shape of ["null", "{}", "[1]", '[["crio-storage.yaml"]]']) {
+        await writeFile(path.join(packDir, "index.json"), shape);
+        expect(await load(), shape).toEqual({ names: yamlNames, errors: [] });
+      }
       // A document the loader refuses is reported under its YAML file's name, the others kept.
       const documents = JSON.parse(index) as [string, Record<string, unknown>][];
       documents[0]![1] = { ...documents[0]![1], rules: [] };
@@ -107,6 +112,26 @@ describe("log rule packs", () => {
       const broken = await load();
       expect(broken.errors.map((e) => path.basename(e.file))).toEqual([documents[0]![0]]);
       expect(broken.names).toHaveLength(yamlNames.length - 1);
+      // The build's index writer refuses a built-in pack that is no valid pack, naming it.
+      await mkdir(path.join(root, "scripts"));
+      await cp(
+        path.resolve(import.meta.dirname, "../scripts/pack-index.mjs"),
+        path.join(root, "scripts/pack-index.mjs"),
+      );
+      await mkdir(path.join(root, "dist"));
+      await rename(path.join(root, "collector"), path.join(root, "dist/collector"));
+      const distPacks = path.join(root, "dist/collector/logrules/packs");
+      const writer = () =>
+        execa(process.execPath, [path.join(root, "scripts/pack-index.mjs")], { reject: false });
+      const good = await writer();
+      expect(good.exitCode, good.stderr).toBe(0);
+      expect(JSON.parse(await readFile(path.join(distPacks, "index.json"), "utf8"))).toEqual(
+        JSON.parse(index),
+      );
+      await writeFile(path.join(distPacks, "zz-bad.yaml"), "name: bad\nselect:\n  - UNIT: x\nrules: []\n");
+      const bad = await writer();
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr).toContain("zz-bad.yaml: rules must list at least one rule");
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -66,44 +66,65 @@ export async function loadPacks(dirs: string[]): Promise<{ packs: LogPack[]; err
   return { packs: [...byName.values()], errors };
 }
 
-/** The packs of the built-in directory's index, or undefined for any other directory or no index. */
+/**
+ * The packs of the built-in directory's index, or undefined for any other directory, or when the
+ * index is missing or is not a list of [file name, document] pairs (its YAML files are read then).
+ */
 async function builtinIndex(dir: string): Promise<(LogPack | PackError)[] | undefined> {
   if (path.resolve(dir) !== path.resolve(BUILTIN_PACK_DIR)) return undefined;
-  let documents: [string, unknown][];
+  let documents: unknown;
   try {
     documents = JSON.parse(await readFile(path.join(dir, PACK_INDEX), "utf8"));
   } catch {
     return undefined;
   }
+  if (!Array.isArray(documents) || !documents.every(isIndexEntry)) return undefined;
   return documents.map(([name, data]) => checkedPack(data, path.join(dir, name)));
 }
 
+function isIndexEntry(entry: unknown): entry is [string, unknown] {
+  return Array.isArray(entry) && entry.length === 2 && typeof entry[0] === "string";
+}
+
 async function readPackDirectory(dir: string): Promise<(LogPack | PackError)[]> {
+  const { documents, errors } = await packDocuments(dir);
+  return [...errors, ...documents.map(([name, data]) => checkedPack(data, path.join(dir, name)))];
+}
+
+/**
+ * The YAML documents of a directory's *.yaml / *.yml files, in file name order, as
+ * `[file name, document]` pairs (what the built-in index holds), and the files that do not parse.
+ */
+export async function packDocuments(
+  dir: string,
+): Promise<{ documents: [string, unknown][]; errors: PackError[] }> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((name) => /\.ya?ml$/.test(name)).sort();
   } catch (error) {
-    return [{ file: dir, message: describeError(error) }];
+    return { documents: [], errors: [{ file: dir, message: describeError(error) }] };
   }
-  const packs: (LogPack | PackError)[] = [];
-  for (const name of names) packs.push(await parsePackFile(path.join(dir, name)));
-  return packs;
-}
-
-async function parsePackFile(file: string): Promise<LogPack | PackError> {
   const { parseDocument } = await import("yaml");
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    return { file, message: describeError(error) };
+  const documents: [string, unknown][] = [];
+  const errors: PackError[] = [];
+  for (const name of names) {
+    const file = path.join(dir, name);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (error) {
+      errors.push({ file, message: describeError(error) });
+      continue;
+    }
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+    if (doc.errors.length > 0) errors.push({ file, message: doc.errors[0]!.message.split("\n")[0]! });
+    else documents.push([name, doc.toJS()]);
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) return { file, message: doc.errors[0]!.message.split("\n")[0]! };
-  return checkedPack(doc.toJS(), file);
+  return { documents, errors };
 }
 
-function checkedPack(data: unknown, file: string): LogPack | PackError {
+/** A pack document checked as a pack, or why it is not one. */
+export function checkedPack(data: unknown, file: string): LogPack | PackError {
   try {
     return parsePack(data, file);
   } catch (error) {
