@@ -560,17 +560,21 @@ describe("the lazy-pull packs on real log lines", () => {
     );
   });
 
-  it("refuses a level logrus does not have", async () => {
+  it.each([
+    ["[warn]", "rules[0].level must be one or a list of trace, debug, info, warning"],
+    ["3", "rules[0].level must be one or a list of trace, debug, info, warning"],
+    ["[error, 3]", "rules[0].level must be one or a list of trace, debug, info, warning"],
+    ["[]", "rules[0].level must name at least one level"],
+  ])("refuses level %s, which names no level logrus has", async (level, message) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "imagefs-level-"));
     try {
       await writeFile(
         path.join(dir, "p.yaml"),
-        "name: p\nselect:\n  - A: b\nrules:\n  - reason: R\n    level: [warn]\n    match: x\n",
+        `name: p\nselect:\n  - A: b\nrules:\n  - reason: R\n    level: ${level}\n    match: x\n`,
       );
-      const { errors } = await loadPacks([dir]);
-      expect(errors[0]?.message).toContain(
-        "rules[0].level must be one or a list of trace, debug, info, warning",
-      );
+      const { packs, errors } = await loadPacks([dir]);
+      expect(packs).toEqual([]);
+      expect(errors.map((e) => e.message)).toEqual([expect.stringContaining(message)]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
