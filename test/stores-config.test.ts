@@ -24,6 +24,10 @@ const journalReady = requireParts("unclean shutdown from the journal", ["journal
 
 const ARTIFACT_STORES = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"];
 
+/** The imagefs_runtime_config_drift gauge of a snapshot. */
+const configDrift = (snapshot: Awaited<ReturnType<typeof collectTree>>) =>
+  gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift")?.value;
+
 /** The drop-in naming the imagestore and the artifact stores (what the tests edit after CRI-O started). */
 async function writeStores(tree: HostTree, imagestore: string, artifactStores: string[]): Promise<void> {
   await tree.write(
@@ -62,8 +66,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
     const snapshot = await collectTree(tree);
     expect(snapshot.sources["crio-inspect"].status).toBe("ok");
     expect(runChecks(snapshot).map((f) => f.id)).not.toContain("STORE_CONFIG_NOT_IN_EFFECT");
-    const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
-    expect(drift?.value).toBe(0);
+    expect(configDrift(snapshot)).toBe(0);
   });
 
   it("names each setting changed on disk but not yet in effect", async () => {
@@ -76,7 +79,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
     const findings = runChecks(snapshot);
     const finding = findings.find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT");
     expect(finding?.severity).toBe("warning");
-    // The CRI answered: the imagestore is CRI_IMAGEFS_MISMATCH's (from ImageFsInfo and /info), not a
+    // The CRI answered and /info was read: the imagestore is CRI_IMAGEFS_MISMATCH's (from ImageFsInfo and /info), not a
     // second finding here with other advice.
     expect(finding?.title).toBe("CRI-O runs with 1 store setting other than its configuration files say");
     expect(finding?.evidence).toEqual([
@@ -86,8 +89,8 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
     expect(findings.find((f) => f.id === "CRI_IMAGEFS_MISMATCH")?.evidence).toContain(
       "CRI-O /info storage_image is /var/lib/images; imagestore is configured as /var/lib/images2 (/etc/crio/crio.conf.d/10-stores.conf)",
     );
-    const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
-    expect(drift?.value).toBe(1);
+    // The gauge counts every setting that differs from /config, the imagestore too.
+    expect(configDrift(snapshot)).toBe(2);
   });
 
   it("gives one finding, CRI_IMAGEFS_MISMATCH, for an imagestore edited without a restart while the CRI answers", async () => {
@@ -101,8 +104,8 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
       (f) => f.id !== "IMAGESTORE_NOT_MOUNTED" && f.evidence.some((e) => e.includes("/var/lib/images2")),
     );
     expect(about.map((f) => f.id)).toEqual(["CRI_IMAGEFS_MISMATCH"]);
-    const drift = gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift");
-    expect(drift?.value).toBe(0);
+    // The finding is one, but the setting still differs from what CRI-O runs with.
+    expect(configDrift(snapshot)).toBe(1);
   });
 
   it("compares root and imagestore with /config itself when the CRI does not answer", async () => {
@@ -110,18 +113,48 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
     await fixtureNode(tree);
     await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
     const snapshot = await collectTree(tree);
-    // As if the gRPC side were down: judged from the same snapshot with no CRI answer.
+    // As if the gRPC side were down: judged from the same snapshot with no CRI answer (and so no /info).
     const cri = snapshot.sources.cri;
     if (cri.status !== "ok") throw new Error(`cri: ${cri.status}`);
     const silent = {
       ...snapshot,
-      sources: { ...snapshot.sources, cri: { ...cri, facts: { ...cri.facts, answeredBy: null } } },
+      sources: {
+        ...snapshot.sources,
+        cri: { ...cri, facts: { ...cri.facts, answeredBy: null, crioInfo: null } },
+      },
     };
     const findings = runChecks(silent as typeof snapshot);
     expect(findings.map((f) => f.id)).not.toContain("CRI_IMAGEFS_MISMATCH");
     expect(findings.find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT")?.evidence).toEqual([
       'imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"',
     ]);
+  });
+
+  it("compares root and imagestore with /config itself when the CRI answered without /info (crictl)", async () => {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
+    const snapshot = await collectTree(tree);
+    const cri = snapshot.sources.cri;
+    if (cri.status !== "ok" || !cri.facts.answeredBy) throw new Error(`cri: ${cri.status}`);
+    // CRI_IMAGEFS_MISMATCH has no /info to compare the imagestore with: this check speaks for it.
+    const viaCrictl = {
+      ...snapshot,
+      sources: {
+        ...snapshot.sources,
+        cri: {
+          ...cri,
+          facts: {
+            ...cri.facts,
+            answeredBy: { ...cri.facts.answeredBy, via: "crictl" as const },
+            crioInfo: null,
+          },
+        },
+      },
+    };
+    expect(
+      runChecks(viaCrictl as typeof snapshot).find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT")?.evidence,
+    ).toEqual(['imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"']);
   });
 });
 

@@ -2,11 +2,12 @@ import { isWithin } from "../host/mountinfo.js";
 import {
   additionalImageStores,
   artifactStores,
-  configDifferences,
+  configDifferenceEntries,
   crioInspect,
+  ROOT_SETTINGS,
   storesToJudge,
 } from "../model/stores.js";
-import { imageStoreFacts, mountUnitName, runtimeService, storageFacts } from "../model/view.js";
+import { criFacts, imageStoreFacts, mountUnitName, runtimeService, storageFacts } from "../model/view.js";
 import type { Snapshot } from "../snapshot.js";
 import { factsOf } from "../sources/source.js";
 import type { StoreAccess } from "../sources/store-access.js";
@@ -291,7 +292,14 @@ const storeConfigNotInEffect: CheckDefinition = {
   run(snapshot) {
     const inspect = crioInspect(snapshot);
     if (!inspect) return [];
-    const differences = configDifferences(snapshot);
+    // With /info read, CRI_IMAGEFS_MISMATCH judges root and imagestore (from ImageFsInfo and /info),
+    // with its own advice: one edit, one finding. Without it (the CRI answered through crictl, or
+    // not at all), they are this check's.
+    const cri = criFacts(snapshot);
+    const mismatchSpeaks = !!cri?.answeredBy && !!cri.crioInfo;
+    const differences = configDifferenceEntries(snapshot)
+      .filter((d) => !(mismatchSpeaks && ROOT_SETTINGS.includes(d.setting)))
+      .map((d) => d.text);
     const changed = inspect.changedSinceStart.map(
       (f) =>
         `${f.path} modified ${f.modifiedAt}, after crio started${inspect.process ? ` (${inspect.process.startedAt})` : ""}`,

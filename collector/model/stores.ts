@@ -3,7 +3,7 @@ import type { ImageStoreFact } from "../sources/image-stores.js";
 import { factsOf } from "../sources/source.js";
 import { parseDriverOptions } from "../sources/storage-config.js";
 import type { StoreAccess } from "../sources/store-access.js";
-import { criFacts, imageStoreFacts, storageFacts } from "./view.js";
+import { imageStoreFacts, storageFacts } from "./view.js";
 
 /** Read-only views of the additional image and artifact stores, shared by checks and metrics. */
 export function additionalImageStores(snapshot: Snapshot): (ImageStoreFact & { access: StoreAccess })[] {
@@ -20,24 +20,31 @@ export function crioInspect(snapshot: Snapshot) {
   return factsOf(snapshot.sources["crio-inspect"]);
 }
 
-/** Settings compared between the files on disk and what the running CRI-O reports on /config. */
-export function configDifferences(snapshot: Snapshot): string[] {
+/** A setting that differs between the files on disk and what the running CRI-O reports on /config. */
+export interface ConfigDifference {
+  setting: string;
+  /** "<setting>: files say ..., CRI-O runs with ..." */
+  text: string;
+}
+
+/** The settings of /config that CRI_IMAGEFS_MISMATCH also judges (from ImageFsInfo and /info). */
+export const ROOT_SETTINGS: readonly string[] = ["root (graphroot)", "imagestore"];
+
+/**
+ * Settings compared between the files on disk and what the running CRI-O reports on /config: all
+ * of them (the imagefs_runtime_config_drift gauge counts them); a check that leaves some to another
+ * check filters them itself.
+ */
+export function configDifferenceEntries(snapshot: Snapshot): ConfigDifference[] {
   const inspect = crioInspect(snapshot);
   const storage = storageFacts(snapshot);
   if (inspect?.config.status !== "ok" || !storage) return [];
   const running = inspect.config.value;
   const cs = storage.containersStorage;
   const inEffect = parseDriverOptions(running.storageOption);
-  const pairs: [string, unknown, unknown][] = [];
-  // When the CRI answered, CRI_IMAGEFS_MISMATCH judges root and imagestore from ImageFsInfo and
-  // /info, with its own advice: one edit, one finding.
-  if (!criFacts(snapshot)?.answeredBy) {
-    pairs.push(
-      ["root (graphroot)", cs.graphroot.value, running.root],
-      ["imagestore", cs.imagestore.value ?? "", running.imagestore],
-    );
-  }
-  pairs.push(
+  const pairs: [string, unknown, unknown][] = [
+    ["root (graphroot)", cs.graphroot.value, running.root],
+    ["imagestore", cs.imagestore.value ?? "", running.imagestore],
     ["runroot", cs.runroot.value, running.runroot],
     ["storage_driver", cs.driver.value, running.storageDriver || cs.driver.value],
     // Only the stores of storage_option: the rest (mountopt, ...) is not rebuilt from storage.conf here.
@@ -47,7 +54,7 @@ export function configDifferences(snapshot: Snapshot): string[] {
       cs.additionalLayerStores.value.map((s) => s.raw),
       inEffect.layerStores.map((s) => s.raw),
     ],
-  );
+  ];
   if (storage.crio) {
     pairs.push(
       [
@@ -60,10 +67,15 @@ export function configDifferences(snapshot: Snapshot): string[] {
   }
   return pairs
     .filter(([, onDisk, inEffect]) => JSON.stringify(onDisk) !== JSON.stringify(inEffect))
-    .map(
-      ([key, onDisk, inEffect]) =>
-        `${key}: files say ${JSON.stringify(onDisk)}, CRI-O runs with ${JSON.stringify(inEffect)}`,
-    );
+    .map(([setting, onDisk, inEffect]) => ({
+      setting,
+      text: `${setting}: files say ${JSON.stringify(onDisk)}, CRI-O runs with ${JSON.stringify(inEffect)}`,
+    }));
+}
+
+/** The texts of configDifferenceEntries. */
+export function configDifferences(snapshot: Snapshot): string[] {
+  return configDifferenceEntries(snapshot).map((d) => d.text);
 }
 
 /**
