@@ -100,6 +100,29 @@ describe.skipIf(!ready)("image-based nodes: where runtime state persists", () =>
     expect(runChecks(snapshot).map((f) => f.id)).not.toContain("RUNTIME_STATE_NOT_PERSISTENT");
   });
 
+  it("follows a graphroot through a symlink into a tmpfs and reports it as volatile", async () => {
+    tree = await HostTree.create();
+    await baseNode(tree);
+    // The configured path lies on the persistent root; the store itself on a tmpfs a reboot empties.
+    await tree.mountTmpfs("/mnt/ram", "size=16m");
+    await tree.mkdir("/mnt/ram/storage");
+    await tree.mkdir("/var/lib/containers");
+    await tree.symlink("/mnt/ram/storage", "/var/lib/containers/ramstore");
+    await tree.write(
+      "/etc/containers/storage.conf",
+      `[storage]\ndriver = "overlay"\ngraphroot = "/var/lib/containers/ramstore"\n`,
+    );
+    const snapshot = await collectTree(tree);
+    const finding = runChecks(snapshot).find((f) => f.id === "RUNTIME_STATE_NOT_PERSISTENT");
+    expect(finding?.evidence).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^\S+ \/var\/lib\/containers\/ramstore \(→ \/mnt\/ram\/storage\) is on a volatile mount \(\/mnt\/ram\)$/,
+        ),
+      ]),
+    );
+  });
+
   /**
    * An ostree deployment with a persistent (not transient) root: /run/ostree-booted, the stores
    * where storage.conf puts them, and optionally state overlays on /opt and /usr/local mounted as

@@ -22,7 +22,7 @@ function persistentState(snapshot: Snapshot): StatePlace[] {
     .map((r) => ({
       what: r.role,
       path: r.path,
-      resolved: r.path,
+      resolved: r.resolved ?? r.path,
       mountPoint: r.mount?.mountPoint ?? null,
       fstype: r.mount?.fstype ?? null,
     }));
