@@ -286,23 +286,25 @@ describe("serve's unresponsive-since streak (carryUnresponsiveSince)", () => {
 
   it("keeps the first time across a cycle whose layer-stores source timed out", () => {
     const first = cycle("hung", "2026-11-23T10:00:00.000Z");
-    let remembered = carryUnresponsiveSince(undefined, first);
+    const afterFirst = carryUnresponsiveSince(new Map(), first);
     expect(storeOf(first)).toMatchObject({ unresponsiveSince: "2026-11-23T10:00:00.000Z" });
     expect(storeOf(first)?.unresponsiveSinceEarlierCycle).toBeUndefined();
-    remembered = carryUnresponsiveSince(remembered, cycle("timeout", "2026-11-23T10:01:00.000Z"));
-    expect(remembered).toBe(first);
+    expect(afterFirst).toEqual(new Map([[STORE, "2026-11-23T10:00:00.000Z"]]));
+    let remembered = carryUnresponsiveSince(afterFirst, cycle("timeout", "2026-11-23T10:01:00.000Z"));
+    expect(remembered).toBe(afterFirst);
     const third = cycle("hung", "2026-11-23T10:02:00.000Z");
     remembered = carryUnresponsiveSince(remembered, third);
     expect(storeOf(third)).toMatchObject({
       unresponsiveSince: "2026-11-23T10:00:00.000Z",
       unresponsiveSinceEarlierCycle: true,
     });
-    expect(remembered).toBe(third);
+    expect(remembered).toEqual(new Map([[STORE, "2026-11-23T10:00:00.000Z"]]));
   });
 
   it("ends the streak when the store answers again", () => {
-    let remembered = carryUnresponsiveSince(undefined, cycle("hung", "2026-11-23T10:00:00.000Z"));
+    let remembered = carryUnresponsiveSince(new Map(), cycle("hung", "2026-11-23T10:00:00.000Z"));
     remembered = carryUnresponsiveSince(remembered, cycle("answering", "2026-11-23T10:01:00.000Z"));
+    expect(remembered.size).toBe(0);
     remembered = carryUnresponsiveSince(remembered, cycle("timeout", "2026-11-23T10:02:00.000Z"));
     const again = cycle("hung", "2026-11-23T10:03:00.000Z");
     carryUnresponsiveSince(remembered, again);

@@ -71,8 +71,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
     throw new StateDirError(`--state-dir ${options.stateDir}: cannot write: ${error.code ?? error.message}`);
   });
   let last: Cycle | undefined;
-  /** The last snapshot whose layer-stores source answered: a failed cycle does not end a streak. */
-  let storesSeen: Snapshot | undefined;
+  /**
+   * Store path -> unresponsiveSince, as the last cycle whose layer-stores source answered left it:
+   * a failed cycle does not end a streak. Only these timestamps are kept, not that cycle's snapshot.
+   */
+  let unresponsiveSeen: ReadonlyMap<string, string> = new Map();
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
     markReady = resolve;
@@ -85,7 +88,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     const startedAt = Date.now();
     try {
       const snapshot = await collect({ ...options.collect, nodeName: node, resume: { ...resume } });
-      storesSeen = carryUnresponsiveSince(storesSeen, snapshot);
+      unresponsiveSeen = carryUnresponsiveSince(unresponsiveSeen, snapshot);
       const findings = runChecks(snapshot);
       const done: Cycle = { snapshot, findings, startedAt, durationMs: Date.now() - startedAt };
       exporter.update(snapshot, findings, done.durationMs / 1000);
@@ -180,30 +183,32 @@ export async function serve(options: ServeOptions): Promise<Server> {
 }
 
 /**
- * serve's memory of hung layer stores, kept in the snapshots themselves: a store the last cycle
- * that looked at it already found unresponsive keeps that cycle's first-seen time, so the
- * finding, /findings and the unresponsive-since metric all show when the hang began, not when
+ * serve's memory of hung layer stores, kept as one first-seen time per store path: a store the
+ * last cycle that looked at it already found unresponsive keeps that cycle's first-seen time, so
+ * the finding, /findings and the unresponsive-since metric all show when the hang began, not when
  * this cycle saw it. A cycle that finds the store answering again ends the streak; one whose
  * layer-stores source failed or timed out (a hung store can make it do so) tells nothing and
- * neither ends nor restarts it. Returns the snapshot to remember for the next cycle: `current`
- * when its layer-stores source answered (ok, or absent: no store left to be hung), else `remembered`.
+ * neither ends nor restarts it. Returns the memory for the next cycle: rebuilt from `current`'s
+ * stores when its layer-stores source answered (ok, or absent: no store left to be hung), else
+ * `remembered` itself, unchanged.
  */
 export function carryUnresponsiveSince(
-  remembered: Snapshot | undefined,
+  remembered: ReadonlyMap<string, string>,
   current: Snapshot,
-): Snapshot | undefined {
+): ReadonlyMap<string, string> {
   const status = current.sources["layer-stores"]?.status;
   if (status !== "ok" && status !== "absent") return remembered;
-  const earlier = new Map<string, string>();
-  for (const store of factsOf(remembered?.sources["layer-stores"])?.stores ?? [])
-    if (store.unresponsiveSince) earlier.set(store.path, store.unresponsiveSince);
+  const seen = new Map<string, string>();
   for (const store of factsOf(current.sources["layer-stores"])?.stores ?? []) {
-    const since = earlier.get(store.path);
-    if (!store.unresponsiveSince || !since || since >= store.unresponsiveSince) continue;
-    store.unresponsiveSince = since;
-    store.unresponsiveSinceEarlierCycle = true;
+    if (!store.unresponsiveSince) continue;
+    const since = remembered.get(store.path);
+    if (since && since < store.unresponsiveSince) {
+      store.unresponsiveSince = since;
+      store.unresponsiveSinceEarlierCycle = true;
+    }
+    seen.set(store.path, store.unresponsiveSince);
   }
-  return current;
+  return seen;
 }
 
 /** Moves the resume points past what this cycle read. */
