@@ -33,6 +33,21 @@ describe("host root path resolution", () => {
     expect(resolved).toEqual({ host: "/run/crio/crio.sock", local: path.join(root, "run/crio/crio.sock") });
   });
 
+  it("reads small files on this thread and large ones asynchronously, with the same result", async () => {
+    const host = new Host({ root });
+    await writeFile(path.join(root, "small.json"), "[]");
+    await writeFile(path.join(root, "large.json"), "x".repeat(2 * 1024 * 1024 + 3));
+    await expect(host.readText("/small.json")).resolves.toMatchObject({ text: "[]", truncated: false });
+    const large = await host.readText("/large.json", 4 * 1024 * 1024);
+    expect(large.text.length).toBe(2 * 1024 * 1024 + 3);
+    expect(large.truncated).toBe(false);
+    await expect(host.readText("/large.json", 10)).resolves.toMatchObject({
+      text: "x".repeat(10),
+      truncated: true,
+    });
+    await expect(host.readText("/absent.json")).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
   it("never climbs above the host root with ..", async () => {
     const resolved = await new HostRoot(root).resolve("/var/escape/passwd");
     expect(resolved.host).toBe("/etc/passwd");

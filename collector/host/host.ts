@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import {
   type BoundedText,
   DEFAULT_MAX_FILE_BYTES,
@@ -18,6 +19,14 @@ import {
 } from "./mountinfo.js";
 import { listProcesses, type ProcessInfo } from "./proc.js";
 import { describeError, HostRoot, type ResolvedPath } from "./root.js";
+
+/**
+ * Files up to this size on a local filesystem are read on this thread (a config file, a small
+ * layers.json): cheaper than a promise per open, stat, read and close. A larger one (images.json
+ * of many MiB, must-gather's copies) is read asynchronously, so a cold read does not block the
+ * event loop and deadlines can still fire.
+ */
+export const SYNC_READ_MAX_BYTES = 1024 * 1024;
 
 export interface MountFact {
   /** Host path of the mount point (mountinfo paths outside the host root are kept as read). */
@@ -101,8 +110,10 @@ export class Host {
   async readText(hostPath: string, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<BoundedText> {
     const { resolved, risky, table } = await this.#place(hostPath);
     if (risky) return this.#readGuarded(resolved, risky, maxBytes);
-    // On a local filesystem (the mount table says so) the read is done on this thread.
-    return table ? readBoundedTextNow(resolved.local, maxBytes) : readBoundedText(resolved.local, maxBytes);
+    // On a local filesystem (the mount table says so) a small file is read on this thread.
+    if (table && Math.min(localFileSize(resolved.local), maxBytes) <= SYNC_READ_MAX_BYTES)
+      return readBoundedTextNow(resolved.local, maxBytes);
+    return readBoundedText(resolved.local, maxBytes);
   }
 
   /**
@@ -285,5 +296,18 @@ export class Host {
       mount: entry ? this.toMountFact(entry) : null,
       usage,
     };
+  }
+}
+
+/**
+ * The size of a regular local file, or Infinity when it is none (missing, a FIFO, a directory):
+ * those go the asynchronous way, which opens without blocking and reports what is wrong.
+ */
+function localFileSize(localPath: string): number {
+  try {
+    const info = statSync(localPath, { throwIfNoEntry: false });
+    return info?.isFile() ? info.size : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
   }
 }
