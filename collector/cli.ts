@@ -42,6 +42,14 @@ function positiveInteger(name: string) {
   };
 }
 
+/** A path the user named must name something: an empty one would be silently not run. */
+function nonEmptyPath(name: string) {
+  return (value: string) => {
+    if (value === "") throw new InvalidArgumentError(`${name} must not be empty`);
+    return value;
+  };
+}
+
 function addCollectOptions(command: Command): Command {
   command
     .option("--host-root <dir>", "the host's filesystem, e.g. /host in a container", "/")
@@ -99,6 +107,7 @@ function addCrictlOption(command: Command): Command {
       "answers gRPC with an error (it looks in /usr/bin and /usr/local/bin, with --host-root / " +
       "only); a socket that gives no answer is not asked again with crictl, as that would wait out " +
       "--cri-timeout a second time. must-gather also runs it for crictl info and images",
+    nonEmptyPath("--crictl"),
   );
 }
 
