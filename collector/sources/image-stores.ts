@@ -1,7 +1,7 @@
 import { access, readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Host } from "../host/host.js";
-import { isWithin, longestPrefixMount, mayHang } from "../host/mountinfo.js";
+import { isWithin } from "../host/mountinfo.js";
 import { describeError, errnoCode } from "../host/root.js";
 import { containersStorageOf } from "./filesystems.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
@@ -286,8 +286,7 @@ async function findUnconfiguredStores(host: Host, driver: string, configured: st
     for (const place of places) {
       if (isConfigured(place) || candidates.includes(place)) continue;
       // A FUSE or NFS mount below a disk mount is not looked into: it could hang this search.
-      const mount = longestPrefixMount(mounts.entries, [host.root.local(place), place]);
-      if (mount && mayHang(mount.fstype)) continue;
+      if (host.riskyMount(mounts, place)) continue;
       if (await hasImagesJson(host, place, driver)) candidates.push(place);
     }
   }
