@@ -224,7 +224,7 @@ describe("CRI endpoints that do not answer properly", () => {
     const attempt = criOf(snapshot).attempts[0];
     expect(attempt?.status).toBe("error");
     expect(attempt?.error).toBe(
-      `socket path longer than 107 bytes: ${tree.local(`${deepHostDir}/crio.sock`)}`,
+      `socket path longer than 107 bytes, cannot connect: ${tree.local(`${deepHostDir}/crio.sock`)}`,
     );
     expect(server.accepted).toBe(0);
   });

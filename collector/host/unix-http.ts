@@ -3,6 +3,13 @@ import http from "node:http";
 /** sun_path holds 108 bytes including the terminating NUL: the longest path connect(2) takes. */
 export const MAX_SOCKET_PATH = 107;
 
+/** Why connect(2) cannot take this local socket path (longer than sun_path holds), or undefined. */
+export function socketPathProblem(local: string): string | undefined {
+  return Buffer.byteLength(local) > MAX_SOCKET_PATH
+    ? `socket path longer than ${MAX_SOCKET_PATH} bytes, cannot connect: ${local}`
+    : undefined;
+}
+
 /**
  * The socket path of a CRI endpoint or CRI-O `listen` value: unix:///run/crio/crio.sock (as crictl
  * and the kubelet write it) or a bare absolute path; undefined for anything else (other schemes

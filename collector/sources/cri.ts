@@ -4,7 +4,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { runCommand } from "../host/exec.js";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
-import { httpGet, MAX_SOCKET_PATH, socketPathOf } from "../host/unix-http.js";
+import { httpGet, socketPathOf, socketPathProblem } from "../host/unix-http.js";
 import { type CriFsUsage, type ImageFsInfo, parseCrictlImageFsInfo } from "./crictl-output.js";
 import type { KubeletConfigFacts } from "./kubelet-config.js";
 import { type CollectOptions, factsOf, type SourceDefinition } from "./source.js";
@@ -150,16 +150,8 @@ async function askEndpoint(
   if (tried.has(socket)) return undefined;
   tried.add(socket);
   if (!isSocket) return { summary: { ...base, status: "error", error: "not a socket" }, socket };
-  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
-    return {
-      summary: {
-        ...base,
-        status: "error",
-        error: `socket path longer than ${MAX_SOCKET_PATH} bytes: ${socket}`,
-      },
-      socket,
-    };
-  }
+  const pathProblem = socketPathProblem(socket);
+  if (pathProblem) return { summary: { ...base, status: "error", error: pathProblem }, socket };
   const started = performance.now();
   try {
     const answer = await callCri(socket, timeoutMs);

@@ -3,7 +3,7 @@ import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
-import { AnswerError, httpGet, MAX_SOCKET_PATH, socketPathOf } from "../host/unix-http.js";
+import { AnswerError, httpGet, socketPathOf, socketPathProblem } from "../host/unix-http.js";
 import { type Table, table } from "./config-files.js";
 import { Absent, type SourceDefinition } from "./source.js";
 import { crioOf, type StorageConfigFacts } from "./storage-config.js";
@@ -102,12 +102,8 @@ async function askSocket<T>(
   } catch (error) {
     return { status: "error", error: `resolving ${hostSocket}: ${describeError(error)}` };
   }
-  if (Buffer.byteLength(local) > MAX_SOCKET_PATH) {
-    return {
-      status: "error",
-      error: `socket path longer than ${MAX_SOCKET_PATH} bytes, cannot connect: ${local}`,
-    };
-  }
+  const pathProblem = socketPathProblem(local);
+  if (pathProblem) return { status: "error", error: pathProblem };
   let body: string;
   try {
     body = await httpGet(local, endpoint, ENDPOINT_DEADLINE_MS, MAX_ANSWER_BYTES);
