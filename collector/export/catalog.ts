@@ -291,7 +291,7 @@ export const METRICS = [
   {
     name: "imagefs_additional_store_size_bytes",
     type: "gauge",
-    help: "Bytes the store takes: its filesystem's used bytes when it is that filesystem's mount point, else its tree walked within budget (local stores only).",
+    help: "Bytes the store takes: its filesystem's used bytes when it is that filesystem's mount point and holds no other mount inside, else its tree walked within budget (local stores only).",
     labels: ["kind", "store"],
   },
   {
