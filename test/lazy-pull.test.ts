@@ -127,9 +127,10 @@ describe.skipIf(!ready)("lazy pulling through a real additional layer store", ()
     // The sampled layer's fetch progress, read through the mount from the layer podman recorded.
     // The sampled layer is the store's first lazy layer; its stat file has its own (blob) digest.
     const sampled = layers.lazyLayers.find((layer) => layer.layerStore === store);
+    // A layer of the app image, in the store: its stat file is named by a digest of its own.
+    expect(sampled).toMatchObject({ ref: appRef, layerStore: store });
+    expect(appDigests).toContain(path.basename(sampled?.target ?? ""));
     const blob = blobOf.get(path.basename(sampled?.target ?? ""));
-    expect(blob).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(appDigests).not.toContain(blob);
     // fetchedPercent ("100", a string) is dropped; the fields of the right type are kept.
     expect(facts.sampleProgress).toEqual({ digest: blob, size: 2000, fetchedSize: 2000 });
     expect(facts.brokenLayers).toEqual([]);
