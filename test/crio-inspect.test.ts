@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { access, mkdir, readFile, rename, symlink, utimes, writeFile } from "node:fs/promises";
 import http from "node:http";
-import type net from "node:net";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
@@ -472,5 +472,92 @@ describe("crio-inspect parsing", () => {
     expect(() => parseConfig("[crio]\n  storage_option = [1]\n")).toThrow(
       /storage_option is not a list of strings/,
     );
+  });
+});
+
+/**
+ * CRI-O's /info as the cri source reads it (crioInfo): the stand-in answers gRPC and /config, and a
+ * front socket in place of CRI-O's answers /info as the test says and passes everything else on.
+ */
+async function crioWithInfo(tree: HostTree, info: (response: net.Socket) => void): Promise<void> {
+  const inner = tree.local("/run/crio/inner.sock");
+  const server = await startFakeCrio(
+    inner,
+    { graphroot: GRAPHROOT },
+    { config: await readFile(FIXTURE, "utf8") },
+  );
+  tree.onCleanup(() => server.close());
+  const open = new Set<net.Socket>();
+  const front = net.createServer((connection) => {
+    open.add(connection);
+    connection.on("close", () => open.delete(connection));
+    connection.once("data", (first) => {
+      if (first.toString("latin1").startsWith("GET /info ")) {
+        info(connection);
+        return;
+      }
+      connection.pause();
+      const upstream = net.connect(inner, () => {
+        upstream.write(first);
+        connection.pipe(upstream).pipe(connection);
+        connection.resume();
+      });
+      upstream.on("error", () => connection.destroy());
+      connection.on("error", () => upstream.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => front.listen(tree.local(SOCKET), resolve));
+  tree.onCleanup(async () => {
+    for (const connection of open) connection.destroy();
+    await new Promise<void>((resolve) => front.close(() => resolve()));
+  });
+}
+
+function rawAnswer(status: string, body: string) {
+  return (socket: net.Socket) =>
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+}
+
+describe("CRI-O /info, read by the cri source", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+
+  const criOf = (snapshot: Snapshot) => {
+    const cri = snapshot.sources.cri;
+    if (cri.status !== "ok") throw new Error(`cri: ${cri.status}`);
+    return cri.facts;
+  };
+
+  it("reads storage_root and storage_image from a well-formed answer", async () => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await crioWithInfo(
+      tree,
+      rawAnswer(
+        "200 OK",
+        JSON.stringify({ storage_driver: "overlay", storage_root: GRAPHROOT, storage_image: "" }),
+      ),
+    );
+    const cri = criOf(await collectTree(tree));
+    expect(cri.answeredBy?.via).toBe("grpc");
+    expect(cri.crioInfo).toEqual({ storageDriver: "overlay", storageRoot: GRAPHROOT, storageImage: "" });
+  });
+
+  it.each([
+    ["an HTTP 500", rawAnswer("500 Internal Server Error", "internal error"), "GET /info answered HTTP 500"],
+    ["garbage", rawAnswer("200 OK", "<html>not json</html>"), /^GET \/info answered no JSON: /],
+    ["null", rawAnswer("200 OK", "null"), "GET /info answered null, not a JSON object"],
+  ] as const)("has no crioInfo, and says why, for %s", async (_what, answer, error) => {
+    tree = await HostTree.create();
+    await crioNode(tree);
+    await crioWithInfo(tree, answer);
+    const cri = criOf(await collectTree(tree));
+    expect(cri.answeredBy?.via).toBe("grpc");
+    expect(cri.crioInfo).toBeNull();
+    expect(cri.crioInfoError).toMatch(error);
   });
 });

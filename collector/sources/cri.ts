@@ -276,7 +276,18 @@ async function fillFilesystems(host: Host, facts: CriFacts, info: ImageFsInfo): 
 async function fillCrioInfo(facts: CriFacts, socket: string, timeoutMs: number): Promise<void> {
   try {
     const body = await httpGet(socket, "/info", timeoutMs, 1024 * 1024);
-    const info = JSON.parse(body) as Record<string, unknown>;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch (error) {
+      facts.crioInfoError = `GET /info answered no JSON: ${describeError(error)}`;
+      return;
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      facts.crioInfoError = `GET /info answered ${parsed === null ? "null" : Array.isArray(parsed) ? "an array" : `a ${typeof parsed}`}, not a JSON object`;
+      return;
+    }
+    const info = parsed as Record<string, unknown>;
     const text = (key: string) => (typeof info[key] === "string" ? (info[key] as string) : null);
     facts.crioInfo = {
       storageDriver: text("storage_driver"),
