@@ -256,6 +256,36 @@ describe.skipIf(!ready)("storage configuration", () => {
     expect(facts.containersStorage.graphroot.value).not.toBe("/var/lib/too-deep");
   });
 
+  it.each([
+    { files: 501, emptyDir: false, cut: true },
+    { files: 500, emptyDir: true, cut: false },
+  ])(
+    "walks at most 500 files in crio.conf.d: $files files (and an empty directory: $emptyDir), cut: $cut",
+    async ({ files, emptyDir, cut }) => {
+      tree = await HostTree.create();
+      await baseNode(tree);
+      for (let i = 0; i < files; i++) {
+        // Each file names its own imagestore: the last one read wins.
+        await tree.write(
+          `/etc/crio/crio.conf.d/${String(i).padStart(3, "0")}.conf`,
+          `[crio]\nimagestore = "/var/lib/images-${i}"\n`,
+        );
+      }
+      // Sorts after the files: an entry, but no file to read.
+      if (emptyDir) await tree.mkdir("/etc/crio/crio.conf.d/README");
+      const facts = storage(await collectTree(tree));
+      const dir = facts.files.find((f) => f.path === "/etc/crio/crio.conf.d" && f.status === "error");
+      expect(dir?.error?.message).toBe(cut ? "more than 500 files: the rest was not read" : undefined);
+      expect(
+        facts.files.filter((f) => f.kind === "crio.conf.d" && f.path !== "/etc/crio/crio.conf.d"),
+      ).toHaveLength(500);
+      expect(facts.containersStorage.imagestore).toEqual({
+        value: "/var/lib/images-499",
+        from: "/etc/crio/crio.conf.d/499.conf",
+      });
+    },
+  );
+
   it("reads a drop-in whose name is not UTF-8, and shows the name escaped", async () => {
     tree = await HostTree.create();
     await baseNode(tree);

@@ -200,10 +200,6 @@ async function collectDropIns(
   cut: { reason: string | undefined },
 ): Promise<void> {
   for (const name of await listDirectory(localDir)) {
-    if (refs.length >= MAX_WALK_FILES) {
-      cut.reason = `more than ${MAX_WALK_FILES} files: the rest was not read`;
-      return;
-    }
     const hostPath = path.posix.join(hostDir, name.display);
     const localPath =
       typeof localDir === "string" && Buffer.from(name.display).equals(name.raw)
@@ -224,6 +220,12 @@ async function collectDropIns(
       continue;
     }
     if (rule.suffix !== undefined && !name.display.endsWith(rule.suffix)) continue;
+    // Only a file past the cap is cut: exactly MAX_WALK_FILES files, then a directory or a file
+    // that is no drop-in, are all read.
+    if (refs.length >= MAX_WALK_FILES) {
+      cut.reason = `more than ${MAX_WALK_FILES} files: the rest was not read`;
+      return;
+    }
     refs.push(typeof localPath === "string" ? { hostPath } : { hostPath, rawLocal: localPath });
   }
 }
