@@ -551,7 +551,6 @@ async function walkHomes(
   return { layers, directories, complete };
 }
 
-/** The FUSE/network mount holding a host path, if the innermost mount holding it is one. */
 /**
  * Lists `<home>/<driver>/` and each layer directory in it, synchronously in slices of
  * LAYERS_PER_TURN with a turn of the event loop between slices: every call here is on the local

@@ -54,7 +54,6 @@ export interface ResumePoints {
   avcAfter?: string | null;
 }
 
-/** Where a log source starts: after the last cycle's cursor, else at the start of the lookback window. */
 /** The sources' options for a request: what it sets, else the defaults. */
 export function collectOptions(request: Partial<CollectOptions>): CollectOptions {
   return {
@@ -69,6 +68,7 @@ export function collectOptions(request: Partial<CollectOptions>): CollectOptions
   };
 }
 
+/** Where a log source starts: after the last cycle's cursor, else at the start of the lookback window. */
 export function journalStart(cursor: string | null | undefined, lookbackHours: number) {
   return cursor ? { afterCursor: cursor } : { realtimeUsec: Date.now() * 1000 - lookbackHours * 3600e6 };
 }
