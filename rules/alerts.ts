@@ -402,7 +402,20 @@ first events). The finding lives only in the cycle that read the entries: it can
       severity: "critical",
       summary: "An image store is on a filesystem that cannot hold SELinux labels.",
       description:
-        "An image store of node {{ $labels.node }} is on a filesystem without SELinux label support, and SELinux is not disabled: containers are denied its files and restorecon cannot fix it.",
+        "An image store of node {{ $labels.node }} is on a filesystem without SELinux label support, and SELinux enforces: containers are denied its files and restorecon cannot fix it.",
+      findings: ["SELINUX_NO_XATTR_SUPPORT"],
+      why: `Two rules of one alert, one per severity of the finding, which follows the node's SELinux mode (one
+mode per node, so never both at once): critical while SELinux enforces, warning while it is permissive
+(denials are only logged, until it enforces). Disabled (info) does not alert.`,
+    },
+    {
+      alert: "ImagefsSELinuxLabelsUnsupported",
+      expr: finding("SELINUX_NO_XATTR_SUPPORT", "warning"),
+      for: "10m",
+      severity: "warning",
+      summary: "An image store is on a filesystem that cannot hold SELinux labels.",
+      description:
+        "An image store of node {{ $labels.node }} is on a filesystem without SELinux label support, and SELinux is permissive: denials are only logged today, but containers will be denied its files once it enforces, and restorecon cannot fix it.",
       findings: ["SELINUX_NO_XATTR_SUPPORT"],
     },
     {
