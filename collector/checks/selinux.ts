@@ -362,6 +362,17 @@ const noXattrSupport: CheckDefinition = {
       // An additional image store is read-only to the runtime: mount it so, with the label for that.
       const options = `${store.role === "additional-image-store" ? "ro," : ""}context="${context}"`;
       const mountPoint = store.mountPoint ?? store.path;
+      // mount(8) cannot mount FUSE ("-t fuse" needs type#source): its server mounts it, so that is where the option goes.
+      const fuse = store.fstype === "fuse" || (store.fstype?.startsWith("fuse.") ?? false);
+      const remount = fuse
+        ? [
+            `fusermount -u ${mountPoint}`,
+            `# start the FUSE server that mounts ${mountPoint} again with -o ${options} added to its options`,
+          ]
+        : [
+            `umount ${mountPoint}`,
+            `mount ${store.fstype ? `-t ${store.fstype} ` : ""}-o ${options} ${store.mountSource ?? "<source>"} ${mountPoint}`,
+          ];
       drafts.push({
         severity: labelSeverity(facts!, "critical"),
         subject: `${store.role} ${store.path}`,
@@ -370,11 +381,12 @@ const noXattrSupport: CheckDefinition = {
           `${store.path} is on ${store.fstype ?? "a filesystem"} without SELinux label support: ${store.reason ?? "ENOTSUP"}`,
         ],
         remediation: {
-          summary: `Mount ${store.path} with context="${context}" (in /etc/fstab for a permanent fix), then restart ${runtimeService(snapshot)}.`,
+          summary: fuse
+            ? `Unmount ${mountPoint} and start its FUSE server again with -o context="${context}" (in its unit or command line for a permanent fix), then restart ${runtimeService(snapshot)}.`
+            : `Mount ${store.path} with context="${context}" (in /etc/fstab for a permanent fix), then restart ${runtimeService(snapshot)}.`,
           commands: [
             `findmnt --target ${store.path}`,
-            `umount ${mountPoint}`,
-            `mount ${store.fstype ? `-t ${store.fstype} ` : ""}-o ${options} ${store.mountSource ?? "<source>"} ${mountPoint}`,
+            ...remount,
             `ls -Zd ${store.path}`,
             `systemctl restart ${runtimeService(snapshot)}`,
           ],
