@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Finding } from "../collector/checks/finding.js";
 import { runChecks } from "../collector/checks/registry.js";
 import { Host, type PathInspection } from "../collector/host/host.js";
-import { longestPrefixMount, mountOption } from "../collector/host/mountinfo.js";
+import { longestPrefixMount, mountContext, mountOption } from "../collector/host/mountinfo.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import { type ArtifactStoreFact, parseIndex } from "../collector/sources/artifact-stores.js";
 import type { ImageStoreFact } from "../collector/sources/image-stores.js";
@@ -637,6 +637,14 @@ describe("mount options and OCI indexes, as read", () => {
     );
     expect(mountOption(superOptions, "vers")).toBe("4.2");
     expect(mountOption(["rw", "fscontext=x"], "context")).toBeNull();
+    // A mount's label: from its per-mount options or its superblock options.
+    expect(mountContext({ options: ["ro"], superOptions })).toBe(
+      "system_u:object_r:container_ro_file_t:s0:c1,c2",
+    );
+    expect(
+      mountContext({ options: ["ro", "context=system_u:object_r:nfs_t:s0"], superOptions: ["rw"] }),
+    ).toBe("system_u:object_r:nfs_t:s0");
+    expect(mountContext({ options: ["ro"], superOptions: ["rw", "seclabel"] })).toBeNull();
   });
 
   it("counts an index's manifests, null as none, and refuses what is not an image index", () => {

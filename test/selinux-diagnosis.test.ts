@@ -10,7 +10,13 @@ import { deviceId } from "../collector/host/device.js";
 import type { MountFact } from "../collector/host/host.js";
 import { Host } from "../collector/host/host.js";
 import type { Snapshot } from "../collector/snapshot.js";
-import { mountLabelSupport, readSelinuxConfig, type SelinuxFacts } from "../collector/sources/selinux.js";
+import {
+  mountLabelSupport,
+  readSelinuxConfig,
+  type SelinuxFacts,
+  storageDriver,
+} from "../collector/sources/selinux.js";
+import type { StorageConfigFacts } from "../collector/sources/storage-config.js";
 import { journalEntry, MACHINE_ID, writeJournalFile } from "./support/journal.js";
 import { mountBindfs } from "./support/lazy-pull.js";
 import { requireParts } from "./support/requirements.js";
@@ -93,6 +99,18 @@ describe("whether a network or FUSE mount can hold labels, from its options", ()
       context: null,
       reason: "nfs mounted without context= and without seclabel: its files cannot carry their own labels",
     });
+  });
+});
+
+describe("the storage driver whose directories are labelled", () => {
+  const storage = (value: string | null) =>
+    ({ containersStorage: { driver: { value } } }) as unknown as StorageConfigFacts;
+
+  it("is overlay when storage.conf names none or an empty one, as containers/storage reads it", () => {
+    expect(storageDriver(undefined)).toBe("overlay");
+    expect(storageDriver(storage(null))).toBe("overlay");
+    expect(storageDriver(storage(""))).toBe("overlay");
+    expect(storageDriver(storage("vfs"))).toBe("vfs");
   });
 });
 

@@ -141,3 +141,11 @@ export function mountOption(options: string[], key: string): string | null {
   }
   return value;
 }
+
+/**
+ * The SELinux label a mount gives all its files (context=), from its per-mount and superblock
+ * options together: mountinfo lists context= among the superblock options.
+ */
+export function mountContext(mount: Pick<MountEntry, "options" | "superOptions">): string | null {
+  return mountOption([...mount.options, ...mount.superOptions], "context");
+}

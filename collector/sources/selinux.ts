@@ -1,7 +1,7 @@
 import { readFile, readlink } from "node:fs/promises";
 import path from "node:path";
 import type { Host, MountFact } from "../host/host.js";
-import { isWithin, type MountTable, mayHang, mountOption } from "../host/mountinfo.js";
+import { isWithin, type MountTable, mayHang, mountContext } from "../host/mountinfo.js";
 import { describeError } from "../host/root.js";
 import { contextType } from "../selinux/context.js";
 import {
@@ -259,9 +259,9 @@ export async function kernelDeviceName(
   return fstype.split(".")[0] || path.basename(source);
 }
 
-/** The storage driver of the effective containers-storage configuration (overlay when unknown). */
+/** The storage driver of the effective containers-storage configuration (overlay when unknown or empty, as containers/storage reads it). */
 export function storageDriver(storage: StorageConfigFacts | undefined): string {
-  return storage?.containersStorage.driver.value ?? "overlay";
+  return storage?.containersStorage.driver.value || "overlay";
 }
 
 export interface StoreToAudit {
@@ -425,11 +425,10 @@ export function mountLabelSupport(mount: MountFact): {
   context: string | null;
   reason: string;
 } {
-  const options = [...mount.options, ...mount.superOptions];
-  const context = mountOption(options, "context");
+  const context = mountContext(mount);
   if (context !== null)
     return { xattrSupported: true, context, reason: `${mount.fstype} mounted with context=: not walked` };
-  if (options.includes("seclabel"))
+  if ([...mount.options, ...mount.superOptions].includes("seclabel"))
     return { xattrSupported: true, context, reason: `${mount.fstype} with seclabel: not walked` };
   return {
     xattrSupported: false,

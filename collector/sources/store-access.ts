@@ -3,7 +3,14 @@ import path from "node:path";
 import { probeMount } from "../host/fuse-probe.js";
 import type { ProbeOp, ProbeOpResult, ProbeRun } from "../host/fuse-probe-types.js";
 import type { Host, MountFact } from "../host/host.js";
-import { isWithin, longestPrefixMount, type MountEntry, mayHang, mountOption } from "../host/mountinfo.js";
+import {
+  isWithin,
+  longestPrefixMount,
+  type MountEntry,
+  mayHang,
+  mountContext,
+  mountOption,
+} from "../host/mountinfo.js";
 import { describeError, errnoCode } from "../host/root.js";
 import { type FstabEntry, readFstab } from "./filesystems.js";
 
@@ -222,7 +229,7 @@ function describeMount(access: StoreAccess, mount: MountFact | null): void {
   if (!mount) return;
   access.readOnly = mount.readOnly;
   access.remote = mayHang(mount.fstype);
-  access.selinuxContext = mountOption([...mount.options, ...mount.superOptions], "context");
+  access.selinuxContext = mountContext(mount);
   if (/^nfs4?$/.test(mount.fstype)) access.nfsVersion = mountOption(mount.superOptions, "vers");
 }
 
