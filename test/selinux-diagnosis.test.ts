@@ -11,6 +11,7 @@ import type { MountFact } from "../collector/host/host.js";
 import { Host } from "../collector/host/host.js";
 import type { Snapshot } from "../collector/snapshot.js";
 import {
+  kernelDeviceName,
   mountLabelSupport,
   readSelinuxConfig,
   type SelinuxFacts,
@@ -99,6 +100,35 @@ describe("whether a network or FUSE mount can hold labels, from its options", ()
       context: null,
       reason: "nfs mounted without context= and without seclabel: its files cannot carry their own labels",
     });
+  });
+});
+
+describe("the kernel's name of a store's filesystem when sysfs does not name it", () => {
+  let tree: HostTree;
+  afterEach(async () => {
+    await tree?.cleanup();
+  });
+  // No such device: neither the tree's nor this machine's /sys/dev/block has it.
+  const NO_SYSFS = "4095:1048575";
+
+  it("follows the source's /dev symlinks under the host root, else takes the source's or the type's name", async () => {
+    tree = await HostTree.create();
+    await tree.mkdir("/dev/mapper");
+    await tree.write("/dev/dm-7", "");
+    await tree.symlink("../dm-7", "/dev/mapper/vg-images");
+    await tree.mkdir("/dev/disk/by-label");
+    // An absolute link resolves under the host root too, through another link.
+    await tree.symlink("/dev/mapper/vg-images", "/dev/disk/by-label/images");
+    const host = new Host({ root: tree.root, procRoot: tree.procRoot });
+    expect(existsSync(`/sys/dev/block/${NO_SYSFS}`)).toBe(false);
+    expect(await kernelDeviceName(host, NO_SYSFS, "/dev/mapper/vg-images", "xfs")).toBe("dm-7");
+    expect(await kernelDeviceName(host, NO_SYSFS, "/dev/disk/by-label/images", "xfs")).toBe("dm-7");
+    // Not in the tree's /dev: the source's own name.
+    expect(await kernelDeviceName(host, NO_SYSFS, "/dev/mapper/gone", "xfs")).toBe("gone");
+    expect(await kernelDeviceName(host, NO_SYSFS, "/dev/sdz9", "ext4")).toBe("sdz9");
+    // No block device: the filesystem type's name, as the kernel's default s_id.
+    expect(await kernelDeviceName(host, NO_SYSFS, "none", "tmpfs")).toBe("tmpfs");
+    expect(await kernelDeviceName(host, NO_SYSFS, "sshfs#me@host:/srv", "fuse.sshfs")).toBe("fuse");
   });
 });
 

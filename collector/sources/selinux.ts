@@ -240,7 +240,8 @@ async function readEnforce(host: Host): Promise<SelinuxFacts["kernel"]> {
  * /dev/mapper/vg-images, sda3, loop0). A filesystem without a block device (tmpfs, overlay,
  * FUSE) keeps the s_id the kernel gives by default, its filesystem type's name: "tmpfs" even when
  * mountinfo's source is "none", "fuse" for a fuse.sshfs mount. The mount source names the disk
- * only when it is a /dev path that sysfs did not resolve.
+ * only when it is a /dev path that sysfs did not resolve: the name its /dev symlinks lead to
+ * under the host root (dm-3 for /dev/mapper/vg-images), else its own.
  */
 export async function kernelDeviceName(
   host: Host,
@@ -255,8 +256,21 @@ export async function kernelDeviceName(
       // next
     }
   }
-  if (source.startsWith("/dev/")) return path.basename(source);
+  if (source.startsWith("/dev/")) return path.basename(await resolveDevLink(host, source));
   return fstype.split(".")[0] || path.basename(source);
+}
+
+/**
+ * A /dev path with its symlinks followed under the host root (/dev/mapper/vg-images → /dev/dm-3,
+ * /dev/disk/by-uuid/… → /dev/sda3), as far as they resolve: the kernel names the disk by the
+ * link's target, not by the link. The path as written when it cannot be followed.
+ */
+async function resolveDevLink(host: Host, source: string): Promise<string> {
+  try {
+    return (await host.root.resolve(source)).host;
+  } catch {
+    return source;
+  }
 }
 
 /** The storage driver of the effective containers-storage configuration (overlay when unknown or empty, as containers/storage reads it). */
