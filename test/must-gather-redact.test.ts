@@ -3,7 +3,15 @@ import { archiveBound, spaceMargin } from "../collector/bundle/archive.js";
 import { Gatherer, safeEntryName } from "../collector/bundle/items.js";
 import { ExcerptPrefetch } from "../collector/bundle/journal-excerpt.js";
 import { UNSAFE_NAME_CHARACTER } from "../collector/bundle/reader.js";
-import { Redactor, secretFileReason } from "../collector/bundle/redact.js";
+import {
+  ANY_RULE,
+  FLAG_NAMES,
+  HEADER_NAMES,
+  KUBECONFIG_NAMES,
+  Redactor,
+  SECRET_KEYS,
+  secretFileReason,
+} from "../collector/bundle/redact.js";
 import { parseDuration, parseSize } from "../collector/commands/must-gather.js";
 
 /** The masking rules one by one, on the shapes of text a bundle holds. No host needed. */
@@ -136,6 +144,66 @@ check_always = true
     });
     expect(out.argv[4]).toBe("/var/lib/stargz-store");
     expect(out.size).toBe(3);
+  });
+
+  it("masks the value after --creds and --credentials in a JSON document given as text, and on a command line", () => {
+    const redactor = new Redactor({ obfuscate: false });
+    const json = redactor.jsonText('{"args":["skopeo","copy","--creds","admin:hunter2"]}', "x.json");
+    expect(json).not.toContain("hunter2");
+    expect(JSON.parse(json)).toEqual({ args: ["skopeo", "copy", "--creds", "[REDACTED]"] });
+    const long = redactor.jsonText(
+      '["skopeo","--credentials","admin:hunter3","--src-creds","a:hunter4"]',
+      "y.json",
+    );
+    expect(long).not.toContain("hunter3");
+    expect(long).not.toContain("hunter4");
+    expect(redactor.countsFor("x.json")).toEqual([{ rule: "password", count: 1 }]);
+
+    const line =
+      "skopeo copy --creds admin:hunter2 --dest-creds=robot:hunter3 docker://a docker://b\n" +
+      "podman login --password=hunter4 -u me r.example\npodman login --password-stdin --creds --tls-verify r\n";
+    const text = redactor.text(line, "journal.log");
+    for (const secret of ["hunter2", "hunter3", "hunter4"]) expect(text).not.toContain(secret);
+    expect(text).toContain("skopeo copy --creds [REDACTED] --dest-creds=[REDACTED] docker://a");
+    expect(text).toContain("podman login --password-stdin --creds --tls-verify r");
+    expect(redactor.countsFor("journal.log")).toEqual([{ rule: "password", count: 3 }]);
+  });
+
+  it("has a prefilter word in every name a rule looks for", () => {
+    // Every spelling of an alternation of names: `a[_-]?b` and `(?:x-)?y` spelled each way.
+    const spellings = (alternation: string): string[] => {
+      const out: string[] = [];
+      // Split at the top level only: `(?:src-|dest-)?creds` is one name.
+      for (const name of alternation.split(/\|(?![^(]*\))/)) {
+        let forms = [""];
+        for (const part of name.match(/\[[^\]]*\]\??|\(\?:[^)]*\)\??|[^[(]/g) ?? []) {
+          const optional = part.endsWith("?") && part.length > 1;
+          const body = optional ? part.slice(0, -1) : part;
+          const choices = body.startsWith("[")
+            ? [...body.slice(1, -1)]
+            : body.startsWith("(?:")
+              ? body.slice(3, -1).split("|")
+              : [body];
+          forms = forms.flatMap((f) => [...(optional ? [f] : []), ...choices.map((c) => f + c)]);
+        }
+        out.push(...forms);
+      }
+      return out;
+    };
+    expect(spellings("api[_-]?key|(?:proxy-)?authorization")).toEqual([
+      "apikey",
+      "api_key",
+      "api-key",
+      "authorization",
+      "proxy-authorization",
+    ]);
+    const names = [SECRET_KEYS, HEADER_NAMES, KUBECONFIG_NAMES, FLAG_NAMES].flatMap(spellings);
+    expect(names).toContain("dest-creds");
+    expect(names).toContain("x-amz-security-token");
+    for (const name of names) {
+      expect(ANY_RULE.test(name), name).toBe(true);
+      expect(ANY_RULE.test(name.toUpperCase()), name).toBe(true);
+    }
   });
 });
 

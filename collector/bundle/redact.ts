@@ -42,10 +42,15 @@ interface TextRule {
   replace: (match: string, ...groups: string[]) => string;
 }
 
-const HEADER_NAMES =
+export const HEADER_NAMES =
   "(?:proxy-)?authorization|x-registry-auth|x-auth-token|x-api-key|x-amz-security-token|cookie|set-cookie";
-const SECRET_KEYS =
+export const SECRET_KEYS =
   "password|passwd|pass|pwd|secret|token|auth|api[_-]?key|access[_-]?key|secret[_-]?key|client[_-]?secret|identitytoken|registrytoken|bearer[_-]?token";
+/** Kubeconfig fields whose value is a credential. */
+export const KUBECONFIG_NAMES =
+  "client-key-data|client-certificate-data|certificate-authority-data|id-token|refresh-token|access-token";
+/** Flags whose value is a secret (skopeo's --creds, --src-creds and --dest-creds among them). */
+export const FLAG_NAMES = `${SECRET_KEYS}|(?:src-|dest-)?creds|credentials`;
 /** A value after `key=` / `key: `: quoted, or up to a blank or a separator. */
 const VALUE = `("[^"\\n]*"|'[^'\\n]*'|[^\\s"',;}&\\]]+)`;
 /** A header's value: as VALUE, and an unquoted one takes its scheme along (`Bearer abc`). */
@@ -96,8 +101,15 @@ const TEXT_RULES: TextRule[] = [
   },
   {
     name: "kubeconfig-credential",
-    pattern:
-      /\b(client-key-data|client-certificate-data|certificate-authority-data|id-token|refresh-token|access-token)(["']?\s*:\s*)("[^"\n]*"|'[^'\n]*'|[^\s"',}]+)/gi,
+    pattern: new RegExp(`\\b(${KUBECONFIG_NAMES})(["']?\\s*:\\s*)("[^"\\n]*"|'[^'\\n]*'|[^\\s"',}]+)`, "gi"),
+    replace: (match, name, separator, value) =>
+      alreadyMasked(value!) ? match : `${name}${separator}${masked(value!)}`,
+  },
+  {
+    // A secret flag on a command line in a log or a unit (`--creds user:pw`, `--password=pw`);
+    // the password rule below does not look behind a dash. A following flag is not a value.
+    name: "password",
+    pattern: new RegExp(`(?<![\\w-])(--?(?:${FLAG_NAMES}))(=|[ \\t]+)(?!-)${VALUE}`, "gi"),
     replace: (match, name, separator, value) =>
       alreadyMasked(value!) ? match : `${name}${separator}${masked(value!)}`,
   },
@@ -115,12 +127,14 @@ const TEXT_RULES: TextRule[] = [
  * snapshot (paths, ids, numbers as text) are such; one test instead of eight per string. Each
  * name the rules look for contains one of these words ("auth" for authorization and
  * x-registry-auth, "key" for api-key and client-key-data, "certificate" for client-certificate-data,
- * "token" for every *-token, "pass" for password and passwd, "secret" for client_secret), so the
- * test passes whenever a rule could match; case is ignored. Fourteen short words instead of the
- * forty names: the test is three times quicker on journal text, where almost no line has any.
+ * "token" for every *-token, "pass" for password and passwd, "secret" for client_secret, "cred"
+ * for the argv flags --creds and --credentials), so the test passes whenever a rule could match;
+ * case is ignored. Fifteen short words instead of the forty names: the test is three times
+ * quicker on journal text, where almost no line has any. A name added to SECRET_KEYS,
+ * HEADER_NAMES, KUBECONFIG_NAMES or FLAG_NAMES needs one of these words (a test checks each).
  */
-const ANY_RULE =
-  /-----BEGIN |:\/\/|auth|key|cookie|bearer|basic|negotiate|certificate|token|pass|pwd|secret|header/i;
+export const ANY_RULE =
+  /-----BEGIN |:\/\/|auth|key|cookie|bearer|basic|negotiate|certificate|token|pass|pwd|secret|cred|header/i;
 
 /** JSON keys whose value is a secret whatever it looks like. */
 const SECRET_JSON_KEY = new RegExp(
@@ -128,7 +142,7 @@ const SECRET_JSON_KEY = new RegExp(
   "i",
 );
 /** A flag in an argv array whose next element is a secret (`--password x`). */
-const SECRET_FLAG = new RegExp(`^--?(?:${SECRET_KEYS}|creds|credentials)$`, "i");
+const SECRET_FLAG = new RegExp(`^--?(?:${FLAG_NAMES})$`, "i");
 
 /** Tables of a TOML file whose every value is a header value (stargz-store's `[...mirrors.header]`). */
 const HEADER_TABLE = /^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(#.*)?$/;
