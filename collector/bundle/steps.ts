@@ -724,7 +724,7 @@ export async function unitJournals(inputs: StepInputs, context: StepContext): Pr
 export interface AuditAvc {
   /** Some audit log exists. */
   found: boolean;
-  /** A log was read from its end only (longer than 8 MiB). */
+  /** A log was read from its end only (longer than AUDIT_TAIL_BYTES). */
   cut: boolean;
   /** The AVC records of the window, each file's after a "# file" line. */
   text: string;
@@ -736,12 +736,13 @@ export async function readAuditAvc(inputs: StepInputs): Promise<AuditAvc> {
   let found = false;
   let cut = false;
   for (const file of AUDIT_LOGS) {
-    const read = await auditLogTail(inputs.host, file, 8 * MiB);
+    const read = await auditLogTail(inputs.host, file);
     if (!read) continue;
     found = true;
     cut ||= read.cut;
-    // Every line the test below keeps holds "AVC" or "avc:": only those lines are cut out.
-    const kept = linesContaining(read.text, ["AVC", "avc:"]).filter((line) => {
+    // Every line the test below keeps holds "AVC" or "avc:": only those lines are cut out (the
+    // first one left out when the read began inside it).
+    const kept = linesContaining(read.text, ["AVC", "avc:"], read.cut).filter((line) => {
       if (!/type=(USER_)?AVC\b|avc:/.test(line)) return false;
       const stamp = /audit\((\d+)(?:\.\d+)?:/.exec(line);
       return !stamp || Number(stamp[1]) * 1000 >= inputs.sinceMs;

@@ -47,7 +47,13 @@ export const AUDIT_LOGS = [
   "/var/log/audit/audit.log",
   ...[1, 2, 3, 4].map((n) => `/var/log/audit/audit.log.${n}`),
 ];
-const AUDIT_BUDGET = { bytesPerFile: 8 * 1024 * 1024, bytes: 16 * 1024 * 1024 };
+/**
+ * How much of each audit log is read, from its end: one read per file and run, shared by this
+ * source and must-gather's logs/audit-avc.log (see auditLogTail).
+ */
+export const AUDIT_TAIL_BYTES = 8 * 1024 * 1024;
+/** What this source parses of all audit logs together, newest first. */
+const AUDIT_BUDGET_BYTES = 16 * 1024 * 1024;
 const MAX_SAMPLES = 5;
 
 export const avcSource: SourceDefinition<{ avc: AvcFacts }, "avc"> = {
@@ -136,28 +142,43 @@ class AvcGroups {
 }
 
 /**
- * The last `maxBytes` of one of auditd's logs, or undefined when it cannot be read. Read once per
- * run: this source and must-gather's copy of the AVC records both want the same megabytes.
+ * The last AUDIT_TAIL_BYTES of one of auditd's logs, or undefined when it cannot be read (missing,
+ * not a regular file). Read once per run and file: this source and must-gather's copy of the AVC
+ * records both want the same megabytes.
  */
-export function auditLogTail(host: Host, file: string, maxBytes: number): Promise<Tail | undefined> {
-  return host.shared(`audit-log-tail:${file}:${maxBytes}`, async () => {
+export function auditLogTail(host: Host, file: string): Promise<Tail | undefined> {
+  return host.shared(`audit-log-tail:${file}`, async () => {
     try {
-      return await readTail((await host.root.resolve(file)).local, maxBytes);
+      return await readTail((await host.root.resolve(file)).local, AUDIT_TAIL_BYTES);
     } catch {
       return undefined;
     }
   });
 }
 
+/** The last `maxBytes` of a tail (all of it when shorter); cut when it starts inside a line. */
+function lastBytes(tail: Tail, maxBytes: number): Tail {
+  const buffer = Buffer.from(tail.text);
+  if (buffer.length <= maxBytes) return tail;
+  const from = buffer.length - maxBytes;
+  return {
+    text: buffer.subarray(from).toString("utf8"),
+    bytes: maxBytes,
+    cut: buffer[from - 1] !== 0x0a,
+  };
+}
+
 /** auditd's log and its rotations, newest first, each read from its end within the budget. */
 async function readAuditLogs(host: Host, facts: AvcFacts, groups: AvcGroups): Promise<void> {
-  let left = AUDIT_BUDGET.bytes;
+  let left = AUDIT_BUDGET_BYTES;
   for (const file of AUDIT_LOGS) {
     if (left <= 0) break;
-    const tail = await auditLogTail(host, file, Math.min(AUDIT_BUDGET.bytesPerFile, left));
-    if (!tail) continue;
+    const read = await auditLogTail(host, file);
+    if (!read) continue;
+    // The shared read is a whole AUDIT_TAIL_BYTES: only what is left of the budget is parsed.
+    const tail = lastBytes(read, left);
     left -= tail.bytes;
-    facts.auditLogs.push({ path: file, bytesRead: tail.bytes, truncated: tail.cut });
+    facts.auditLogs.push({ path: file, bytesRead: tail.bytes, truncated: tail.cut || read.cut });
     // The lines holding "avc:" (the first one left out when the read began inside it).
     for (const line of linesContaining(tail.text, ["avc:"], tail.cut)) {
       const record = parseAvc(line);
