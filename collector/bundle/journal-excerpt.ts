@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { describeError } from "../host/root.js";
 import { findCursor, readJournal } from "../journal/reader.js";
 import type { JournalEntry, JournalFilter } from "../journal/types.js";
-import { filterTest, type LogPack, type PackError } from "../logrules/pack.js";
+import { fieldText, filterTest, type LogPack, type PackError } from "../logrules/pack.js";
 import type { JournalFacts } from "../sources/journal.js";
 import { type AheadWorker, endJournalWorker } from "./journal-worker-ahead.js";
 import type { RedactionCount } from "./redact.js";
@@ -50,12 +50,6 @@ export interface Excerpt {
 /** The fields journalLine prints: the only ones an excerpt decodes. */
 const LINE_FIELDS = ["_HOSTNAME", "SYSLOG_IDENTIFIER", "_COMM", "_PID", "MESSAGE"];
 
-function field(entry: JournalEntry, name: string): string | undefined {
-  const value = entry.fields[name];
-  if (value === undefined) return undefined;
-  return typeof value === "string" ? value : value.toString("utf8");
-}
-
 /** The last minute's ISO text ("2026-11-23T16:41:"): entries come many to a minute. */
 let isoMinute = Number.NaN;
 let isoPrefix = "";
@@ -79,11 +73,11 @@ function isoTime(realtimeUsec: number): string {
 /** journalctl's short-iso-precise format: time host identifier[pid]: message. */
 function journalLine(entry: JournalEntry): string {
   const time = isoTime(entry.realtimeUsec);
-  const identifier = field(entry, "SYSLOG_IDENTIFIER") ?? field(entry, "_COMM") ?? "-";
-  const pid = field(entry, "_PID");
-  const raw = field(entry, "MESSAGE") ?? "";
+  const identifier = fieldText(entry, "SYSLOG_IDENTIFIER") ?? fieldText(entry, "_COMM") ?? "-";
+  const pid = fieldText(entry, "_PID");
+  const raw = fieldText(entry, "MESSAGE") ?? "";
   const message = raw.includes("\n") ? raw.replace(/\n/g, "\n    ") : raw;
-  return `${time} ${field(entry, "_HOSTNAME") ?? "-"} ${identifier}${pid ? `[${pid}]` : ""}: ${message}`;
+  return `${time} ${fieldText(entry, "_HOSTNAME") ?? "-"} ${identifier}${pid ? `[${pid}]` : ""}: ${message}`;
 }
 
 export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promise<Excerpt> {
@@ -108,7 +102,7 @@ export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promis
         limits: EXCERPT_LIMITS,
       },
       (entry, stop) => {
-        if (job.messageIncludes !== undefined && !field(entry, "MESSAGE")?.includes(job.messageIncludes))
+        if (job.messageIncludes !== undefined && !fieldText(entry, "MESSAGE")?.includes(job.messageIncludes))
           return;
         const line = journalLine(entry);
         const size = Buffer.byteLength(line) + 1;
@@ -278,7 +272,7 @@ export async function readWindow(
           if (entry.realtimeUsec < excerpt.sinceMs * 1000 || !selects(entry)) continue;
           if (
             excerpt.messageIncludes !== undefined &&
-            !field(entry, "MESSAGE")?.includes(excerpt.messageIncludes)
+            !fieldText(entry, "MESSAGE")?.includes(excerpt.messageIncludes)
           )
             continue;
           line ??= journalLine(entry);
