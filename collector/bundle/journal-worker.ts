@@ -61,12 +61,12 @@ const { jobs, window, mask } = ahead
   : (workerData as WorkerJob);
 const shared = window ? await readWindow(window, undefined, packsFor(window)) : undefined;
 
-/** The job's packs: the built-in ones parsed ahead, unless --log-rules adds directories. */
-async function packsFor(job: WindowJob): Promise<LoadedPacks> {
-  const extra = job.tally?.ruleDirs ?? [];
-  if (builtinPacks && extra.length === 0) return builtinPacks;
-  const { BUILTIN_PACK_DIR, loadPacks } = await import("../logrules/pack.js");
-  return loadPacks([BUILTIN_PACK_DIR, ...extra]);
+/**
+ * The built-in packs parsed ahead, when they are all the job's packs; else undefined, and
+ * readWindow loads the job's packs itself (--log-rules directories, or a worker not started ahead).
+ */
+function packsFor(job: WindowJob): Promise<LoadedPacks> | undefined {
+  return (job.tally?.ruleDirs ?? []).length === 0 ? builtinPacks : undefined;
 }
 if (window?.tally) parentPort?.postMessage({ facts: shared?.facts ?? null });
 // Every excerpt as read first (the steps go on with them), then each masked (must-gather needs
