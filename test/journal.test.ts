@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Excerpt,
   type ExcerptJob,
+  isoTime,
   readExcerpt,
   readWindow,
 } from "../collector/bundle/journal-excerpt.js";
@@ -1085,5 +1086,51 @@ describe("sd-journal memory views", () => {
     expect(views).toEqual([2 ** 32]);
     far.at(mapped + 2 ** 33, 16);
     expect(views).toEqual([2 ** 32, 2 ** 32]);
+  });
+});
+
+describe("journal excerpt times", () => {
+  it("writes an entry's time as toISOString does, for any time a Date can hold", () => {
+    // A seeded generator: a failure shows the same values again.
+    let seed = 0x9e3779b9;
+    const random = () => {
+      seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const year0 = -62167219200000;
+    const year10000 = 253402300800000;
+    const dateLimit = 8.64e15;
+    expect(new Date(year0).toISOString()).toBe("0000-01-01T00:00:00.000Z");
+    expect(new Date(year10000).toISOString()).toBe("+010000-01-01T00:00:00.000Z");
+    const values: number[] = [];
+    const from = Date.UTC(1970, 0, 1);
+    const to = Date.UTC(2100, 0, 1);
+    for (let i = 0; i < 20_000; i++) values.push(Math.floor(from + random() * (to - from)));
+    // Several entries a minute, in order, as a journal gives them (the cached minute is reused).
+    let at = Date.UTC(2026, 10, 23, 16, 40, 58, 990);
+    for (let i = 0; i < 2000; i++) {
+      at += Math.floor(random() * 40);
+      values.push(at);
+    }
+    // Minute, second and millisecond boundaries, and the day, month and year around them.
+    const deltas = [
+      -60_001, -60_000, -59_999, -1001, -1000, -999, -11, -10, -9, -2, -1, 0, 1, 9, 10, 99, 100,
+    ];
+    for (const base of [0, Date.UTC(2026, 11, 31, 23, 59), Date.UTC(2024, 1, 29), Date.UTC(2000, 0, 1)])
+      for (const delta of [...deltas, 999, 1000, 59_999, 60_000]) values.push(base + delta);
+    // The edges of years 0000 and 9999, where toISOString's fixed width ends, and beyond them.
+    for (const edge of [year0, year10000])
+      for (const delta of [-60_001, -60_000, -1001, -1000, -1, 0, 1, 999, 1000, 60_000])
+        values.push(edge + delta);
+    for (let i = 0; i < 2000; i++) values.push(Math.floor((random() * 2 - 1) * (dateLimit - 1e6)));
+    values.push(dateLimit - 1e6, -(dateLimit - 1e6), -1, -999, -1000, -60_000, -86_400_000);
+    for (const ms of values) {
+      for (const usec of [ms * 1000 + Math.floor(random() * 1000), ms * 1000]) {
+        // Past 2**53 a time in microseconds is not exact: the millisecond isoTime takes is compared.
+        const expected = new Date(Math.floor(usec / 1000)).toISOString();
+        if (Number.isSafeInteger(usec)) expect(expected).toBe(new Date(ms).toISOString());
+        expect(isoTime(usec), `${usec} µs`).toBe(expected);
+      }
+    }
   });
 });

@@ -55,7 +55,7 @@ let isoMinute = Number.NaN;
 let isoPrefix = "";
 
 /** An entry's time as toISOString gives it, the date, hour and minute formatted once per minute. */
-function isoTime(realtimeUsec: number): string {
+export function isoTime(realtimeUsec: number): string {
   const ms = Math.floor(realtimeUsec / 1000);
   // Outside years 0000-9999 toISOString writes a sign and six digits: no fixed-width prefix.
   if (ms < -62167219200000 || ms >= 253402300800000) return new Date(ms).toISOString();
