@@ -776,6 +776,29 @@ describe.runIf(runnable)("mustgather/gather against a stand-in oc", () => {
     });
   });
 
+  describe("settings that are not numbers", () => {
+    let cluster: Cluster;
+    afterAll(async () => {
+      await cluster?.remove();
+    });
+
+    it("logs each bad PARALLELISM, NODE_TIMEOUT and NODE_MAX_SIZE, uses its default, and gathers the node", async () => {
+      cluster = await Cluster.create(target);
+      cluster.pods([["imagefs-doctor-fine", "node-fine", "Running"]]);
+      await cluster.exec("imagefs-doctor-fine", [], {}, bundleEntries("node-fine", []));
+      const run = await cluster.run({ PARALLELISM: "x", NODE_TIMEOUT: "-1", NODE_MAX_SIZE: "big" });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const logs = await readFile(path.join(run.out, "gather.logs"), "utf8");
+      for (const line of [
+        "PARALLELISM=x is not a positive integer: using 4",
+        "NODE_TIMEOUT=-1 is not a number of seconds: using 300",
+        "NODE_MAX_SIZE=big is not a number of MiB: using 64",
+      ])
+        expect(logs).toContain(line);
+      expect((await nodeLog(run.out, "node-fine")).fields.status).toBe("ok");
+    }, 60_000);
+  });
+
   describe("when things around the nodes fail", () => {
     let cluster: Cluster;
     beforeAll(async () => {
