@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { runChecks } from "../collector/checks/registry.js";
 import { gaugeSamples } from "../collector/export/samples.js";
+import type { CriFacts } from "../collector/sources/cri.js";
 import { openBundle } from "./support/bundle-archive.js";
 import { mustGather } from "./support/cli.js";
 import { startFakeCrio } from "./support/fake-crio.js";
@@ -24,8 +25,10 @@ const journalReady = requireParts("unclean shutdown from the journal", ["journal
 
 const ARTIFACT_STORES = ["/mnt/nfs-artifacts", "/var/lib/ssd-artifacts"];
 
+type Snapshot = Awaited<ReturnType<typeof collectTree>>;
+
 /** The imagefs_runtime_config_drift gauge of a snapshot. */
-const configDrift = (snapshot: Awaited<ReturnType<typeof collectTree>>) =>
+const configDrift = (snapshot: Snapshot) =>
   gaugeSamples(snapshot, []).find((s) => s.name === "imagefs_runtime_config_drift")?.value;
 
 /** The drop-in naming the imagestore and the artifact stores (what the tests edit after CRI-O started). */
@@ -54,11 +57,27 @@ async function fixtureNode(tree: HostTree): Promise<void> {
   tree.onCleanup(() => server.close());
 }
 
+/** The snapshot with the cri source's facts changed (as if the CRI had answered otherwise). */
+function withCri(snapshot: Snapshot, change: (facts: CriFacts) => Partial<CriFacts>): Snapshot {
+  const cri = snapshot.sources.cri;
+  if (cri.status !== "ok") throw new Error(`cri: ${cri.status}`);
+  const facts = { ...cri.facts, ...change(cri.facts) };
+  return { ...snapshot, sources: { ...snapshot.sources, cri: { ...cri, facts } } };
+}
+
 describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
   let tree: HostTree;
   afterEach(async () => {
     await tree?.cleanup();
   });
+
+  /** The fixture node after its imagestore was edited to /var/lib/images2 without a restart. */
+  async function imagestoreEdited(): Promise<Snapshot> {
+    tree = await HostTree.create();
+    await fixtureNode(tree);
+    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
+    return collectTree(tree);
+  }
 
   it("is silent when the files say what CRI-O runs with", async () => {
     tree = await HostTree.create();
@@ -94,10 +113,7 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
   });
 
   it("gives one finding, CRI_IMAGEFS_MISMATCH, for an imagestore edited without a restart while the CRI answers", async () => {
-    tree = await HostTree.create();
-    await fixtureNode(tree);
-    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
-    const snapshot = await collectTree(tree);
+    const snapshot = await imagestoreEdited();
     // That the new path is no mounted disk is another matter (IMAGESTORE_NOT_MOUNTED): of the
     // findings that say the edit is not in effect, there is one.
     const about = runChecks(snapshot).filter(
@@ -109,21 +125,9 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
   });
 
   it("compares root and imagestore with /config itself when the CRI does not answer", async () => {
-    tree = await HostTree.create();
-    await fixtureNode(tree);
-    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
-    const snapshot = await collectTree(tree);
+    const snapshot = await imagestoreEdited();
     // As if the gRPC side were down: judged from the same snapshot with no CRI answer (and so no /info).
-    const cri = snapshot.sources.cri;
-    if (cri.status !== "ok") throw new Error(`cri: ${cri.status}`);
-    const silent = {
-      ...snapshot,
-      sources: {
-        ...snapshot.sources,
-        cri: { ...cri, facts: { ...cri.facts, answeredBy: null, crioInfo: null } },
-      },
-    };
-    const findings = runChecks(silent as typeof snapshot);
+    const findings = runChecks(withCri(snapshot, () => ({ answeredBy: null, crioInfo: null })));
     expect(findings.map((f) => f.id)).not.toContain("CRI_IMAGEFS_MISMATCH");
     expect(findings.find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT")?.evidence).toEqual([
       'imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"',
@@ -131,30 +135,15 @@ describe("STORE_CONFIG_NOT_IN_EFFECT: files against CRI-O's /config", () => {
   });
 
   it("compares root and imagestore with /config itself when the CRI answered without /info (crictl)", async () => {
-    tree = await HostTree.create();
-    await fixtureNode(tree);
-    await writeStores(tree, "/var/lib/images2", ARTIFACT_STORES);
-    const snapshot = await collectTree(tree);
-    const cri = snapshot.sources.cri;
-    if (cri.status !== "ok" || !cri.facts.answeredBy) throw new Error(`cri: ${cri.status}`);
+    const snapshot = await imagestoreEdited();
     // CRI_IMAGEFS_MISMATCH has no /info to compare the imagestore with: this check speaks for it.
-    const viaCrictl = {
-      ...snapshot,
-      sources: {
-        ...snapshot.sources,
-        cri: {
-          ...cri,
-          facts: {
-            ...cri.facts,
-            answeredBy: { ...cri.facts.answeredBy, via: "crictl" as const },
-            crioInfo: null,
-          },
-        },
-      },
-    };
-    expect(
-      runChecks(viaCrictl as typeof snapshot).find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT")?.evidence,
-    ).toEqual(['imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"']);
+    const viaCrictl = withCri(snapshot, (facts) => {
+      if (!facts.answeredBy) throw new Error("the CRI did not answer");
+      return { answeredBy: { ...facts.answeredBy, via: "crictl" }, crioInfo: null };
+    });
+    expect(runChecks(viaCrictl).find((f) => f.id === "STORE_CONFIG_NOT_IN_EFFECT")?.evidence).toEqual([
+      'imagestore: files say "/var/lib/images2", CRI-O runs with "/var/lib/images"',
+    ]);
   });
 });
 
