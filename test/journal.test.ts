@@ -33,7 +33,7 @@ import { CursorStore } from "../collector/journal/cursor-store.js";
 import { listJournalFiles } from "../collector/journal/files.js";
 import { journalDirectories } from "../collector/journal/locate.js";
 import { findCursor, readJournal } from "../collector/journal/reader.js";
-import { cursorsOfDirectory, Memory } from "../collector/journal/sdjournal.js";
+import { cursorsOfDirectory, filterScans, Memory } from "../collector/journal/sdjournal.js";
 import type {
   JournalEntry,
   JournalLimits,
@@ -178,7 +178,32 @@ const dirs = {
   corrupt: "",
   binary: "",
   big: "",
+  mixed: "",
 };
+
+/**
+ * 12,000 entries: the first 6,000 nearly all crio's, the rest one crio entry in ten among other
+ * units. Some crio entries carry _SYSTEMD_UNIT twice (another unit first), others a unit that only
+ * starts like crio's.
+ */
+function mixedEntry(i: number): ExportEntry {
+  const dense = i < 6000;
+  const crio = dense ? i % 50 !== 7 : i % 10 === 0;
+  const units: [string, ExportValue][] = crio
+    ? i % 97 === 0
+      ? [
+          ["_SYSTEMD_UNIT", "kubelet.service"],
+          ["_SYSTEMD_UNIT", "crio.service"],
+        ]
+      : [["_SYSTEMD_UNIT", "crio.service"]]
+    : [["_SYSTEMD_UNIT", i % 3 === 0 ? "crio.service-other" : "kubelet.service"]];
+  return entryAt(i, [
+    ...units,
+    ["SYSLOG_IDENTIFIER", crio ? "crio" : "kubelet"],
+    ["_TRANSPORT", TRANSPORTS[i % 3]!],
+    ["MESSAGE", `message ${i}`],
+  ]);
+}
 
 describe.skipIf(!ready)("journal reader", () => {
   beforeAll(async () => {
@@ -251,6 +276,7 @@ describe.skipIf(!ready)("journal reader", () => {
       path.join(dirs.big, "system.journal"),
       map(range(0, BIG), (i) => serviceEntry(i)),
     );
+    await writeJournal(path.join(dirs.mixed, "system.journal"), map(range(0, 12_000), mixedEntry));
   }, 120_000);
 
   afterAll(async () => {
@@ -681,6 +707,80 @@ describe.skipIf(!ready)("journal reader", () => {
     }
   });
 
+  it("tests filters said to match most entries on each entry, then gives them to libsystemd once few match, with the same entries either way", async () => {
+    type How = "scanned" | "handed off" | "libsystemd";
+    const mixed = { directories: [dirs.mixed] };
+    const crio = [{ _SYSTEMD_UNIT: "crio.service" }];
+    const cases: [JournalQuery, How][] = [
+      // Dense, then sparse: libsystemd takes over in the sparse half.
+      [{ source: mixed, filtersMatch: "most", filters: crio, limits: ALL }, "handed off"],
+      // From a time inside the sparse half, with a filter on two fields.
+      [
+        {
+          source: mixed,
+          filtersMatch: "most",
+          filters: [
+            { _SYSTEMD_UNIT: "crio.service", _TRANSPORT: ["journal", "syslog"] },
+            { SYSLOG_IDENTIFIER: "none" },
+          ],
+          since: { realtimeUsec: T0 + 7000 * 1_000_000 },
+          limits: ALL,
+        },
+        "handed off",
+      ],
+      // Full inside the dense half: the rest are counted with libsystemd's matches.
+      [
+        {
+          source: mixed,
+          filtersMatch: "most",
+          filters: crio,
+          limits: { ...ALL, maxEntries: 1000, maxDroppedCount: 100_000 },
+        },
+        "handed off",
+      ],
+      // One crio entry in three from the start.
+      [
+        {
+          source: { directories: [dirs.big] },
+          filtersMatch: "most",
+          filters: crio,
+          limits: { ...ALL, maxEntries: 5000 },
+        },
+        "handed off",
+      ],
+      // Every entry matches: tested here throughout.
+      [
+        {
+          source: mixed,
+          filtersMatch: "most",
+          filters: [{ SYSLOG_IDENTIFIER: ["crio", "kubelet"] }],
+          limits: ALL,
+        },
+        "scanned",
+      ],
+      // Backward, or not said to match most entries: libsystemd's matches from the start.
+      [
+        { source: mixed, filtersMatch: "most", filters: crio, direction: "backward", limits: ALL },
+        "libsystemd",
+      ],
+      [{ source: mixed, filters: crio, limits: ALL }, "libsystemd"],
+    ];
+    for (const [query, how] of cases) {
+      const before = { ...filterScans };
+      const ours = await collect(query, "sd-journal");
+      const scanned = filterScans.scanned - before.scanned;
+      const handedOff = filterScans.handedOff - before.handedOff;
+      const seen: How = handedOff > 0 ? "handed off" : scanned > 0 ? "scanned" : "libsystemd";
+      expect(seen, JSON.stringify(query)).toBe(how);
+      expectSame(ours, await collect(query, "journalctl"));
+    }
+    // The entries that name crio's unit second, after another unit, are among them.
+    const { entries } = await collect(cases[0]![0], "sd-journal");
+    expect(numbers(entries)).toContain(97 * 2);
+    expect(numbers(entries)).not.toContain(7);
+    expect(entries).toHaveLength(5880 + 600);
+  });
+
   it("lists journal files by libsystemd's rule (sd_journal_open_directory, journalctl --directory)", async () => {
     const warnings: string[] = [];
     const files = await listJournalFiles([dirs.machine], (w) => warnings.push(w));
@@ -776,6 +876,9 @@ describe.skipIf(!ready)("journal reader", () => {
     await expect(readJournal({ source, limits: { ...ALL, maxEntries: -1 } }, () => {})).rejects.toThrow(
       /maxEntries/,
     );
+    await expect(
+      readJournal({ source, filtersMatch: "all" as "most", limits: ALL }, () => {}),
+    ).rejects.toThrow(/filtersMatch must be "most" or "few"/);
   });
 });
 

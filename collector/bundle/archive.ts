@@ -5,7 +5,7 @@ import path from "node:path";
 import { Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
-import { gzip } from "node:zlib";
+import { gzip, gzipSync } from "node:zlib";
 import tar from "tar-stream";
 
 /**
@@ -19,6 +19,11 @@ export interface ArchiveEntry {
   /** Path inside the top directory, e.g. "host/etc/crio/crio.conf". */
   name: string;
   data: Buffer;
+  /**
+   * `data` as one gzip member (gzipMember) made elsewhere, written as is instead of compressing
+   * `data` here; when it resolves to undefined, `data` is compressed here after all.
+   */
+  gzip?: Promise<Buffer | undefined>;
 }
 
 const BLOCK = 512;
@@ -42,17 +47,45 @@ const SLICE_BYTES = 4 * 1024 * 1024;
 const SLICES_AT_ONCE = 4;
 const gzipAsync = promisify(gzip);
 
-/** Gzip of its input as consecutive members compressed side by side, in order. */
+/**
+ * `data` as a gzip member the archive can hold as is (ArchiveEntry.gzip): must-gather's journal
+ * worker compresses the journal excerpts (two thirds of the bench's bundle) while the main thread
+ * still gathers, instead of the thread pool compressing them once the bundle is laid out.
+ */
+export function gzipMember(data: Uint8Array): Buffer {
+  return gzipSync(data, { level: GZIP_LEVEL });
+}
+
+/**
+ * Gzip of its input as consecutive members compressed side by side, in order. A chunk that is
+ * the very data of an entry compressed ahead (tar-stream passes an entry's Buffer on as it is)
+ * is replaced by that entry's member, between the members of what came before and after it.
+ */
 class SlicedGzip extends Transform {
   #held: Buffer[] = [];
   #heldBytes = 0;
   #running: Promise<Buffer>[] = [];
   #members = 0;
+  readonly #ahead: Map<Buffer, Promise<Buffer | undefined>>;
+
+  constructor(entries: ArchiveEntry[]) {
+    super();
+    this.#ahead = new Map(entries.flatMap((e) => (e.gzip && e.data.length > 0 ? [[e.data, e.gzip]] : [])));
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.#held.push(chunk);
-    this.#heldBytes += chunk.length;
-    while (this.#heldBytes >= SLICE_BYTES) this.#start(this.#take(SLICE_BYTES));
+    const member = this.#ahead.get(chunk);
+    if (member) {
+      if (this.#heldBytes > 0) this.#start(this.#take(this.#heldBytes));
+      this.#members += 1;
+      const running = member.then((m) => m ?? gzipAsync(chunk, { level: GZIP_LEVEL }));
+      running.catch(() => {}); // as in #start
+      this.#running.push(running);
+    } else {
+      this.#held.push(chunk);
+      this.#heldBytes += chunk.length;
+      while (this.#heldBytes >= SLICE_BYTES) this.#start(this.#take(SLICE_BYTES));
+    }
     this.#drain(SLICES_AT_ONCE - 1).then(() => done(), done);
   }
 
@@ -185,7 +218,7 @@ export async function writeArchiveToStream(
   options: WriteOptions,
 ): Promise<number> {
   const limit = new Limit(options.maxBytes);
-  await pipeline(packEntries(entries, options), new SlicedGzip(), limit, sink, {
+  await pipeline(packEntries(entries, options), new SlicedGzip(entries), limit, sink, {
     end: false,
   });
   return limit.bytes;
@@ -219,7 +252,7 @@ export async function writeArchiveToFile(
     const handle = await open(temporary, "wx", 0o600);
     try {
       const out = createWriteStream("", { fd: handle.fd, autoClose: false });
-      await pipeline(packEntries(entries, options), new SlicedGzip(), limit, out);
+      await pipeline(packEntries(entries, options), new SlicedGzip(entries), limit, out);
       await handle.sync();
     } finally {
       await handle.close().catch(() => undefined);

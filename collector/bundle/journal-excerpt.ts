@@ -128,12 +128,15 @@ export async function readExcerpt(job: ExcerptJob, signal?: AbortSignal): Promis
 
 /**
  * An excerpt's text masked (Redactor.text without obfuscation, under the excerpt's name) and what
- * was masked: the worker does it when asked, after it sent every excerpt as read, so that
- * must-gather's thread need neither do it nor wait for it before it needs the text. `text` is null
- * when masking changed nothing (the text as read is sent once).
+ * was masked, as the bundle entry's bytes and their hash: the worker does it when asked, after it
+ * sent every excerpt as read, so that must-gather's thread need neither do it nor wait for it
+ * before it needs the entry. Then it compresses each (ExcerptPrefetch.gzip).
  */
 export interface MaskedExcerpt {
-  text: string | null;
+  /** The masked text as UTF-8. */
+  bytes: Uint8Array;
+  /** sha256 of `bytes`, hex. */
+  sha256: string;
   counts: RedactionCount[];
 }
 
@@ -259,6 +262,8 @@ export async function readWindow(
       {
         source: { directories: job.directories },
         filters,
+        // The usual units and the packs' write most of a node's journal.
+        filtersMatch: "most",
         since: { realtimeUsec: sinceUsec },
         fields: [...fields],
         // The tally's last cursor is looked up once the pass is over (findCursor).
@@ -339,6 +344,7 @@ export async function readWindow(
 export class ExcerptPrefetch {
   readonly #results = new Map<string, Promise<Excerpt | undefined>>();
   readonly #masked = new Map<string, Promise<MaskedExcerpt | undefined>>();
+  readonly #gzips = new Map<string, Promise<Uint8Array | undefined>>();
   readonly #facts: Promise<JournalFacts | undefined>;
   readonly #worker: Worker | undefined;
   #exited = false;
@@ -353,9 +359,11 @@ export class ExcerptPrefetch {
   ) {
     const settle = new Map<string, (excerpt: Excerpt | undefined) => void>();
     const settleMasked = new Map<string, (masked: MaskedExcerpt | undefined) => void>();
+    const settleGzip = new Map<string, (gzip: Uint8Array | undefined) => void>();
     for (const name of jobs.keys()) {
       this.#results.set(name, new Promise((resolve) => settle.set(name, resolve)));
       this.#masked.set(name, new Promise((resolve) => settleMasked.set(name, resolve)));
+      this.#gzips.set(name, new Promise((resolve) => settleGzip.set(name, resolve)));
     }
     let settleFacts: (facts: JournalFacts | undefined) => void = () => {};
     this.#facts = new Promise((resolve) => {
@@ -364,7 +372,7 @@ export class ExcerptPrefetch {
     // Resolving a promise twice does nothing: what the worker sent stays.
     const giveUp = () => {
       for (const resolve of settle.values()) resolve(undefined);
-      for (const resolve of settleMasked.values()) resolve(undefined);
+      giveUpMasking();
       settleFacts(undefined);
     };
     const window: WindowJob | undefined = shared && {
@@ -385,10 +393,14 @@ export class ExcerptPrefetch {
           message:
             | { name: string; excerpt: Excerpt }
             | { name: string; masked: MaskedExcerpt | null }
+            | { name: string; gzip: Uint8Array }
             | { facts: JournalFacts | null },
         ) => {
           if ("facts" in message) settleFacts(message.facts ?? undefined);
-          else if ("masked" in message) settleMasked.get(message.name)?.(message.masked ?? undefined);
+          else if ("masked" in message) {
+            settleMasked.get(message.name)?.(message.masked ?? undefined);
+            if (!message.masked) settleGzip.get(message.name)?.(undefined);
+          } else if ("gzip" in message) settleGzip.get(message.name)?.(message.gzip);
           else settle.get(message.name)?.(message.excerpt);
         },
       );
@@ -404,6 +416,7 @@ export class ExcerptPrefetch {
     if (!mask) giveUpMasking();
     function giveUpMasking() {
       for (const resolve of settleMasked.values()) resolve(undefined);
+      for (const resolve of settleGzip.values()) resolve(undefined);
     }
   }
 
@@ -413,6 +426,14 @@ export class ExcerptPrefetch {
    */
   masked(name: string): Promise<MaskedExcerpt | undefined> | undefined {
     return this.#masked.get(name);
+  }
+
+  /**
+   * The masked excerpt's bytes as one gzip member (gzipMember), sent after every excerpt was
+   * masked; undefined when there is none (then the archive compresses the bytes itself).
+   */
+  gzip(name: string): Promise<Uint8Array | undefined> | undefined {
+    return this.#gzips.get(name);
   }
 
   take(name: string): Promise<Excerpt | undefined> | undefined {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import {
   type Excerpt,
@@ -77,15 +78,29 @@ for (const [name, job] of jobs) {
   parentPort?.postMessage({ name, excerpt });
   read.push([name, excerpt]);
 }
-const { Redactor } = mask ? await import("./redact.js") : { Redactor: undefined };
-for (const [name, excerpt] of read) {
-  if (!Redactor) break;
-  let masked: MaskedExcerpt | null = null;
-  if (!excerpt.error) {
-    const redactor = new Redactor({ obfuscate: false });
-    const text = redactor.text(excerpt.text, name);
-    masked = { text: text === excerpt.text ? null : text, counts: redactor.countsFor(name) };
+if (mask) {
+  const { Redactor } = await import("./redact.js");
+  const maskedBytes: [string, Buffer][] = [];
+  for (const [name, excerpt] of read) {
+    let masked: MaskedExcerpt | null = null;
+    if (!excerpt.error) {
+      const redactor = new Redactor({ obfuscate: false });
+      const bytes = Buffer.from(redactor.text(excerpt.text, name));
+      masked = {
+        bytes,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        counts: redactor.countsFor(name),
+      };
+      maskedBytes.push([name, bytes]);
+    }
+    parentPort?.postMessage({ name, masked }); // a copy: the bytes are compressed next
   }
-  parentPort?.postMessage({ name, masked });
+  // Compressed while the main thread lays the bundle out, instead of once it writes it.
+  const { gzipMember } = await import("./archive.js");
+  for (const [name, bytes] of maskedBytes) {
+    const gzip = gzipMember(bytes);
+    const whole = gzip.byteOffset === 0 && gzip.byteLength === gzip.buffer.byteLength;
+    parentPort?.postMessage({ name, gzip }, whole ? [gzip.buffer as ArrayBuffer] : []);
+  }
 }
 parentPort?.close();

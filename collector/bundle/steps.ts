@@ -40,7 +40,10 @@ export interface StepInputs {
    * Item contents the worker masked already, by bundle path: `raw` is the very string the item
    * holds, so a content that was cut or replaced since is masked again as usual.
    */
-  premasked?: Map<string, { raw: string; masked: Promise<MaskedExcerpt | undefined> }>;
+  premasked?: Map<
+    string,
+    { raw: string; masked: Promise<MaskedExcerpt | undefined>; gzip: Promise<Uint8Array | undefined> }
+  >;
 }
 
 const KiB = 1024;
@@ -707,7 +710,8 @@ async function journalExcerpt(
     const masked = prefetched && inputs.prefetched?.masked(spec.name);
     if (masked) {
       inputs.premasked ??= new Map();
-      inputs.premasked.set(spec.name, { raw: excerpt.text, masked });
+      const gzip = inputs.prefetched?.gzip(spec.name) ?? Promise.resolve(undefined);
+      inputs.premasked.set(spec.name, { raw: excerpt.text, masked, gzip });
     }
   }
 }

@@ -8,6 +8,7 @@ import {
   availableBytes,
   OutOfSpaceError,
   spaceMargin,
+  type WriteOptions,
   writeArchiveToFile,
   writeArchiveToStream,
 } from "../bundle/archive.js";
@@ -135,6 +136,11 @@ function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/** A Buffer over the same memory (a Uint8Array that came from another thread). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
  * A step list on a terminal: a step as it starts (when no other is running), and each step with
  * its status and time when it ends.
@@ -244,8 +250,9 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     );
     if (tally) inputs.journalFacts = inputs.prefetched.facts();
   }
-  // The worker ends once the bundle is laid out: it masks the excerpts while the steps and the
-  // assembling go on (then it has nothing left to do); ended earlier, they are masked here.
+  // The worker ends once the bundle is written: it masks the excerpts while the steps and the
+  // assembling go on, and compresses them while the rest is written (then it has nothing left to
+  // do); ended earlier, they are masked and compressed here.
   const stopWorker = async () => {
     await inputs.prefetched?.stop();
     await options.journalWorker?.stop(); // not used (no journal), or already ended
@@ -259,6 +266,7 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
   const finished = new Date();
 
   let assembled: Awaited<ReturnType<typeof assemble>>;
+  let bytes: number;
   try {
     assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
     if (!toStdout) {
@@ -275,25 +283,16 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
         assembled = await assemble(options, core, gatherer, started, finished, cap, inputs.premasked);
       }
     }
+    const { entries, top } = assembled;
+    bytes = await writeBundle(options.output, toStdout ? io.stdout : outputFile, entries, {
+      top,
+      mtime: started,
+      maxBytes: cap,
+    });
   } finally {
     await stopWorker();
   }
-  const { entries, top, capped, itemCount } = assembled;
-  const mtime = started;
-  let bytes: number;
-  try {
-    bytes = toStdout
-      ? await writeArchiveToStream(entries, io.stdout, { top, mtime, maxBytes: cap })
-      : await writeArchiveToFile(entries, outputFile, { top, mtime, maxBytes: cap });
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (error instanceof OutOfSpaceError || code === "ENOSPC" || code === "EDQUOT") {
-      throw new MustGatherError(
-        `the output filesystem ran out of space while writing ${options.output}; nothing was left behind: ${(error as Error).message}`,
-      );
-    }
-    throw new MustGatherError(`cannot write ${options.output}: ${(error as Error).message}`);
-  }
+  const { entries, capped, itemCount } = assembled;
   const elapsedMs = Math.round(performance.now() - t0);
   if (io.stderr.isTTY) {
     io.stderr.write(
@@ -308,6 +307,28 @@ export async function mustGather(options: MustGatherOptions, io: MustGatherIo): 
     capped,
     elapsedMs,
   };
+}
+
+/** Writes the archive to stdout or to the output file, and says in a MustGatherError what failed. */
+async function writeBundle(
+  output: string,
+  to: MustGatherIo["stdout"] | string,
+  entries: ArchiveEntry[],
+  options: WriteOptions,
+): Promise<number> {
+  try {
+    return typeof to === "string"
+      ? await writeArchiveToFile(entries, to, options)
+      : await writeArchiveToStream(entries, to, options);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (error instanceof OutOfSpaceError || code === "ENOSPC" || code === "EDQUOT") {
+      throw new MustGatherError(
+        `the output filesystem ran out of space while writing ${output}; nothing was left behind: ${(error as Error).message}`,
+      );
+    }
+    throw new MustGatherError(`cannot write ${output}: ${(error as Error).message}`);
+  }
 }
 
 /** The snapshot and its findings, then the raw items, side by side. */
@@ -512,6 +533,7 @@ async function assemble(
   }
 
   // Raw items in bundle order, masked in that order (obfuscation tokens are numbered as met).
+  const ahead = new Map<Buffer, { sha256: string; gzip: Promise<Buffer | undefined> }>();
   const raw = gatherer.items
     .filter((i) => i.path !== "snapshot.json")
     .sort(
@@ -543,8 +565,10 @@ async function assemble(
         : undefined;
     if (premask && name !== null) {
       // Masked in the journal worker, as redactor.text would here (no obfuscation: nothing is
-      // shared between items but the counts, recorded under the same name).
-      data = Buffer.from(premask.text ?? pre!.raw);
+      // shared between items but the counts, recorded under the same name), and hashed and
+      // compressed there too.
+      data = asBuffer(premask.bytes);
+      ahead.set(data, { sha256: premask.sha256, gzip: pre!.gzip.then((g) => g && asBuffer(g)) });
       redactor.record(name, premask.counts);
     } else if (item.content !== undefined && name !== null) {
       const masked =
@@ -622,7 +646,7 @@ async function assemble(
   }
   for (const p of admitted) {
     p.item.bytes = p.data!.length;
-    p.item.sha256 = sha256(p.data!);
+    p.item.sha256 = ahead.get(p.data!)?.sha256 ?? sha256(p.data!);
   }
 
   const manifest = redactor.json(manifestOf(capped), "manifest.json");
@@ -641,7 +665,10 @@ async function assemble(
   const rest = [...admitted]
     .filter((p) => !generatedOrder.includes(p.item.path!))
     .sort((a, b) => compareNames(a.item.path!, b.item.path!));
-  for (const p of rest) entries.push({ name: p.item.path!, data: p.data! });
+  for (const p of rest) {
+    const gzip = ahead.get(p.data!)?.gzip;
+    entries.push({ name: p.item.path!, data: p.data!, ...(gzip ? { gzip } : {}) });
+  }
   return { entries, top, capped, itemCount: prepared.length };
 }
 

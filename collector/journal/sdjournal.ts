@@ -1,4 +1,5 @@
 import { getSystemErrorName } from "node:util";
+import { FilterScan } from "./scan.js";
 import { type ReadSession, YIELD_EVERY, YIELD_EVERY_COUNTING, yieldToEventLoop } from "./session.js";
 import type { JournalEntry } from "./types.js";
 import { decodeValue, type ValueInfo } from "./values.js";
@@ -299,7 +300,7 @@ function addMatches(native: Native, j: Address, session: ReadSession): void {
  * Positions the handle. Returns true when it already stands on the first entry to read (a cursor
  * that still exists, followed by an entry that is not the cursor's own).
  */
-function position(native: Native, j: Address, session: ReadSession): boolean {
+function position(native: Native, j: Address, session: ReadSession, scan: FilterScan | null): boolean {
   const pos = session.position;
   let cursorFound = false;
   if (pos.kind === "cursor") {
@@ -316,7 +317,8 @@ function position(native: Native, j: Address, session: ReadSession): boolean {
       );
     }
   }
-  addMatches(native, j, session); // adding a match forgets the position: seek afterwards
+  // Adding a match forgets the position: seek afterwards.
+  if (scan === null) addMatches(native, j, session);
   if (session.backward) {
     // From the end; the start position is where the read stops (deliverEntries).
     check(native.seekTail(j), "sd_journal_seek_tail");
@@ -349,8 +351,14 @@ export async function readWithSdJournal(session: ReadSession): Promise<void> {
     // Compressed values are only decompressed this far: enough to tell that a value is longer
     // than maxFieldBytes (field names are at most 64 bytes). 0 would mean no limit.
     check(sd.native.setDataThreshold(j, session.maxFieldBytes + 128), "sd_journal_set_data_threshold");
-    const standing = position(sd.native, j, session);
-    const counting = await deliverEntries(sd, j, session, standing);
+    // Filters that match most entries are tested here, read forward, until too few do (scan.ts).
+    const scan =
+      session.backward || session.filtersMatch !== "most"
+        ? null
+        : FilterScan.of(session.terms, session.maxFieldBytes + 66);
+    if (scan) filterScans.scanned += 1;
+    const standing = position(sd.native, j, session, scan);
+    const counting = await deliverEntries(sd, j, session, standing, scan);
     if (counting) await countDropped(sd, j, session);
   } finally {
     sd.native.close(j);
@@ -370,6 +378,10 @@ interface Reader {
   /** The handle already stands on an entry not yet read (position's answer). */
   pending: boolean;
   info: ValueInfo;
+  /** The filters tested here, until they are given to libsystemd (null: they were, or none). */
+  scan: FilterScan | null;
+  /** FilterScan bits of the fields readFields met in the current entry. */
+  bits: number;
 }
 
 /** An entry's fields as read, or null when libsystemd could not read its data. */
@@ -390,19 +402,28 @@ async function deliverEntries(
   j: Address,
   session: ReadSession,
   standing: boolean,
+  scan: FilterScan | null,
 ): Promise<boolean> {
   const wanted = session.fields;
+  const decoded = wanted === null ? null : new Set([...wanted, ...(scan?.fields ?? [])]);
   const reader: Reader = {
     sd,
     j,
     session,
     step: session.backward ? sd.native.previous : sd.native.next,
-    wantedHashes: wanted === null ? null : new Set([...wanted].map(nameHash)),
+    wantedHashes: decoded === null ? null : new Set([...decoded].map(nameHash)),
     pending: standing,
     info: { bytes: 0, truncated: false },
+    scan,
+    bits: 0,
   };
   for (;;) {
     const outcome = deliverBatch(reader, YIELD_EVERY);
+    if (outcome === "count" && reader.scan && giveFiltersToLibsystemd(reader) === null) {
+      // Only matching entries are to be counted, and libsystemd cannot say where to go on from.
+      session.warn("the entries left after the limit were not counted: a corrupt entry");
+      return false;
+    }
     if (outcome !== "more") return outcome === "count";
     await yieldToEventLoop();
     if (session.expired()) return false;
@@ -429,10 +450,20 @@ function deliverBatch(reader: Reader, count: number): "more" | "count" | "end" {
         return "end";
       }
     }
-    session.seen += 1;
-    if (session.full) {
-      session.drop();
-      return "count";
+    const { scan } = reader;
+    if (scan !== null && (scan.sparse || session.full)) {
+      // From here on libsystemd picks the entries (and the rest are only counted, when full).
+      const standing = giveFiltersToLibsystemd(reader);
+      if (standing === null) session.unreadable += 1;
+      else reader.pending = standing;
+      continue;
+    }
+    if (scan === null) {
+      session.seen += 1;
+      if (session.full) {
+        session.drop();
+        return "count";
+      }
     }
     if (native.getRealtimeUsec(j, out0) < 0) {
       session.unreadable += 1;
@@ -444,6 +475,15 @@ function deliverBatch(reader: Reader, count: number): "more" | "count" | "end" {
       session.complete = true; // backward, the first entry before the start ends the read
       return "end";
     }
+    // The cursor is asked for once the entry is known to match.
+    const read = readFields(reader);
+    if (scan !== null) {
+      // An entry whose data cannot be read is counted below, as if it matched.
+      const passes = read === null || scan.passes(reader.bits);
+      scan.count(passes);
+      if (!passes) continue;
+      session.seen += 1;
+    }
     let cursor = "";
     if (cursors) {
       if (native.getCursor(j, out0) < 0) {
@@ -454,7 +494,6 @@ function deliverBatch(reader: Reader, count: number): "more" | "count" | "end" {
       cursor = memory.cString(cursorAddress);
       native.free(cursorAddress);
     }
-    const read = readFields(reader);
     if (read === null) {
       session.unreadable += 1; // as journalctl does: an entry whose data cannot be read is skipped
       continue;
@@ -464,6 +503,33 @@ function deliverBatch(reader: Reader, count: number): "more" | "count" | "end" {
     if (verdict !== "more") return verdict === "count" ? "count" : "end";
   }
   return "more";
+}
+
+/**
+ * Reads that tested their filters here, and reads that then gave them to libsystemd part way:
+ * for tests, as nothing else tells.
+ */
+export const filterScans = { scanned: 0, handedOff: 0 };
+
+/**
+ * Ends the scan: libsystemd's matches pick the entries from the one the handle stands on
+ * (included when it matches). Returns whether the handle then stands on a matching entry, or null
+ * when the entry's cursor cannot be read (a corrupt entry): the scan goes on.
+ */
+function giveFiltersToLibsystemd(reader: Reader): boolean | null {
+  const { sd, j, session } = reader;
+  const { native, words, memory } = sd;
+  if (native.getCursor(j, sd.scratch) < 0) return null;
+  reader.scan = null;
+  filterScans.handedOff += 1;
+  const address = words[0]! + words[1]! * TWO_32;
+  const cursor = memory.cString(address);
+  native.free(address);
+  addMatches(native, j, session);
+  check(native.seekCursor(j, cursor), "sd_journal_seek_cursor");
+  const r = native.next(j);
+  if (r < 0) throw new Error(`sd_journal_next failed: ${errnoText(r)}`);
+  return r > 0;
 }
 
 /** The wanted fields of the entry the handle stands on. */
@@ -476,6 +542,8 @@ function readFields(reader: Reader): EntryFields | null {
   /** Bytes of a field that are ever read: name (<= 64), "=", and at most max bytes of value. */
   const readCap = max + 66;
   const wanted = session.fields;
+  const { scan } = reader;
+  reader.bits = 0;
   native.restartData(j);
   entrySerial = entrySerial === Number.MAX_SAFE_INTEGER ? 1 : entrySerial + 1;
   const serial = entrySerial;
@@ -502,6 +570,8 @@ function readFields(reader: Reader): EntryFields | null {
     // A name whose hash no wanted name has is not wanted: skipped without being looked up.
     if (wantedHashes !== null && !wantedHashes.has(hash)) continue;
     const field = internName(buf, start, eq, hash);
+    // Every occurrence of a field the filters look at counts, as with libsystemd's matches.
+    if (scan !== null && scan.fields.has(field.name)) reader.bits |= scan.bitOf(buf, start, end);
     if (wanted !== null && !wanted.has(field.name)) continue;
     // A repeated field keeps its first value.
     if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;

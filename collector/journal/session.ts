@@ -36,6 +36,8 @@ export class ReadSession {
   readonly backward: boolean;
   /** The fields to decode and deliver; null for every field. */
   readonly fields: ReadonlySet<string> | null;
+  /** JournalQuery.filtersMatch: "most" when the filters are expected to match most entries. */
+  readonly filtersMatch: "most" | "few";
   /** False when entries need no cursor (JournalQuery.cursors "none"). */
   readonly cursors: boolean;
   readonly maxEntries: number;
@@ -80,6 +82,11 @@ export class ReadSession {
     this.backward = normaliseDirection(query.direction, this.position);
     this.fields = normaliseFields(query.fields);
     this.cursors = query.cursors !== "none";
+    if (query.filtersMatch !== undefined && query.filtersMatch !== "most" && query.filtersMatch !== "few")
+      throw new TypeError(
+        `journal query: filtersMatch must be "most" or "few", got ${String(query.filtersMatch)}`,
+      );
+    this.filtersMatch = query.filtersMatch ?? "few";
     this.sinceUsec = this.position.kind === "time" ? this.position.usec : 0;
     this.stats = {
       backend,

@@ -39,6 +39,13 @@ export interface JournalQuery {
   /** Local paths (already resolved under the host root): journal directories, or single files. */
   source: { directories: string[] } | { files: string[] };
   filters?: JournalFilter[];
+  /**
+   * "most": the filters match most entries of the window (the units that write most of a node's
+   * journal). Read forward with sd-journal, each entry is then tested here rather than with
+   * libsystemd's matches, which look every match up again on each step, until too few entries
+   * turn out to match (collector/journal/scan.ts). "few" (the default): libsystemd's matches.
+   */
+  filtersMatch?: "most" | "few";
   /** Start after this cursor (a persisted position), or at this time (a lookback); else at the start. */
   since?: { afterCursor: string } | { realtimeUsec: number };
   /**

@@ -119,6 +119,8 @@ export const journalSource: SourceDefinition<{ journal: JournalFacts }, "journal
         {
           source: { directories: local },
           filters,
+          // The packs select CRI-O's, the kubelet's and the layer store's entries: most of a node's.
+          filtersMatch: "most",
           since: journalStart(options.resume?.journal, options.journalLookbackHours),
           fields: counter.fields,
           limits: JOURNAL_LIMITS,
