@@ -8,7 +8,7 @@ import { createGunzip, createGzip, gzipSync, inflateRawSync } from "node:zlib";
 import { execa } from "execa";
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeArchiveToFile } from "../collector/bundle/archive.js";
+import { gzipMember, writeArchiveToFile } from "../collector/bundle/archive.js";
 import { readBundle } from "../collector/bundle/reader.js";
 import { requireParts } from "./support/requirements.js";
 import {
@@ -763,5 +763,42 @@ describe("bundles written by must-gather's archive writer", () => {
     await execa("tar", ["-xzf", file, "-C", out, "--no-same-owner"]);
     for (const [name, data] of expected)
       expect((await readFile(path.join(out, name))).equals(data), name).toBe(true);
+  });
+
+  it("writes an entry compressed ahead as its own gzip member, as is, and compresses one whose member never came", async () => {
+    const ahead = journalText(3 * MiB);
+    const member = gzipMember(ahead);
+    const missing = journalText(1 * MiB);
+    const top = `imagefs-doctor-worker-0-ahead-${TOKEN}`;
+    const entries = [
+      { name: "version", data: Buffer.from(VERSION_FILE) },
+      { name: "journal/crio.service.log", data: ahead, gzip: Promise.resolve(member) },
+      { name: "journal/kubelet.service.log", data: missing, gzip: Promise.resolve(undefined) },
+      { name: "snapshot.json", data: Buffer.from(snapshotText) },
+    ];
+    const file = path.join(work, "ahead.tar.gz");
+    await writeArchiveToFile(entries, file, {
+      top,
+      mtime: new Date("2026-11-23T10:38:46Z"),
+      maxBytes: 64 * MiB,
+    });
+    const compressed = await readFile(file);
+    // The member made ahead is in the file byte for byte, between the members of the tar around it.
+    const at = compressed.indexOf(member);
+    expect(at).toBeGreaterThan(0);
+    // Each entry compressed elsewhere is a member of its own, whether the member came or not.
+    const members = gzipMembers(compressed);
+    expect(members).toHaveLength(5); // the tar before crio's data, crio's, between, kubelet's, after
+    expect(members[1]!.equals(ahead)).toBe(true);
+    expect(members[3]!.equals(missing)).toBe(true);
+    // Every reader takes the whole as one archive with the bytes as written.
+    const bundle = await readBundle(file);
+    expect(bundle.snapshot).toEqual(JSON.parse(snapshotText));
+    const read = await entriesOf(file);
+    for (const e of entries) expect(read.get(`${top}/${e.name}`)?.equals(e.data), e.name).toBe(true);
+    const out = await mkdtemp(path.join(work, "ahead-"));
+    await execa("tar", ["-xzf", file, "-C", out, "--no-same-owner"]);
+    for (const e of entries)
+      expect((await readFile(path.join(out, top, e.name))).equals(e.data), e.name).toBe(true);
   });
 });
