@@ -598,13 +598,38 @@ describe("linesContaining", () => {
     const needleSets = [["ab"], ["AVC", "avc:"], ["b", "a"], ["avc:", "AVC", "b"], ["\u00e9"]];
     for (let k = 0; k < 5000; k += 1) {
       let text = "";
-      for (let i = next() % 14; i > 0; i -= 1) text += pieces[next() % pieces.length];
+      for (let i = (next() >> 16) % 14; i > 0; i -= 1) text += pieces[(next() >> 16) % pieces.length];
       const needles = needleSets[k % needleSets.length]!;
       for (const skipFirst of [false, true])
         expect(
           linesContaining(text, needles, skipFirst),
           JSON.stringify({ text, needles, skipFirst }),
         ).toEqual(split(text, needles, skipFirst));
+    }
+  });
+
+  it("gives the same lines from the UTF-8 bytes, bad bytes and all, as from the decoded text", () => {
+    // UTF-8 text, and bytes that are not UTF-8 on their own (a stray byte, cut sequences).
+    const pieces = [
+      ...["a", "avc:", "\n", "AVC", "\u00e9", "\n\n", " x"].map((t) => Buffer.from(t)),
+      Buffer.from([0xff]),
+      Buffer.from([0xc3]),
+      Buffer.from([0xe2, 0x82]),
+    ];
+    let seed = 11;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    for (let k = 0; k < 5000; k += 1) {
+      const parts: Buffer[] = [];
+      // The generator's high bits: its low ones repeat with short periods.
+      for (let i = (next() >> 16) % 16; i > 0; i -= 1) parts.push(pieces[(next() >> 16) % pieces.length]!);
+      const bytes = Buffer.concat(parts);
+      for (const skipFirst of [false, true])
+        expect(linesContaining(bytes, ["AVC", "avc:"], skipFirst), bytes.toString("hex")).toEqual(
+          split(bytes.toString("utf8"), ["AVC", "avc:"], skipFirst),
+        );
     }
   });
 

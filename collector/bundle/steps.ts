@@ -746,7 +746,7 @@ export async function readAuditAvc(inputs: StepInputs): Promise<AuditAvc> {
     cut ||= read.cut;
     // Every line the test below keeps holds "AVC" or "avc:": only those lines are cut out (the
     // first one left out when the read began inside it).
-    const kept = linesContaining(read.text, ["AVC", "avc:"], read.cut).filter((line) => {
+    const kept = linesContaining(read.data, ["AVC", "avc:"], read.cut).filter((line) => {
       if (!/type=(USER_)?AVC\b|avc:/.test(line)) return false;
       const stamp = /audit\((\d+)(?:\.\d+)?:/.exec(line);
       return !stamp || Number(stamp[1]) * 1000 >= inputs.sinceMs;

@@ -130,6 +130,19 @@ export interface Tail {
 
 /** The last `maxBytes` of a regular file (logs are read from their end), or undefined when unreadable. */
 export async function readTail(localPath: string, maxBytes: number): Promise<Tail | undefined> {
+  const tail = await readTailBytes(localPath, maxBytes);
+  return tail && { text: tail.data.toString("utf8"), bytes: tail.bytes, cut: tail.cut };
+}
+
+/** A Tail as bytes: for a log searched for a few lines, which are all that is worth decoding. */
+export interface ByteTail {
+  data: Buffer;
+  bytes: number;
+  cut: boolean;
+}
+
+/** readTail without decoding. */
+export async function readTailBytes(localPath: string, maxBytes: number): Promise<ByteTail | undefined> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -138,11 +151,7 @@ export async function readTail(localPath: string, maxBytes: number): Promise<Tai
     const length = Math.min(info.size, maxBytes);
     const buffer = Buffer.alloc(length);
     const { bytesRead } = await handle.read(buffer, 0, length, info.size - length);
-    return {
-      text: buffer.subarray(0, bytesRead).toString("utf8"),
-      bytes: bytesRead,
-      cut: length < info.size,
-    };
+    return { data: buffer.subarray(0, bytesRead), bytes: bytesRead, cut: length < info.size };
   } catch {
     return undefined;
   } finally {

@@ -4,8 +4,16 @@
  * splitting the whole text. A log of 100,000 lines in which a few hundred matter is searched for
  * its needles (indexOf, which V8 does quickly), and only the lines around the hits are cut out.
  * `skipFirst` leaves out the text's first line (a tail read that began inside a line).
+ *
+ * The text may also be UTF-8 bytes, of which only the lines found are decoded: the same lines as
+ * from the decoded text (an ASCII needle or newline is never part of another character's bytes,
+ * and a bad byte is replaced the same way within its line).
  */
-export function linesContaining(text: string, needles: readonly string[], skipFirst = false): string[] {
+export function linesContaining(
+  text: string | Buffer,
+  needles: readonly string[],
+  skipFirst = false,
+): string[] {
   const starts: number[] = [];
   const ends = new Map<number, number>();
   for (const needle of needles) {
@@ -13,8 +21,9 @@ export function linesContaining(text: string, needles: readonly string[], skipFi
       throw new TypeError("linesContaining: a needle is a non-empty text within a line");
     let at = text.indexOf(needle);
     while (at >= 0) {
-      const start = text.lastIndexOf("\n", at - 1) + 1;
-      let end = text.indexOf("\n", at + needle.length);
+      // (Buffer.lastIndexOf takes a negative offset from the end.)
+      const start = at === 0 ? 0 : text.lastIndexOf("\n", at - 1) + 1;
+      let end = text.indexOf("\n", at + Buffer.byteLength(needle));
       if (end < 0) end = text.length;
       if (!ends.has(start)) {
         ends.set(start, end);
@@ -27,7 +36,8 @@ export function linesContaining(text: string, needles: readonly string[], skipFi
   const lines: string[] = [];
   for (const start of starts) {
     if (skipFirst && start === 0) continue;
-    lines.push(text.slice(start, ends.get(start)));
+    const end = ends.get(start);
+    lines.push(typeof text === "string" ? text.slice(start, end) : text.toString("utf8", start, end));
   }
   return lines;
 }

@@ -1,4 +1,4 @@
-import { readTail, type Tail } from "../host/files.js";
+import { type ByteTail, readTailBytes } from "../host/files.js";
 import type { Host } from "../host/host.js";
 import { describeError } from "../host/root.js";
 import { journalDirectories } from "../journal/locate.js";
@@ -146,10 +146,10 @@ class AvcGroups {
  * not a regular file). Read once per run and file: this source and must-gather's copy of the AVC
  * records both want the same megabytes.
  */
-export function auditLogTail(host: Host, file: string): Promise<Tail | undefined> {
+export function auditLogTail(host: Host, file: string): Promise<ByteTail | undefined> {
   return host.shared(`audit-log-tail:${file}`, async () => {
     try {
-      return await readTail((await host.root.resolve(file)).local, AUDIT_TAIL_BYTES);
+      return await readTailBytes((await host.root.resolve(file)).local, AUDIT_TAIL_BYTES);
     } catch {
       return undefined;
     }
@@ -157,15 +157,10 @@ export function auditLogTail(host: Host, file: string): Promise<Tail | undefined
 }
 
 /** The last `maxBytes` of a tail (all of it when shorter); cut when it starts inside a line. */
-function lastBytes(tail: Tail, maxBytes: number): Tail {
-  const buffer = Buffer.from(tail.text);
-  if (buffer.length <= maxBytes) return tail;
-  const from = buffer.length - maxBytes;
-  return {
-    text: buffer.subarray(from).toString("utf8"),
-    bytes: maxBytes,
-    cut: buffer[from - 1] !== 0x0a,
-  };
+function lastBytes(tail: ByteTail, maxBytes: number): ByteTail {
+  if (tail.data.length <= maxBytes) return tail;
+  const from = tail.data.length - maxBytes;
+  return { data: tail.data.subarray(from), bytes: maxBytes, cut: tail.data[from - 1] !== 0x0a };
 }
 
 /** auditd's log and its rotations, newest first, each read from its end within the budget. */
@@ -180,7 +175,7 @@ async function readAuditLogs(host: Host, facts: AvcFacts, groups: AvcGroups): Pr
     left -= tail.bytes;
     facts.auditLogs.push({ path: file, bytesRead: tail.bytes, truncated: tail.cut || read.cut });
     // The lines holding "avc:" (the first one left out when the read began inside it).
-    for (const line of linesContaining(tail.text, ["avc:"], tail.cut)) {
+    for (const line of linesContaining(tail.data, ["avc:"], tail.cut)) {
       const record = parseAvc(line);
       if (record) groups.add(record);
     }
