@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { SOURCES } from "../collector/collect.js";
 import { SOURCE_NAMES } from "../collector/snapshot.js";
+import { LOADER_ERROR, LOADER_ERROR_WORDS } from "../collector/sources/pod-logs.js";
 import { collectTree, HostTree } from "./support/scenarios.js";
 
 /** A CRI log line as the kubelet writes it: <RFC3339Nano> <stream> <P|F> <message>. */
@@ -66,6 +67,17 @@ describe("container logs with loader errors", () => {
         file: web,
       }),
     ]);
+  });
+
+  it("decodes no log without one of the words every loader error pattern holds", () => {
+    // A pattern without one of them would never be looked for: the prefilter would skip its logs.
+    const alternatives = LOADER_ERROR.source.split("|");
+    expect(alternatives.length).toBeGreaterThanOrEqual(4);
+    for (const alternative of alternatives)
+      expect(
+        LOADER_ERROR_WORDS.some((word) => alternative.includes(word)),
+        alternative,
+      ).toBe(true);
   });
 
   it("reads only the end of a huge log, and is absent without /var/log/pods", async () => {

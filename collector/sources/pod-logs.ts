@@ -1,6 +1,6 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
-import { readTail } from "../host/files.js";
+import { readTailBytes } from "../host/files.js";
 import type { Host } from "../host/host.js";
 import { Absent, type SourceDefinition } from "./source.js";
 
@@ -51,6 +51,8 @@ const PATTERNS: { kind: LoaderErrorKind; match: RegExp }[] = [
  * into lines at all; most logs are such. must-gather's pod-loader-errors item keeps the lines it matches.
  */
 export const LOADER_ERROR = new RegExp(PATTERNS.map((p) => `(?:${p.match.source})`).join("|"));
+/** Text every loader error holds one of: a log tail without any is not decoded at all. */
+export const LOADER_ERROR_WORDS = ["Permission denied", "RELRO protection failed"];
 
 export const podLogsSource: SourceDefinition<{ "pod-logs": PodLogsFacts }, "pod-logs"> = {
   name: "pod-logs",
@@ -109,15 +111,17 @@ async function scanLog(
   who: { namespace: string; pod: string; container: string },
   facts: PodLogsFacts,
 ) {
-  const tail = await readTail(
+  const tail = await readTailBytes(
     host.root.local(file),
     Math.min(BUDGET.bytesPerFile, BUDGET.bytes - facts.bytesRead),
   );
   facts.filesScanned += 1;
   if (!tail) return;
   facts.bytesRead += tail.bytes;
-  if (!LOADER_ERROR.test(tail.text)) return;
-  const lines = tail.text.split("\n");
+  if (!LOADER_ERROR_WORDS.some((word) => tail.data.includes(word))) return;
+  const text = tail.data.toString("utf8");
+  if (!LOADER_ERROR.test(text)) return;
+  const lines = text.split("\n");
   if (tail.cut) lines.shift(); // the first line may start mid-way
   for (const line of lines) {
     const cri = /^(\S+) (?:stdout|stderr) [PF] (.*)$/.exec(line);
