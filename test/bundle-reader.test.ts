@@ -767,7 +767,7 @@ describe("bundles written by must-gather's archive writer", () => {
 
   it("writes an entry compressed ahead as its own gzip member, as is, and compresses one whose member never came", async () => {
     const ahead = journalText(3 * MiB);
-    const member = gzipMember(ahead);
+    const member = await gzipMember(ahead);
     const missing = journalText(1 * MiB);
     const top = `imagefs-doctor-worker-0-ahead-${TOKEN}`;
     const entries = [

@@ -5,7 +5,7 @@ import path from "node:path";
 import { Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
-import { gzip, gzipSync } from "node:zlib";
+import { gzip } from "node:zlib";
 import tar from "tar-stream";
 
 /**
@@ -48,12 +48,12 @@ const SLICES_AT_ONCE = 4;
 const gzipAsync = promisify(gzip);
 
 /**
- * `data` as a gzip member the archive can hold as is (ArchiveEntry.gzip): must-gather's journal
- * worker compresses the journal excerpts (two thirds of the bench's bundle) while the main thread
- * still gathers, instead of the thread pool compressing them once the bundle is laid out.
+ * `data` as a gzip member the archive can hold as is (ArchiveEntry.gzip), compressed in the thread
+ * pool: must-gather's journal worker has the journal excerpts (two thirds of the bench's bundle)
+ * compressed while the main thread still lays the bundle out, instead of once it writes it.
  */
-export function gzipMember(data: Uint8Array): Buffer {
-  return gzipSync(data, { level: GZIP_LEVEL });
+export function gzipMember(data: Uint8Array): Promise<Buffer> {
+  return gzipAsync(data, { level: GZIP_LEVEL });
 }
 
 /**

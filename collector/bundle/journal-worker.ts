@@ -80,7 +80,8 @@ for (const [name, job] of jobs) {
 }
 if (mask) {
   const { Redactor } = await import("./redact.js");
-  const maskedBytes: [string, Buffer][] = [];
+  const { gzipMember } = await import("./archive.js");
+  const compressing: Promise<void>[] = [];
   for (const [name, excerpt] of read) {
     let masked: MaskedExcerpt | null = null;
     if (!excerpt.error) {
@@ -91,16 +92,17 @@ if (mask) {
         sha256: createHash("sha256").update(bytes).digest("hex"),
         counts: redactor.countsFor(name),
       };
-      maskedBytes.push([name, bytes]);
+      // Compressed in the thread pool while the next is masked and the main thread lays the
+      // bundle out, on whichever core is free.
+      compressing.push(
+        gzipMember(bytes).then((gzip) => {
+          const whole = gzip.byteOffset === 0 && gzip.byteLength === gzip.buffer.byteLength;
+          parentPort?.postMessage({ name, gzip }, whole ? [gzip.buffer as ArrayBuffer] : []);
+        }),
+      );
     }
-    parentPort?.postMessage({ name, masked }); // a copy: the bytes are compressed next
+    parentPort?.postMessage({ name, masked }); // a copy: the bytes are being compressed
   }
-  // Compressed while the main thread lays the bundle out, instead of once it writes it.
-  const { gzipMember } = await import("./archive.js");
-  for (const [name, bytes] of maskedBytes) {
-    const gzip = gzipMember(bytes);
-    const whole = gzip.byteOffset === 0 && gzip.byteLength === gzip.buffer.byteLength;
-    parentPort?.postMessage({ name, gzip }, whole ? [gzip.buffer as ArrayBuffer] : []);
-  }
+  await Promise.all(compressing);
 }
 parentPort?.close();
