@@ -169,6 +169,58 @@ check_always = true
     expect(redactor.countsFor("journal.log")).toEqual([{ rule: "password", count: 3 }]);
   });
 
+  it("masks a long text line by line around the rules' words exactly as it masks it whole", () => {
+    // Journal-like lines, and pieces that test where a window must reach: a name at a line's end
+    // with its value lines below (after blank and white-space-only lines), a header value in two
+    // tokens over two lines, schemes, flags, words in any case, text with no word at all.
+    const pieces = [
+      "2026-11-23T10:00:00.000Z node crio[1]: pulled image quay.io/x/y@sha256:0a1b",
+      "2026-11-23T10:00:01.000Z node kubelet[2]: SyncLoop (PLEG): event for pod",
+      "    continuation of a message",
+      "",
+      "   \t ",
+      "password:",
+      "password:\n\n   \n  hunter2 and more",
+      "token=\n2026-11-23T10:00:02.000Z node crio[1]: the next line",
+      "Authorization:\n  Bearer\n  abc.def.ghi",
+      "Authorization:\n\n  Bearer\n \t \n  abc.def.ghi",
+      "Negotiate\n   \n c3VwZXJzZWNyZXQ=",
+      "Proxy-Authorization:\n\n  Digest\n  abc.def",
+      "X-Registry-Auth = [",
+      'msg="retrying with Bearer s3cr3t-t0ken-value"',
+      "proxy https://bob:pa55@mirror.example.org:5000/v2 and http://plain.example.org/",
+      "skopeo copy --creds user:pw --src-creds=a:b --password x",
+      "client-key-data: LS0tLS1CRUdJTiBSU0E=",
+      '{"token": "abcdef123", "key": "value", "PASS": "Word"}',
+      "TOKEN",
+      "=value-on-its-own-line",
+      "Basic authentication is prose",
+      "://",
+    ];
+    let seed = 5;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed >> 16;
+    };
+    for (let k = 0; k < 300; k += 1) {
+      const lines: string[] = [];
+      let chars = 0;
+      while (chars < 70 * 1024) {
+        // Mostly plain journal lines, as an excerpt is, with the pieces scattered in.
+        const line = next() % 4 === 0 ? pieces[next() % pieces.length]! : pieces[next() % 2]!;
+        lines.push(line);
+        chars += line.length + 1;
+      }
+      const text = lines.join("\n");
+      const windows = new Redactor({ obfuscate: false });
+      const whole = new Redactor({ obfuscate: false, lineWindows: false });
+      expect(windows.text(text, "f")).toBe(whole.text(text, "f"));
+      // The same counts (met in another order: window by window instead of rule by rule).
+      const byRule = (r: Redactor) => r.countsFor("f").sort((x, y) => (x.rule < y.rule ? -1 : 1));
+      expect(byRule(windows)).toEqual(byRule(whole));
+    }
+  });
+
   it("has a prefilter word in every name a rule looks for", () => {
     // Every spelling of an alternation of names: `a[_-]?b` and `(?:x-)?y` spelled each way.
     const spellings = (alternation: string): string[] => {

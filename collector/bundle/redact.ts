@@ -150,16 +150,47 @@ const HEADER_SEGMENT = /(?:^|\.)"?(?:headers?|http_headers)"?$/i;
 const INLINE_HEADERS = /^(\s*"?(?:headers?|http_headers)"?\s*=\s*)\{(.*)\}(\s*(#.*)?)$/i;
 const KEY_VALUE = /^(\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=\s*)(.*)$/;
 
+/**
+ * Where a window that starts on the line of `from` ends: the end of the WINDOW_LINES_AFTER-th
+ * line after it that holds more than white space (lines of white space only between them are
+ * in), or the end of the text.
+ */
+function windowEnd(text: string, from: number): number {
+  let end = text.indexOf("\n", from);
+  for (let left = WINDOW_LINES_AFTER; left > 0 && end >= 0; ) {
+    const next = text.indexOf("\n", end + 1);
+    const line = text.slice(end + 1, next < 0 ? text.length : next);
+    if (/\S/.test(line)) left -= 1;
+    end = next;
+  }
+  return end < 0 ? text.length : end;
+}
+
+/** ANY_RULE, for finding every place a rule could match. */
+const ANY_RULE_ALL = new RegExp(ANY_RULE.source, "gi");
+/** Texts shorter than this are masked whole: windows pay off on logs of many lines. */
+const WINDOWS_FROM_CHARS = 64 * 1024;
+/**
+ * Lines after a line with a rule's word that a match starting on it can reach: `\s*` after a
+ * name or a separator crosses line ends, and an authorization header's value may be two tokens
+ * (`Bearer abc`), so a match ends at the latest on the second line after its own that holds
+ * something besides white space; one more for good measure.
+ */
+const WINDOW_LINES_AFTER = 3;
+
 export class Redactor {
   readonly obfuscate: boolean;
+  /** False: every text is masked whole (the reference the line windows are tested against). */
+  readonly #windows: boolean;
   /** Per bundle path: rule -> count, in the order first met. */
   readonly #counts = new Map<string, Map<RuleName, number>>();
   readonly #hosts = new Map<string, string>();
   readonly #ips = new Map<string, string>();
   #knownNames: RegExp | undefined;
 
-  constructor(options: { obfuscate: boolean; hostNames?: string[] }) {
+  constructor(options: { obfuscate: boolean; hostNames?: string[]; lineWindows?: boolean }) {
     this.obfuscate = options.obfuscate;
+    this.#windows = options.lineWindows ?? true;
     if (options.obfuscate) this.addHostNames(options.hostNames ?? []);
   }
 
@@ -190,9 +221,48 @@ export class Redactor {
   /** Masks (and obfuscates) a text item: config files, logs, command output. */
   text(text: string, file: string): string {
     if (!ANY_RULE.test(text)) return this.obfuscate ? this.#obfuscateText(text, file) : text;
+    const out = this.#maskedInWindows(text, file) ?? this.#masked(text, file);
+    return this.obfuscate ? this.#obfuscateText(out, file) : out;
+  }
+
+  #masked(text: string, file: string): string {
     let out = this.#headerTables(text, file);
     for (const rule of TEXT_RULES) out = this.#apply(rule, out, file);
-    return this.obfuscate ? this.#obfuscateText(out, file) : out;
+    return out;
+  }
+
+  /**
+   * A long text masked where a rule can match only: the lines that hold one of ANY_RULE's words,
+   * each with the lines after it a match can reach (WINDOW_LINES_AFTER), the rest left as it is.
+   * A journal excerpt of megabytes has a few such lines, and one search for the words replaces
+   * each rule's pass over the whole text. The same as masking the whole text: every rule's match
+   * begins on the line of its word (a name, a scheme, "://") and ends within the window, a match
+   * never changes anything outside its own, and what a rule writes brings in no word. Not for a
+   * text where a rule spans any number of lines (a PEM block) or looks at the lines above (header
+   * tables): undefined, and it is masked whole.
+   */
+  #maskedInWindows(text: string, file: string): string | undefined {
+    if (!this.#windows || text.length < WINDOWS_FROM_CHARS) return undefined;
+    if (text.includes("-----BEGIN ") || /header/i.test(text)) return undefined;
+    const windows: [number, number][] = [];
+    ANY_RULE_ALL.lastIndex = 0;
+    for (let hit = ANY_RULE_ALL.exec(text); hit !== null; hit = ANY_RULE_ALL.exec(text)) {
+      const start = text.lastIndexOf("\n", hit.index) + 1;
+      const end = windowEnd(text, hit.index);
+      const last = windows.at(-1);
+      if (last && start <= last[1] + 1) last[1] = Math.max(last[1], end);
+      else windows.push([start, end]);
+      // On to the next line: another word there may need a window reaching further.
+      const lineEnd = text.indexOf("\n", hit.index);
+      ANY_RULE_ALL.lastIndex = lineEnd < 0 ? text.length : lineEnd;
+    }
+    let out = "";
+    let at = 0;
+    for (const [start, end] of windows) {
+      out += text.slice(at, start) + this.#masked(text.slice(start, end), file);
+      at = end;
+    }
+    return out + text.slice(at);
   }
 
   /**
