@@ -781,6 +781,30 @@ describe.skipIf(!ready)("journal reader", () => {
     expect(entries).toHaveLength(5880 + 600);
   });
 
+  it("gives each short value as it is, however often values repeat and even when two hash alike", async () => {
+    // "Aa" and "BB" hash alike (the reader remembers short values by a hash of their bytes).
+    const values = ["Aa", "BB", "Aa", "BB", "\u00e9t\u00e9", "BB", "Aa", "Ab"];
+    const file = path.join(scratch, "short-values", "system.journal");
+    await writeJournal(
+      file,
+      map(range(0, 400), (i) =>
+        entryAt(i, [
+          ["NOTE", values[i % values.length]!],
+          ["MESSAGE", `m ${i}`],
+        ]),
+      ),
+    );
+    for (const backend of BACKENDS) {
+      const { entries } = await collect(
+        { source: { files: [file] }, fields: ["NOTE"], limits: ALL },
+        backend,
+      );
+      expect(entries.map((e) => e.fields.NOTE)).toEqual(
+        [...range(0, 400)].map((i) => values[i % values.length]),
+      );
+    }
+  });
+
   it("lists journal files by libsystemd's rule (sd_journal_open_directory, journalctl --directory)", async () => {
     const warnings: string[] = [];
     const files = await listJournalFiles([dirs.machine], (w) => warnings.push(w));

@@ -188,6 +188,44 @@ interface FieldName {
   bytes: Uint8Array;
   next: FieldName | undefined;
   seenIn: number;
+  /** Short values of this field met before, decoded: by a hash of their bytes (shortValue). */
+  values: Map<number, ShortValue>;
+}
+
+/** A short value's bytes and its text. */
+interface ShortValue {
+  bytes: Uint8Array;
+  text: string;
+}
+/**
+ * Values up to this many bytes are looked up among those met before instead of decoded: most
+ * fields of a node's entries (_HOSTNAME, _SYSTEMD_UNIT, _PID, _COMM, SYSLOG_IDENTIFIER,
+ * _TRANSPORT...) repeat a few values over and over, and comparing a few bytes costs less than a
+ * new string each time and the collections of them.
+ */
+const SHORT_VALUE_BYTES = 64;
+/** Distinct short values remembered per field (a field of unique values fills it and stops). */
+const MAX_SHORT_VALUES = 256;
+
+/**
+ * The text of the short, valid UTF-8 value buf[from, to), from the field's values met before or
+ * decoded and remembered; undefined when the bytes are not UTF-8 (decodeValue then decides).
+ */
+function shortValue(field: FieldName, buf: Buffer, from: number, to: number): string | undefined {
+  let hash = to - from;
+  for (let i = from; i < to; i += 1) hash = (Math.imul(hash, 31) + buf[i]!) | 0;
+  const known = field.values.get(hash);
+  if (known !== undefined && known.bytes.length === to - from) {
+    const bytes = known.bytes;
+    let i = 0;
+    while (i < bytes.length && bytes[i] === buf[from + i]) i += 1;
+    if (i === bytes.length) return known.text;
+  }
+  const text = (buf as unknown as FastSlices).utf8Slice(from, to);
+  if (text.includes("\uFFFD")) return undefined;
+  if (known === undefined && field.values.size < MAX_SHORT_VALUES)
+    field.values.set(hash, { bytes: Uint8Array.from(buf.subarray(from, to)), text });
+  return text;
 }
 const names = new Map<number, FieldName>();
 const MAX_NAMES = 4096;
@@ -207,6 +245,7 @@ function internName(buf: Buffer, start: number, end: number, hash: number): Fiel
     bytes: Uint8Array.from(buf.subarray(start, end)),
     next: first,
     seenIn: 0,
+    values: new Map(),
   };
   if (names.size < MAX_NAMES) names.set(hash, entry);
   else entry.seenIn = -1; // a one-off, not remembered: repeats are found in the entry's object
@@ -580,10 +619,14 @@ function readFields(reader: Reader): EntryFields | null {
     let value: string | Buffer;
     let valueBytes = valueLength;
     if (valueLength <= max) {
-      value = (buf as unknown as FastSlices).utf8Slice(eq + 1, end);
-      if (value.includes("\uFFFD")) {
-        value = decodeValue(buf, eq + 1, end, valueLength, max, info);
-        valueBytes = info.bytes;
+      const short = valueLength <= SHORT_VALUE_BYTES ? shortValue(field, buf, eq + 1, end) : undefined;
+      if (short !== undefined) value = short;
+      else {
+        value = (buf as unknown as FastSlices).utf8Slice(eq + 1, end);
+        if (value.includes("\uFFFD")) {
+          value = decodeValue(buf, eq + 1, end, valueLength, max, info);
+          valueBytes = info.bytes;
+        }
       }
     } else {
       value = decodeValue(buf, eq + 1, eq + 1 + max, valueLength, max, info);
