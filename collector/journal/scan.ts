@@ -18,6 +18,8 @@ import type { MatchTerm } from "./session.js";
 export class FilterScan {
   /** "FIELD=value" as latin1 text (one character per byte) -> its bit. */
   readonly #bits = new Map<string, number>();
+  /** FIELD -> value (as text) -> its bit. */
+  readonly #byField = new Map<string, Map<string, number>>();
   /** Per filter, per field, the bits of that field's values. */
   readonly #filters: number[][];
   /** The longest "FIELD=value" in bytes: a longer field is none of them. */
@@ -50,6 +52,9 @@ export class FilterScan {
           if (bit === undefined) {
             bit = 1 << this.#bits.size;
             this.#bits.set(text, bit);
+            const values = this.#byField.get(field) ?? new Map<string, number>();
+            values.set(value, bit);
+            this.#byField.set(field, values);
           }
           group |= bit;
         }
@@ -82,6 +87,14 @@ export class FilterScan {
         (buf as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end),
       ) ?? 0
     );
+  }
+
+  /**
+   * The bit of a field whose value decoded as valid UTF-8 to `text`: the same as bitOf gives for
+   * its bytes (valid UTF-8 decodes to one text only), without making a string of them.
+   */
+  bitFor(field: string, text: string): number {
+    return this.#byField.get(field)?.get(text) ?? 0;
   }
 
   /** Whether an entry with these bits passes the filters (OR of filters, AND of their fields). */

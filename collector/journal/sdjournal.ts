@@ -610,7 +610,10 @@ function readFields(reader: Reader): EntryFields | null {
     if (wantedHashes !== null && !wantedHashes.has(hash)) continue;
     const field = internName(buf, start, eq, hash);
     // Every occurrence of a field the filters look at counts, as with libsystemd's matches.
-    if (scan !== null && scan.fields.has(field.name)) reader.bits |= scan.bitOf(buf, start, end);
+    if (scan !== null && scan.fields.has(field.name)) {
+      const short = end - eq - 1 <= SHORT_VALUE_BYTES ? shortValue(field, buf, eq + 1, end) : undefined;
+      reader.bits |= short !== undefined ? scan.bitFor(field.name, short) : scan.bitOf(buf, start, end);
+    }
     if (wanted !== null && !wanted.has(field.name)) continue;
     // A repeated field keeps its first value.
     if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;
