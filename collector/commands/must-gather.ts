@@ -6,6 +6,7 @@ import {
   type ArchiveEntry,
   archiveBound,
   availableBytes,
+  gzipMember,
   OutOfSpaceError,
   spaceMargin,
   type WriteOptions,
@@ -135,6 +136,9 @@ function utcStamp(date: Date): string {
 function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
 }
+
+/** Entries from this size on are compressed as soon as their bytes are final (compressAhead). */
+const COMPRESS_AHEAD_BYTES = 64 * KiB;
 
 /** A Buffer over the same memory (a Uint8Array that came from another thread). */
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -461,6 +465,15 @@ async function assemble(
   const safeNode = redactor.name(node).replace(/[^A-Za-z0-9._-]/g, "_") || "unknown";
   const top = `${TOOL_NAME}-${safeNode}-${utcStamp(started)}`;
 
+  // Entries compressed (and hashed) before the archive is written: the journal excerpts by the
+  // journal worker, and each large entry in the thread pool from the moment its bytes are final,
+  // while this thread masks and renders the rest.
+  const ahead = new Map<Buffer, { sha256?: string; gzip: Promise<Buffer | undefined> }>();
+  const compressAhead = (data: Buffer | null) => {
+    if (data && data.length >= COMPRESS_AHEAD_BYTES && !ahead.has(data))
+      ahead.set(data, { gzip: gzipMember(data).catch(() => undefined) });
+  };
+
   // Generated entries, masked from their data (so the HTML is rendered from masked data).
   type Prepared = { item: ManifestItem; data: Buffer | null; priority: number };
   const prepared: Prepared[] = [];
@@ -469,6 +482,7 @@ async function assemble(
     data: Buffer | null,
     priority: number,
   ) => {
+    compressAhead(data);
     prepared.push({
       item: { ...item, bytes: 0, sha256: null, redactions: item.path ? redactor.countsFor(item.path) : [] },
       data,
@@ -533,7 +547,6 @@ async function assemble(
   }
 
   // Raw items in bundle order, masked in that order (obfuscation tokens are numbered as met).
-  const ahead = new Map<Buffer, { sha256: string; gzip: Promise<Buffer | undefined> }>();
   const raw = gatherer.items
     .filter((i) => i.path !== "snapshot.json")
     .sort(
@@ -594,6 +607,7 @@ async function assemble(
       entry.status = "skipped";
       entry.error = "two items for one bundle path";
     }
+    compressAhead(data);
     prepared.push({ item: entry, data, priority: 3 });
   }
 
