@@ -60,6 +60,10 @@ if (ahead) {
 const { jobs, window, mask } = ahead
   ? ((await nextMessage()) as { job: WorkerJob }).job
   : (workerData as WorkerJob);
+// What masking and compressing take, loading between the pass's batches of entries.
+const maskingModules = mask ? Promise.all([import("./redact.js"), import("./archive.js")]) : undefined;
+// Awaited after the pass: should it fail, the worker fails, and the excerpts are masked by the caller.
+maskingModules?.catch(() => undefined);
 const shared = window ? await readWindow(window, undefined, packsFor(window)) : undefined;
 
 /**
@@ -78,9 +82,8 @@ for (const [name, job] of jobs) {
   parentPort?.postMessage({ name, excerpt });
   read.push([name, excerpt]);
 }
-if (mask) {
-  const { Redactor } = await import("./redact.js");
-  const { gzipMember } = await import("./archive.js");
+if (maskingModules) {
+  const [{ Redactor }, { gzipMember }] = await maskingModules;
   const compressing: Promise<void>[] = [];
   for (const [name, excerpt] of read) {
     let masked: MaskedExcerpt | null = null;
