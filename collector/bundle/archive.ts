@@ -33,8 +33,13 @@ const BLOCK = 512;
  * 2.22 MB in 165 ms at the default level 6 and 2.48 MB in 85 ms at level 1 (medians of 9). The
  * writing waits for the compression, so the 80 ms are the run's; 8% more bytes are far below the
  * 20 MB cap.
+ *
+ * With a 16 KiB window and zlib's largest hash table (memLevel 9) instead of 32 KiB and the
+ * default: the same size (2.382 against 2.388 MB for the bench's bundle, entry by entry) in 47
+ * instead of 58 ms (best of 7): the matches in logs and JSON are near, and the smaller window
+ * and table stay in the cache. Any gzip reader reads it (the window only bounds back-references).
  */
-const GZIP_LEVEL = 3;
+const GZIP = { level: 3, memLevel: 9, windowBits: 14 };
 
 /**
  * The tar is compressed in slices of this size, each its own gzip member, several at once in
@@ -53,7 +58,7 @@ const gzipAsync = promisify(gzip);
  * compressed while the main thread still lays the bundle out, instead of once it writes it.
  */
 export function gzipMember(data: Uint8Array): Promise<Buffer> {
-  return gzipAsync(data, { level: GZIP_LEVEL });
+  return gzipAsync(data, GZIP);
 }
 
 /**
@@ -78,7 +83,7 @@ class SlicedGzip extends Transform {
     if (member) {
       if (this.#heldBytes > 0) this.#start(this.#take(this.#heldBytes));
       this.#members += 1;
-      const running = member.then((m) => m ?? gzipAsync(chunk, { level: GZIP_LEVEL }));
+      const running = member.then((m) => m ?? gzipAsync(chunk, GZIP));
       running.catch(() => {}); // as in #start
       this.#running.push(running);
     } else {
@@ -103,7 +108,7 @@ class SlicedGzip extends Transform {
 
   #start(slice: Buffer): void {
     this.#members += 1;
-    const member = gzipAsync(slice, { level: GZIP_LEVEL });
+    const member = gzipAsync(slice, GZIP);
     member.catch(() => {}); // awaited in #drain; not unhandled should the stream be torn down first
     this.#running.push(member);
   }
