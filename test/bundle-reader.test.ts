@@ -8,7 +8,8 @@ import { createGunzip, createGzip, gzipSync, inflateRawSync } from "node:zlib";
 import { execa } from "execa";
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gzipMember, writeArchiveToFile } from "../collector/bundle/archive.js";
+import { writeArchiveToFile } from "../collector/bundle/archive.js";
+import { gzipMember } from "../collector/bundle/gzip.js";
 import { readBundle } from "../collector/bundle/reader.js";
 import { requireParts } from "./support/requirements.js";
 import {

@@ -4,9 +4,8 @@ import { open, rename, rm, statfs } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { promisify } from "node:util";
-import { gzip } from "node:zlib";
 import tar from "tar-stream";
+import { gzipMember } from "./gzip.js";
 
 /**
  * Writes a bundle: a gzip-compressed tar of regular files under one top directory, in the order
@@ -27,19 +26,6 @@ export interface ArchiveEntry {
 }
 
 const BLOCK = 512;
-/**
- * zlib's fastest strategy (levels 1-3 skip lazy matching) with level 3's longer match chains: on
- * the bench's bundle (15.5 MB of tar: journal text, JSON, configuration) 2.39 MB in 85 ms, against
- * 2.22 MB in 165 ms at the default level 6 and 2.48 MB in 85 ms at level 1 (medians of 9). The
- * writing waits for the compression, so the 80 ms are the run's; 8% more bytes are far below the
- * 20 MB cap.
- *
- * With a 16 KiB window and zlib's largest hash table (memLevel 9) instead of 32 KiB and the
- * default: the same size (2.382 against 2.388 MB for the bench's bundle, entry by entry) in 47
- * instead of 58 ms (best of 7): the matches in logs and JSON are near, and the smaller window
- * and table stay in the cache. Any gzip reader reads it (the window only bounds back-references).
- */
-const GZIP = { level: 3, memLevel: 9, windowBits: 14 };
 
 /**
  * The tar is compressed in slices of this size, each its own gzip member, several at once in
@@ -50,16 +36,6 @@ const GZIP = { level: 3, memLevel: 9, windowBits: 14 };
 const SLICE_BYTES = 4 * 1024 * 1024;
 /** Slices being compressed at once: the thread pool's default size. */
 const SLICES_AT_ONCE = 4;
-const gzipAsync = promisify(gzip);
-
-/**
- * `data` as a gzip member the archive can hold as is (ArchiveEntry.gzip), compressed in the thread
- * pool: must-gather's journal worker has the journal excerpts (two thirds of the bench's bundle)
- * compressed while the main thread still lays the bundle out, instead of once it writes it.
- */
-export function gzipMember(data: Uint8Array): Promise<Buffer> {
-  return gzipAsync(data, GZIP);
-}
 
 /**
  * Gzip of its input as consecutive members compressed side by side, in order. A chunk that is
@@ -83,7 +59,7 @@ class SlicedGzip extends Transform {
     if (member) {
       if (this.#heldBytes > 0) this.#start(this.#take(this.#heldBytes));
       this.#members += 1;
-      const running = member.then((m) => m ?? gzipAsync(chunk, GZIP));
+      const running = member.then((m) => m ?? gzipMember(chunk));
       running.catch(() => {}); // as in #start
       this.#running.push(running);
     } else {
@@ -108,7 +84,7 @@ class SlicedGzip extends Transform {
 
   #start(slice: Buffer): void {
     this.#members += 1;
-    const member = gzipAsync(slice, GZIP);
+    const member = gzipMember(slice);
     member.catch(() => {}); // awaited in #drain; not unhandled should the stream be torn down first
     this.#running.push(member);
   }

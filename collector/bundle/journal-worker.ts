@@ -61,7 +61,7 @@ const { jobs, window, mask } = ahead
   ? ((await nextMessage()) as { job: WorkerJob }).job
   : (workerData as WorkerJob);
 // What masking and compressing take, loading between the pass's batches of entries.
-const maskingModules = mask ? Promise.all([import("./redact.js"), import("./archive.js")]) : undefined;
+const maskingModules = mask ? Promise.all([import("./redact.js"), import("./gzip.js")]) : undefined;
 // Awaited after the pass: should it fail, the worker fails, and the excerpts are masked by the caller.
 maskingModules?.catch(() => undefined);
 const shared = window ? await readWindow(window, undefined, packsFor(window)) : undefined;

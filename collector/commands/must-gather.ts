@@ -6,13 +6,13 @@ import {
   type ArchiveEntry,
   archiveBound,
   availableBytes,
-  gzipMember,
   OutOfSpaceError,
   spaceMargin,
   type WriteOptions,
   writeArchiveToFile,
   writeArchiveToStream,
 } from "../bundle/archive.js";
+import { gzipMember } from "../bundle/gzip.js";
 import { Gatherer, type Item, type StepListener, type StepRecord, safeEntryName } from "../bundle/items.js";
 import { type ExcerptJob, ExcerptPrefetch } from "../bundle/journal-excerpt.js";
 import { type RedactionCount, Redactor } from "../bundle/redact.js";
