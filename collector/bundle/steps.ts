@@ -1,6 +1,6 @@
 import { access, constants, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { readTail } from "../host/files.js";
+import { readTailBytes } from "../host/files.js";
 import { readFuseConnection } from "../host/fusectl.js";
 import type { Host } from "../host/host.js";
 import { isWithin, mayHang } from "../host/mountinfo.js";
@@ -13,7 +13,7 @@ import type { Snapshot } from "../snapshot.js";
 import { AUDIT_LOGS, auditLogTail } from "../sources/avc.js";
 import type { ConfigFileFact } from "../sources/config-files.js";
 import type { JournalFacts } from "../sources/journal.js";
-import { LOADER_ERROR } from "../sources/pod-logs.js";
+import { LOADER_ERROR, LOADER_ERROR_WORDS } from "../sources/pod-logs.js";
 import { factsOf } from "../sources/source.js";
 import { hostEntry, listFiles, type StepContext } from "./items.js";
 import { type ExcerptJob, type ExcerptPrefetch, type MaskedExcerpt, readExcerpt } from "./journal-excerpt.js";
@@ -791,10 +791,11 @@ export async function podLoaderErrors(inputs: StepInputs, context: StepContext):
       if (!isErrno(error, "ENOENT")) out.push(`# ${file}: ${describeError(error)}`);
       continue;
     }
-    const read = await readTail(local, 1 * MiB);
+    const read = await readTailBytes(local, 1 * MiB);
     if (!read) continue;
-    // Only files the pod-logs source found loader errors in are read: no prefilter would save a split.
-    for (const line of read.text.split("\n")) if (LOADER_ERROR.test(line)) out.push(`${file}: ${line}`);
+    // The lines with a word every loader error holds, decoded; then the patterns themselves.
+    for (const line of linesContaining(read.data, LOADER_ERROR_WORDS))
+      if (LOADER_ERROR.test(line)) out.push(`${file}: ${line}`);
   }
   item.ok(out.text(), { truncated: out.dropped > 0 });
 }
