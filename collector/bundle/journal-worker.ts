@@ -97,11 +97,15 @@ if (maskingModules) {
       };
       // Compressed in the thread pool while the next is masked and the main thread lays the
       // bundle out, on whichever core is free.
+      // Failing, it sends none: the archive compresses the bytes itself.
       compressing.push(
-        gzipMember(bytes).then((gzip) => {
-          const whole = gzip.byteOffset === 0 && gzip.byteLength === gzip.buffer.byteLength;
-          parentPort?.postMessage({ name, gzip }, whole ? [gzip.buffer as ArrayBuffer] : []);
-        }),
+        gzipMember(bytes).then(
+          (gzip) => {
+            const whole = gzip.byteOffset === 0 && gzip.byteLength === gzip.buffer.byteLength;
+            parentPort?.postMessage({ name, gzip }, whole ? [gzip.buffer as ArrayBuffer] : []);
+          },
+          () => undefined,
+        ),
       );
     }
     parentPort?.postMessage({ name, masked }); // a copy: the bytes are being compressed
