@@ -14,7 +14,7 @@ import {
   startTicks,
 } from "../collector/sources/crio-inspect.js";
 import type { StorageConfigFacts } from "../collector/sources/storage-config.js";
-import { startFakeCrio } from "./support/fake-crio.js";
+import { passOn, startFakeCrio } from "./support/fake-crio.js";
 import { collectTree, GRAPHROOT, HostTree } from "./support/scenarios.js";
 
 /**
@@ -497,13 +497,7 @@ async function crioWithInfo(tree: HostTree, info: (response: net.Socket) => void
         return;
       }
       connection.pause();
-      const upstream = net.connect(inner, () => {
-        upstream.write(first);
-        connection.pipe(upstream).pipe(connection);
-        connection.resume();
-      });
-      upstream.on("error", () => connection.destroy());
-      connection.on("error", () => upstream.destroy());
+      passOn(connection, first, inner);
     });
   });
   await new Promise<void>((resolve) => front.listen(tree.local(SOCKET), resolve));

@@ -21,6 +21,20 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
+/**
+ * Passes a paused connection whose first bytes were already read on to the unix socket
+ * `socketPath`, both ways, from those bytes on.
+ */
+export function passOn(connection: net.Socket, first: Buffer, socketPath: string): void {
+  const upstream = net.connect(socketPath, () => {
+    upstream.write(first);
+    connection.pipe(upstream).pipe(connection);
+    connection.resume();
+  });
+  upstream.on("error", () => connection.destroy());
+  connection.on("error", () => upstream.destroy());
+}
+
 export interface CrioStorage {
   graphroot: string;
   imagestore?: string;
@@ -108,13 +122,7 @@ export async function startFakeCrio(
     connection.once("data", (first) => {
       connection.pause();
       if (first.toString("latin1").startsWith("PRI * HTTP/2.0")) {
-        const upstream = net.connect(grpcSocket, () => {
-          upstream.write(first);
-          connection.pipe(upstream).pipe(connection);
-          connection.resume();
-        });
-        upstream.on("error", () => connection.destroy());
-        connection.on("error", () => upstream.destroy());
+        passOn(connection, first, grpcSocket);
       } else {
         connection.unshift(first);
         info.emit("connection", connection);
