@@ -764,6 +764,18 @@ describe.skipIf(!ready)("journal reader", () => {
         "libsystemd",
       ],
       [{ source: mixed, filters: crio, limits: ALL }, "libsystemd"],
+      // More distinct values than a scan has bits (31): libsystemd's matches.
+      [
+        {
+          source: mixed,
+          filtersMatch: "most",
+          filters: [
+            { _SYSTEMD_UNIT: ["crio.service", ...[...range(0, 40)].map((i) => `unit-${i}.service`)] },
+          ],
+          limits: ALL,
+        },
+        "libsystemd",
+      ],
     ];
     for (const [query, how] of cases) {
       const before = { ...filterScans };
