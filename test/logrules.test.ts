@@ -589,7 +589,7 @@ describe("linesContaining", () => {
   };
 
   it("gives the lines split-and-filter gives, in order, each once", () => {
-    const pieces = ["a", "b", "\n", "ab", "AVC", "avc:", "\n\n", "x"];
+    const pieces = ["a", "b", "\n", "ab", "AVC", "avc:", "\n\n", "x", "\u00e9", "\u00e9\n"];
     let seed = 7;
     const next = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -611,7 +611,7 @@ describe("linesContaining", () => {
   it("gives the same lines from the UTF-8 bytes, bad bytes and all, as from the decoded text", () => {
     // UTF-8 text, and bytes that are not UTF-8 on their own (a stray byte, cut sequences).
     const pieces = [
-      ...["a", "avc:", "\n", "AVC", "\u00e9", "\n\n", " x"].map((t) => Buffer.from(t)),
+      ...["a", "avc:", "\n", "AVC", "\u00e9", "\u00e9\n", "\n\n", " x"].map((t) => Buffer.from(t)),
       Buffer.from([0xff]),
       Buffer.from([0xc3]),
       Buffer.from([0xe2, 0x82]),
@@ -627,9 +627,10 @@ describe("linesContaining", () => {
       for (let i = (next() >> 16) % 16; i > 0; i -= 1) parts.push(pieces[(next() >> 16) % pieces.length]!);
       const bytes = Buffer.concat(parts);
       for (const skipFirst of [false, true])
-        expect(linesContaining(bytes, ["AVC", "avc:"], skipFirst), bytes.toString("hex")).toEqual(
-          split(bytes.toString("utf8"), ["AVC", "avc:"], skipFirst),
-        );
+        for (const needles of [["AVC", "avc:"], ["\u00e9"]])
+          expect(linesContaining(bytes, needles, skipFirst), bytes.toString("hex")).toEqual(
+            split(bytes.toString("utf8"), needles, skipFirst),
+          );
     }
   });
 

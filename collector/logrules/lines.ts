@@ -19,11 +19,13 @@ export function linesContaining(
   for (const needle of needles) {
     if (needle === "" || needle.includes("\n"))
       throw new TypeError("linesContaining: a needle is a non-empty text within a line");
+    // The needle's length where it is searched: characters in a text, bytes in a Buffer.
+    const length = typeof text === "string" ? needle.length : Buffer.byteLength(needle);
     let at = text.indexOf(needle);
     while (at >= 0) {
       // (Buffer.lastIndexOf takes a negative offset from the end.)
       const start = at === 0 ? 0 : text.lastIndexOf("\n", at - 1) + 1;
-      let end = text.indexOf("\n", at + Buffer.byteLength(needle));
+      let end = text.indexOf("\n", at + length);
       if (end < 0) end = text.length;
       if (!ends.has(start)) {
         ends.set(start, end);
