@@ -212,6 +212,7 @@ const MAX_SHORT_VALUES = 256;
  * decoded and remembered; undefined when the bytes are not UTF-8 (decodeValue then decides).
  */
 function shortValue(field: FieldName, buf: Buffer, from: number, to: number): string | undefined {
+  if (field.seenIn < 0) return undefined; // a one-off name (see internName): nothing to remember
   let hash = to - from;
   for (let i = from; i < to; i += 1) hash = (Math.imul(hash, 31) + buf[i]!) | 0;
   const known = field.values.get(hash);
@@ -492,10 +493,12 @@ function deliverBatch(reader: Reader, count: number): "more" | "count" | "end" {
     const { scan } = reader;
     if (scan !== null && (scan.sparse || session.full)) {
       // From here on libsystemd picks the entries (and the rest are only counted, when full).
+      // An entry whose cursor cannot be read is tested here as before, and the next one tries.
       const standing = giveFiltersToLibsystemd(reader);
-      if (standing === null) session.unreadable += 1;
-      else reader.pending = standing;
-      continue;
+      if (standing !== null) {
+        reader.pending = standing;
+        continue;
+      }
     }
     if (scan === null) {
       session.seen += 1;
@@ -609,20 +612,24 @@ function readFields(reader: Reader): EntryFields | null {
     // A name whose hash no wanted name has is not wanted: skipped without being looked up.
     if (wantedHashes !== null && !wantedHashes.has(hash)) continue;
     const field = internName(buf, start, eq, hash);
+    const filtered = scan !== null && scan.fields.has(field.name);
+    const delivered = wanted === null || wanted.has(field.name);
+    if (!filtered && !delivered) continue;
+    const valueLength = end - eq - 1;
+    // A short value is looked up once, for the filters and the entry alike (only when the whole
+    // field lies in what memory.at was asked to cover).
+    const short =
+      valueLength <= SHORT_VALUE_BYTES && length <= readCap ? shortValue(field, buf, eq + 1, end) : undefined;
     // Every occurrence of a field the filters look at counts, as with libsystemd's matches.
-    if (scan !== null && scan.fields.has(field.name)) {
-      const short = end - eq - 1 <= SHORT_VALUE_BYTES ? shortValue(field, buf, eq + 1, end) : undefined;
+    if (filtered)
       reader.bits |= short !== undefined ? scan.bitFor(field.name, short) : scan.bitOf(buf, start, end);
-    }
-    if (wanted !== null && !wanted.has(field.name)) continue;
+    if (!delivered) continue;
     // A repeated field keeps its first value.
     if (field.seenIn === serial || (field.seenIn < 0 && fields[field.name] !== undefined)) continue;
     if (field.seenIn >= 0) field.seenIn = serial;
-    const valueLength = end - eq - 1;
     let value: string | Buffer;
     let valueBytes = valueLength;
     if (valueLength <= max) {
-      const short = valueLength <= SHORT_VALUE_BYTES ? shortValue(field, buf, eq + 1, end) : undefined;
       if (short !== undefined) value = short;
       else {
         value = (buf as unknown as FastSlices).utf8Slice(eq + 1, end);
