@@ -186,6 +186,8 @@ check_always = true
       "Authorization:\n\n  Bearer\n \t \n  abc.def.ghi",
       "Negotiate\n   \n c3VwZXJzZWNyZXQ=",
       "Proxy-Authorization:\n\n  Digest\n  abc.def",
+      "Authorization\n=\n[\nDigest\nhunter2xyz",
+      "x-api-key\n:\n \n[\n  Digest\n\tc3VwZXJzZWNyZXQ",
       "X-Registry-Auth = [",
       'msg="retrying with Bearer s3cr3t-t0ken-value"',
       "proxy https://bob:pa55@mirror.example.org:5000/v2 and http://plain.example.org/",

@@ -171,12 +171,13 @@ const ANY_RULE_ALL = new RegExp(ANY_RULE.source, "gi");
 /** Texts shorter than this are masked whole: windows pay off on logs of many lines. */
 const WINDOWS_FROM_CHARS = 64 * 1024;
 /**
- * Lines after a line with a rule's word that a match starting on it can reach: `\s*` after a
- * name or a separator crosses line ends, and an authorization header's value may be two tokens
- * (`Bearer abc`), so a match ends at the latest on the second line after its own that holds
- * something besides white space; one more for good measure.
+ * Lines after a line with a rule's word that a match starting on it can reach: `\s*` crosses
+ * line ends, and the authorization-header rule has four places it may: before the separator,
+ * before an opening "[", before a scheme, and (`\s+`) between scheme and value. A scheme such as
+ * Digest holds no word of its own, so `Authorization` / `=` / `[` / `Digest` / value, one per
+ * line, ends on the fourth line after the name's that holds more than white space.
  */
-const WINDOW_LINES_AFTER = 3;
+const WINDOW_LINES_AFTER = 4;
 
 export class Redactor {
   readonly obfuscate: boolean;
