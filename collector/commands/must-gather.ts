@@ -674,7 +674,10 @@ async function assemble(
   const generatedOrder = ["snapshot.json", "findings.json", "report.html"];
   for (const name of generatedOrder) {
     const p = prepared.find((x) => x.item.path === name && admitted.has(x));
-    if (p) entries.push({ name, data: p.data! });
+    if (p) {
+      const gzip = ahead.get(p.data!)?.gzip;
+      entries.push({ name, data: p.data!, ...(gzip ? { gzip } : {}) });
+    }
   }
   const rest = [...admitted]
     .filter((p) => !generatedOrder.includes(p.item.path!))
